@@ -1,0 +1,79 @@
+"""The `kbuild` command: a thin Typer shell that parses arguments, calls kbuild, and prints results.
+
+Each command group lives in its own module here and is registered below. Known errors
+(KbuildError) are printed as one clean message with their exit code; anything unexpected
+is written with its traceback to a debug log, and the user is told where.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from kbuild import __version__
+from kbuild.cli import inventory_cmd
+from kbuild.errors import ExitCode, KbuildError
+
+app = typer.Typer(
+    name="kbuild",
+    help="Declarative, idempotent Kubernetes clusters on your own Linux hosts, over SSH.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(inventory_cmd.app, name="inventory")
+# Command groups register here, one line each.
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kbuild {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
+    """Declarative, idempotent Kubernetes clusters on your own Linux hosts, over SSH."""
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI with `argv` and return the exit code, printing known errors as one clean message."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app(args=argv, prog_name="kbuild", standalone_mode=False)
+    except KbuildError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return int(exc.exit_code)
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: log it, no traceback on screen
+        if _is_usage_error(exc):
+            exc.show()  # type: ignore[attr-defined]
+            return int(ExitCode.BAD_INPUT)
+        log = Path(tempfile.gettempdir()) / "kbuild-crash.log"
+        log.write_text(traceback.format_exc())
+        err.print(f"error: internal error in kbuild ({exc!r}); the traceback is in {log}", markup=False)
+        return int(ExitCode.FAILED)
+    return 0
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    # Typer vendors click; its ClickException subclasses know how to print themselves.
+    return hasattr(exc, "show") and hasattr(exc, "exit_code") and type(exc).__module__.startswith("typer")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

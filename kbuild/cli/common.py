@@ -1,0 +1,31 @@
+"""Options and helpers shared by command groups: the inventory option, loading it, printing warnings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kbuild.inventory import Cluster, load_cluster
+
+InventoryOption = Annotated[
+    Path,
+    typer.Option("-i", "--inventory", help="Inventory file (kbuild YAML, or an Ansible INI/YAML inventory).",
+                 envvar="KBUILD_INVENTORY"),
+]
+StateDirOption = Annotated[
+    Optional[Path],
+    typer.Option("--state-dir", help="State directory (default: .kbuild/<cluster> next to the inventory).",
+                 envvar="KBUILD_STATE_DIR"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+
+
+def load(inventory: Path, state_dir: Optional[Path] = None) -> Cluster:
+    """Load and validate the inventory; warnings go to stderr, errors raise InventoryError (exit 2)."""
+    cluster = load_cluster(inventory, state_dir=state_dir)
+    for warning in cluster.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return cluster

@@ -1,0 +1,84 @@
+"""`kbuild inventory`: validate an inventory and show what it resolves to."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load
+from kbuild.inventory import Cluster
+
+app = typer.Typer(help="Validate inventories and show the resolved hosts and settings.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
+    """Validate the inventory and print the resolved hosts, roles and settings (defaults applied)."""
+    cluster = load(inventory, state_dir)
+    if as_json:
+        typer.echo(json.dumps(resolved(cluster), indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(f"inventory {cluster.inventory_path} is valid: cluster {cluster.name!r}, "
+                  f"{len(cluster.hosts)} hosts")
+    table = Table("host", "address", "roles", "ssh", "arch")
+    for host in cluster.hosts:
+        ssh = host.ssh
+        via = f" via {ssh.bastion.host}" if ssh.bastion else ""
+        table.add_row(host.name, str(host.address), ", ".join(host.role_names),
+                      f"{ssh.user}@{ssh.host}:{ssh.port}{' (sudo)' if ssh.become else ''}{via}", host.arch)
+    console.print(table)
+    settings = Table("setting", "value", show_header=False)
+    for key, value in _flatten(resolved(cluster)["cluster"]).items():
+        settings.add_row(key, str(value))
+    for key in ("state_dir", "known_hosts", "host_key_policy"):
+        settings.add_row(key, str(resolved(cluster)[key]))
+    console.print(settings)
+
+
+def resolved(cluster: Cluster) -> dict[str, Any]:
+    """The inventory after defaults, as plain JSON-able data."""
+    settings = cluster.settings.model_dump(mode="json")
+    settings["api_server_url"] = cluster.api_server_url
+    settings["kubernetes_service_ip"] = str(cluster.kubernetes_service_ip)
+    settings["cluster_dns"] = str(cluster.cluster_dns_ip)
+    return {
+        "cluster": settings,
+        "pki": cluster.pki.model_dump(mode="json"),
+        "etcd": cluster.etcd.model_dump(mode="json"),
+        "artifacts": cluster.artifacts.model_dump(mode="json"),
+        "state_dir": str(cluster.state_dir),
+        "known_hosts": str(cluster.known_hosts),
+        "host_key_policy": cluster.host_key_policy.value,
+        "hosts": [
+            {
+                "name": h.name,
+                "address": str(h.address),
+                "roles": h.role_names,
+                "arch": h.arch,
+                "ssh": {
+                    "host": h.ssh.host, "port": h.ssh.port, "user": h.ssh.user, "key_file": h.ssh.key_file,
+                    "become": h.ssh.become,
+                    "bastion": h.ssh.bastion.model_dump(mode="json") if h.ssh.bastion else None,
+                },
+                "labels": h.labels,
+                "taints": list(h.taints),
+            }
+            for h in cluster.hosts
+        ],
+        "warnings": list(cluster.warnings),
+    }
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

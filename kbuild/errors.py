@@ -1,0 +1,104 @@
+"""One exception tree for every error kbuild expects; the CLI turns each into a clean message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, documented in the README."""
+
+    OK = 0
+    FAILED = 1  # a step failed on a host, or a check found a problem
+    BAD_INPUT = 2  # inventory, arguments or local files are wrong
+    PREFLIGHT = 3  # hosts are reachable but not fit to run the cluster
+    UNREACHABLE = 4  # at least one host could not be reached
+    INTERRUPTED = 130
+
+
+class KbuildError(Exception):
+    """An error kbuild understands: printed as one message, never as a traceback."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class UsageError(KbuildError):
+    """Bad arguments, or a local file that cannot be used."""
+
+    exit_code = ExitCode.BAD_INPUT
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, located by a dotted key path."""
+
+    path: str
+    message: str
+    line: int | None = None
+    severity: str = "error"  # or "warning"
+
+    def render(self, file: str | None = None) -> str:
+        where = file or ""
+        if self.line is not None:
+            where = f"{where}:{self.line}" if where else f"line {self.line}"
+        location = f"{where}: " if where else ""
+        key = f"{self.path}: " if self.path else ""
+        return f"{location}{key}{self.message}"
+
+
+@dataclass
+class InventoryError(KbuildError):
+    """Every problem found in an inventory, reported together."""
+
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __post_init__(self) -> None:
+        errors = [p for p in self.problems if p.severity == "error"]
+        super().__init__(
+            f"{self.file}: {len(errors)} problem{'s' if len(errors) != 1 else ''} in the inventory"
+        )
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        errors = [p for p in self.problems if p.severity == "error"]
+        errors.sort(key=lambda p: (p.line is None, p.line or 0))
+        lines += [f"  {p.render(self.file)}" for p in errors]
+        return "\n".join(lines)
+
+
+class HostKeyError(KbuildError):
+    """The host presented a key that is not the one on record (or none is on record in strict mode)."""
+
+
+class UnreachableError(KbuildError):
+    """A host could not be reached over SSH after the allowed retries."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class RemoteCommandError(KbuildError):
+    """A command on a host exited non-zero where success was required."""
+
+    def __init__(self, host: str, command: str, rc: int, stdout: str, stderr: str, *, step: str = "") -> None:
+        detail = (stderr or stdout).strip()
+        if len(detail) > 2000:
+            detail = "…" + detail[-2000:]
+        what = f" during {step}" if step else ""
+        super().__init__(f"{host}: command failed{what} (exit {rc}): {detail or '(no output)'}")
+        self.host = host
+        self.command = command
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr

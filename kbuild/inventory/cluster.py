@@ -1,0 +1,151 @@
+"""The resolved cluster: validated inventory with every default applied, as the plays consume it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kbuild.inventory.model import (
+    ArtifactSettings,
+    Bastion,
+    ClusterSettings,
+    EtcdSettings,
+    HostKeyPolicy,
+    PKISettings,
+    Role,
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class HostSSH:
+    """Where and how to reach one host (per-host overrides already merged)."""
+
+    host: str
+    port: int
+    user: str
+    key_file: str | None
+    become: bool
+    bastion: Bastion | None
+    connect_timeout: float
+    retries: int
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: IPAddress
+    roles: frozenset[Role]
+    arch: str
+    ssh: HostSSH
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    taints: tuple[str, ...] = ()
+    extra_flags: dict[str, dict[str, str]] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_etcd(self) -> bool:
+        return Role.ETCD in self.roles
+
+    @property
+    def is_control_plane(self) -> bool:
+        return Role.CONTROL_PLANE in self.roles
+
+    @property
+    def is_worker(self) -> bool:
+        return Role.WORKER in self.roles
+
+    @property
+    def role_names(self) -> list[str]:
+        order = [Role.ETCD, Role.CONTROL_PLANE, Role.WORKER]
+        return [r.value for r in order if r in self.roles]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    settings: ClusterSettings
+    pki: PKISettings
+    etcd: EtcdSettings
+    artifacts: ArtifactSettings
+    hosts: tuple[Host, ...]
+    inventory_path: Path
+    state_dir: Path
+    host_key_policy: HostKeyPolicy
+    known_hosts: Path
+    warnings: tuple[str, ...] = ()
+
+    # -- host selections -------------------------------------------------
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    @property
+    def etcd_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.is_etcd]
+
+    @property
+    def control_plane_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.is_control_plane]
+
+    @property
+    def worker_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.is_worker]
+
+    # -- derived network facts --------------------------------------------
+    @property
+    def api_endpoint_host(self) -> str:
+        """The name or address clients use for the API: the inventory's endpoint or the first control plane."""
+        if self.settings.api_endpoint:
+            return split_host_port(self.settings.api_endpoint, self.settings.api_port)[0]
+        return str(self.control_plane_hosts[0].address)
+
+    @property
+    def api_endpoint_port(self) -> int:
+        if self.settings.api_endpoint:
+            return split_host_port(self.settings.api_endpoint, self.settings.api_port)[1]
+        return self.settings.api_port
+
+    @property
+    def api_server_url(self) -> str:
+        return f"https://{format_host(self.api_endpoint_host)}:{self.api_endpoint_port}"
+
+    @property
+    def kubernetes_service_ip(self) -> IPAddress:
+        """The first address of the service CIDR: the `kubernetes` Service, so a SAN of the apiserver cert."""
+        return self.settings.service_cidr.network_address + 1
+
+    @property
+    def cluster_dns_ip(self) -> IPAddress:
+        if self.settings.cluster_dns is not None:
+            return self.settings.cluster_dns
+        return self.settings.service_cidr.network_address + 10
+
+
+def format_host(host: str) -> str:
+    """Bracket an IPv6 literal for use in a URL."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def split_host_port(endpoint: str, default_port: int) -> tuple[str, int]:
+    """Split `host`, `host:port`, `[v6]` or `[v6]:port`; raises ValueError with a readable reason."""
+    endpoint = endpoint.strip()
+    if endpoint.startswith("["):
+        host, _, rest = endpoint[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{endpoint!r} is not host or host:port")
+        port_text = rest[1:] if rest else ""
+    elif endpoint.count(":") == 1:
+        host, port_text = endpoint.split(":")
+    else:
+        host, port_text = endpoint, ""
+    if not host:
+        raise ValueError(f"{endpoint!r} has no host")
+    if port_text:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"{endpoint!r} has a bad port {port_text!r}")
+        return host, int(port_text)
+    return host, default_port

@@ -1,0 +1,211 @@
+"""The inventory schema: what a user may write, with types and defaults (pydantic, unknown keys refused)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Role(str, Enum):
+    ETCD = "etcd"
+    CONTROL_PLANE = "control-plane"
+    WORKER = "worker"
+
+
+class HostKeyPolicy(str, Enum):
+    ACCEPT_NEW = "accept-new"  # record a host's key on first contact; refuse a changed one
+    STRICT = "strict"  # only keys already in known_hosts
+
+
+def _version(value: str) -> str:
+    match = VERSION.match(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a version like 1.33.5")
+    return ".".join(match.groups())
+
+
+Version = Annotated[str, Field(description="X.Y.Z (a leading v is accepted)")]
+
+
+class Bastion(Strict):
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = None
+    key_file: str | None = None
+
+
+class SSHSettings(Strict):
+    """How kbuild reaches hosts. Every field may be overridden per host."""
+
+    user: str = "root"
+    port: int = Field(22, ge=1, le=65535)
+    key_file: str | None = None  # else ssh-agent and ~/.ssh/id_* keys
+    become: bool = False  # run remote commands through `sudo -n` (a non-root user with sudo)
+    bastion: Bastion | None = None
+    host_key_policy: HostKeyPolicy = HostKeyPolicy.ACCEPT_NEW
+    known_hosts: str | None = None  # default: <state dir>/known_hosts
+    connect_timeout: float = Field(10.0, gt=0, le=600)
+    retries: int = Field(2, ge=0, le=10)
+
+
+class SSHOverrides(Strict):
+    """Per-host SSH settings; unset fields fall back to the inventory's `ssh` section."""
+
+    host: str | None = None  # connect here instead of `address` (NAT, port forwarding)
+    user: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    key_file: str | None = None
+    become: bool | None = None
+    bastion: Bastion | None = None
+    connect_timeout: float | None = Field(None, gt=0, le=600)
+    retries: int | None = Field(None, ge=0, le=10)
+
+
+class Versions(Strict):
+    kubernetes: str = "1.33.5"
+    etcd: str = "3.5.1"
+    containerd: str = "1.6.20"
+    runc: str = "1.1.5"
+    cni_plugins: str = "1.1.1"
+    crictl: str = "1.33.0"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _check(cls, value: object) -> str:
+        return _version(str(value))
+
+
+class PKISettings(Strict):
+    key_algorithm: Literal["rsa-2048", "rsa-4096", "ecdsa-p256"] = "rsa-2048"
+    ca_validity_days: int = Field(3650, ge=1, le=36500)
+    cert_validity_days: int = Field(365, ge=1, le=3650)
+    renew_before_days: int = Field(30, ge=0, le=3650)  # reissue leaves expiring within this window
+
+
+class EtcdBackupSettings(Strict):
+    enabled: bool = False
+    schedule: str = "daily"  # a systemd OnCalendar= expression
+    keep: int = Field(7, ge=1, le=1000)
+    dir: str = "/var/backups/etcd"
+
+
+class EtcdSettings(Strict):
+    data_dir: str = "/var/lib/etcd"
+    backup: EtcdBackupSettings = EtcdBackupSettings()
+
+
+class ArtifactSettings(Strict):
+    mirror: str | None = None  # base URL or local directory laid out like the official sites
+    transfer: Literal["push", "pull"] = "push"
+    cache_dir: str | None = None  # default: ~/.cache/kbuild/artifacts
+    checksums: dict[str, str] = {}  # pin: file name or URL -> sha256
+
+
+class ClusterSettings(Strict):
+    name: str
+    versions: Versions = Versions()
+    pod_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.ip_network("10.200.0.0/16")
+    node_cidr_mask_size: int = Field(24, ge=8, le=30)
+    service_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.ip_network("10.32.0.0/24")
+    cluster_domain: str = "cluster.local"
+    cluster_dns: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None  # default: 10th service IP
+    api_endpoint: str | None = None  # host or host:port of a load balancer / VIP; default: first control plane
+    api_port: int = Field(6443, ge=1, le=65535)
+    extra_sans: list[str] = []
+    proxy_mode: Literal["iptables", "nftables", "ipvs"] = "iptables"
+    node_monitor_period: str = "5s"
+    node_monitor_grace_period: str = "40s"
+    fail_swap_on: bool = True  # false: kubelet tolerates swap (NodeSwap)
+    encryption_at_rest: bool = True
+    templates_dir: str | None = None  # user templates overriding the shipped ones, same names
+    extra_flags: dict[str, dict[str, str]] = {}  # component -> flag -> value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-', at most 63)")
+        return value
+
+    @field_validator("cluster_domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if not DNS_NAME.match(value):
+            raise ValueError(f"{value!r} is not a DNS name")
+        return value
+
+    @field_validator("pod_cidr", "service_cidr", mode="before")
+    @classmethod
+    def _cidr(cls, value: object) -> object:
+        try:
+            return ipaddress.ip_network(str(value), strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a network in CIDR form ({exc})") from None
+
+    @field_validator("extra_flags")
+    @classmethod
+    def _components(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = sorted(set(value) - set(COMPONENTS))
+        if unknown:
+            raise ValueError(f"unknown component {', '.join(unknown)}; known: {', '.join(COMPONENTS)}")
+        return value
+
+
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "containerd",
+)
+
+
+class HostSpec(Strict):
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    roles: list[Role] = Field(min_length=1)
+    arch: Literal["amd64", "arm64"] = "amd64"
+    ssh: SSHOverrides = SSHOverrides()
+    labels: dict[str, str] = {}
+    taints: list[str] = []
+    extra_flags: dict[str, dict[str, str]] = {}
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address(cls, value: object) -> object:
+        try:
+            return ipaddress.ip_address(str(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+
+    @field_validator("roles")
+    @classmethod
+    def _unique_roles(cls, value: list[Role]) -> list[Role]:
+        if len(set(value)) != len(value):
+            raise ValueError("a role is listed twice")
+        return value
+
+
+class InventorySpec(Strict):
+    """The whole inventory file."""
+
+    cluster: ClusterSettings
+    ssh: SSHSettings = SSHSettings()
+    pki: PKISettings = PKISettings()
+    etcd: EtcdSettings = EtcdSettings()
+    artifacts: ArtifactSettings = ArtifactSettings()
+    state_dir: str | None = None  # default: .kbuild/<cluster name> next to the inventory
+    hosts: dict[str, HostSpec] = Field(min_length=1)
