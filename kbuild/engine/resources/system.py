@@ -1,0 +1,183 @@
+"""System state: systemd services, sysctls, kernel modules, and guarded commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kbuild.engine.facts import ModuleFact, ServiceFact, SysctlFact, GuardFact, q
+from kbuild.engine.resources.base import Action, Resource
+
+
+@dataclass(frozen=True)
+class Service(Resource):
+    """A systemd service that should be enabled and running (or stopped and disabled).
+
+    Restarts are not a state: a service restarts when a resource that notifies it changed
+    (the runner's handlers), and not at all when this run just started it.
+    """
+
+    name: str
+    enabled: bool = True
+    running: bool = True
+    notify: tuple[str, ...] = field(default=())
+    kind = "service"
+
+    @property
+    def key(self) -> str:
+        return f"service:{self.name}"
+
+    def fact_command(self, *, with_content: bool = False) -> str:
+        return ServiceFact.command(self.name)
+
+    def parse_fact(self, output: str) -> ServiceFact:
+        return ServiceFact.parse(output)
+
+    def changes(self, fact: ServiceFact) -> list[str]:
+        found = []
+        if self.enabled != fact.is_enabled and fact.enabled != "static":
+            found.append("enable" if self.enabled else "disable")
+        if self.running != fact.running:
+            found.append("start" if self.running else "stop")
+        return found
+
+    def action(self, fact: ServiceFact) -> Action:
+        steps = []
+        if self.enabled and not fact.is_enabled:
+            steps.append(f"systemctl enable {q(self.name)}")
+        if not self.enabled and fact.is_enabled and fact.enabled != "static":
+            steps.append(f"systemctl disable {q(self.name)}")
+        if self.running and not fact.running:
+            # `start` after a failed state needs the failure cleared, or systemd may refuse (start limit).
+            steps.append(f"systemctl reset-failed {q(self.name)} 2>/dev/null || true")
+            steps.append(f"systemctl start {q(self.name)}")
+        if not self.running and fact.running:
+            steps.append(f"systemctl stop {q(self.name)}")
+        return Action("\n".join(steps) or ":")
+
+    def will_start(self, fact: ServiceFact) -> bool:
+        return self.running and not fact.running
+
+
+@dataclass(frozen=True)
+class Sysctl(Resource):
+    """A kernel parameter, set now and persisted in /etc/sysctl.d."""
+
+    name: str
+    value: str
+    notify: tuple[str, ...] = field(default=())
+    kind = "sysctl"
+
+    @property
+    def key(self) -> str:
+        return f"sysctl:{self.name}"
+
+    @property
+    def persist_file(self) -> str:
+        return f"/etc/sysctl.d/90-kbuild-{self.name}.conf"
+
+    def fact_command(self, *, with_content: bool = False) -> str:
+        return SysctlFact.command(self.name, self.persist_file)
+
+    def parse_fact(self, output: str) -> SysctlFact:
+        return SysctlFact.parse(output)
+
+    def changes(self, fact: SysctlFact) -> list[str]:
+        want = " ".join(str(self.value).split())
+        found = []
+        if fact.value is None:
+            found.append("kernel has no such parameter")
+        elif " ".join(fact.value.split()) != want:
+            found.append(f"{fact.value} -> {want}")
+        if fact.persisted is None or " ".join(fact.persisted.split()) != want:
+            found.append("persist")
+        return found
+
+    def action(self, fact: SysctlFact) -> Action:
+        proc = "/proc/sys/" + self.name.replace(".", "/")
+        tmp = f"{self.persist_file}.kbuild-new"
+        return Action("\n".join([
+            f"if [ ! -e {q(proc)} ]; then echo 'no kernel parameter {self.name} "
+            f"(is the module providing it loaded?)' >&2; exit 1; fi",
+            f"printf '%s\\n' {q(self.value)} > {q(proc)}",
+            f"printf '%s = %s\\n' {q(self.name)} {q(self.value)} > {q(tmp)}",
+            f"mv -f {q(tmp)} {q(self.persist_file)}",
+        ]))
+
+
+@dataclass(frozen=True)
+class KernelModule(Resource):
+    """A kernel module, loaded now and at boot.
+
+    `probe` is a path that exists when the module's feature is available: a module built into
+    the kernel (or loaded by the host of a container) has no /sys/module entry, but its feature
+    shows up (e.g. /proc/sys/net/bridge for br_netfilter).
+    """
+
+    name: str
+    probe: str | None = None
+    notify: tuple[str, ...] = field(default=())
+    kind = "kernel-module"
+
+    @property
+    def key(self) -> str:
+        return f"module:{self.name}"
+
+    @property
+    def persist_file(self) -> str:
+        return f"/etc/modules-load.d/kbuild-{self.name}.conf"
+
+    def fact_command(self, *, with_content: bool = False) -> str:
+        return ModuleFact.command(self.name, self.probe, self.persist_file)
+
+    def parse_fact(self, output: str) -> ModuleFact:
+        return ModuleFact.parse(output)
+
+    def changes(self, fact: ModuleFact) -> list[str]:
+        return (["load"] if not fact.loaded else []) + (["persist"] if not fact.persisted else [])
+
+    def action(self, fact: ModuleFact) -> Action:
+        steps = [f"mkdir -p /etc/modules-load.d\nprintf '%s\\n' {q(self.name)} > {q(self.persist_file)}"]
+        if not fact.loaded:
+            steps.append(f"modprobe {q(self.name)}")
+        return Action("\n".join(steps))
+
+
+@dataclass(frozen=True)
+class Command(Resource):
+    """A command run only when its guard says the work is not done yet.
+
+    `creates`: a path the command creates (skip if it exists). `unless`: a read-only shell test
+    (skip if it succeeds). With neither guard the command runs every time and always reports a
+    change, like Ansible's command module, so plays should give one.
+    """
+
+    name: str
+    command: str
+    creates: str | None = None
+    unless: str | None = None
+    notify: tuple[str, ...] = field(default=())
+    kind = "command"
+
+    @property
+    def key(self) -> str:
+        return f"command:{self.name}"
+
+    def _guard(self) -> str | None:
+        if self.creates is not None:
+            return f"test -e {q(self.creates)}"
+        return self.unless
+
+    def fact_command(self, *, with_content: bool = False) -> str:
+        guard = self._guard()
+        return GuardFact.command(guard) if guard else "echo 'ok no'"
+
+    def parse_fact(self, output: str) -> GuardFact:
+        return GuardFact.parse(output)
+
+    def changes(self, fact: GuardFact) -> list[str]:
+        if fact.ok:
+            return []
+        return ["run" if self._guard() else "run (no guard)"]
+
+    def action(self, fact: GuardFact) -> Action:
+        return Action(self.command)

@@ -1,0 +1,443 @@
+"""The runner: for each host, gather facts (one round trip), diff, apply what differs (one round trip),
+restart notified services once, then wait on health gates. Hosts run in parallel, or in serial
+batches for rolling steps. Check mode stops after the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Iterable
+
+from kbuild.engine.facts import FACT_FUNCTIONS, q
+from kbuild.engine.report import Event, Reporter
+from kbuild.engine.resources import Resource, ResourceError, Service
+from kbuild.engine.ssh import Connection, ConnectionPool
+from kbuild.errors import HostKeyError, KbuildError, UnreachableError
+
+# Extra shell helpers for apply scripts. kb_fetch lets a host pull an artifact with whatever it has.
+APPLY_FUNCTIONS = r"""
+kb_fetch() {
+  if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 --connect-timeout 20 -o "$2" "$1"
+  elif command -v wget >/dev/null 2>&1; then wget -q -T 20 -t 3 -O "$2" "$1"
+  elif command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import sys,urllib.request,shutil; shutil.copyfileobj(urllib.request.urlopen(sys.argv[1], timeout=60), open(sys.argv[2], "wb"))' "$1" "$2"
+  else echo "no curl, wget or python3 on the host to download $1" >&2; return 1; fi
+}
+"""
+
+
+class HostStatus(str, Enum):
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Gate:
+    """A health condition to wait for after a host changed: a remote shell test, or a local check.
+
+    `check` (local) returns None when healthy or raises/returns a string saying what is wrong.
+    """
+
+    name: str
+    command: str | None = None
+    check: Callable[[], str | None] | None = None
+    timeout: float = 120.0
+    interval: float = 2.0
+    always: bool = False  # wait even when nothing changed on the host
+
+
+@dataclass
+class Plan:
+    """Everything one host should get in one phase."""
+
+    resources: list[Resource] = field(default_factory=list)
+    gates: list[Gate] = field(default_factory=list)
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    status: HostStatus
+    changed: list[str] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    failed: str | None = None  # the resource or step that failed
+    message: str | None = None
+    diffs: dict[str, str] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+
+class Runner:
+    """Applies plans to hosts through a connection pool, reporting every step."""
+
+    def __init__(self, pool: ConnectionPool, reporter: Reporter, *, forks: int = 10, check: bool = False,
+                 diff: bool = False, fail_fast: bool = False) -> None:
+        self.pool = pool
+        self.reporter = reporter
+        self.forks = max(1, forks)
+        self.check = check
+        self.diff = diff
+        self.fail_fast = fail_fast
+        self.dead: dict[str, HostStatus] = {}  # hosts out of the run (failed or unreachable) and why
+
+    # -- orchestration ------------------------------------------------------------------------
+
+    def apply(self, phase: str, plans: dict[str, Plan], *, serial: int | None = None,
+              describe: str | None = None) -> dict[str, HostOutcome]:
+        """Run one phase. With `serial`, hosts go in batches of that size and a failed batch stops the rest."""
+        self.reporter.emit(Event("phase.start", phase=phase, message=describe))
+        outcomes: dict[str, HostOutcome] = {}
+        names = list(plans)
+        batches = [names[i:i + serial] for i in range(0, len(names), serial)] if serial else [names]
+        stop = False
+        for batch in batches:
+            if stop:
+                for name in batch:
+                    outcomes[name] = self._skip(phase, name, "an earlier batch failed")
+                continue
+            outcomes.update(self._run_batch(phase, {n: plans[n] for n in batch}))
+            failed = any(o.status in (HostStatus.FAILED, HostStatus.UNREACHABLE) for n, o in outcomes.items()
+                         if n in batch)
+            stop = failed and (serial is not None or self.fail_fast)
+        self.reporter.emit(Event("phase.end", phase=phase,
+                                 data={n: o.status.value for n, o in outcomes.items()}))
+        return outcomes
+
+    def _run_batch(self, phase: str, plans: dict[str, Plan]) -> dict[str, HostOutcome]:
+        outcomes: dict[str, HostOutcome] = {}
+        runnable = {}
+        for name, plan in plans.items():
+            if name in self.dead:
+                outcomes[name] = self._skip(phase, name, f"{self.dead[name].value} earlier in this run")
+            else:
+                runnable[name] = plan
+        with ThreadPoolExecutor(max_workers=min(self.forks, max(1, len(runnable)))) as pool:
+            futures = {name: pool.submit(self._run_host, phase, name, plan) for name, plan in runnable.items()}
+            for name, future in futures.items():
+                outcomes[name] = future.result()
+        for name, outcome in outcomes.items():
+            if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE):
+                self.dead[name] = outcome.status
+        return outcomes
+
+    def _skip(self, phase: str, name: str, why: str) -> HostOutcome:
+        self.reporter.emit(Event("host.skipped", host=name, phase=phase, status="skipped", message=why))
+        return HostOutcome(name, HostStatus.SKIPPED, message=why)
+
+    # -- one host -----------------------------------------------------------------------------
+
+    def _run_host(self, phase: str, name: str, plan: Plan) -> HostOutcome:
+        started = time.monotonic()
+        try:
+            conn = self.pool.get(name)
+            outcome = HostRun(self, phase, name, conn, plan).run()
+        except (UnreachableError, HostKeyError) as exc:
+            outcome = HostOutcome(name, HostStatus.UNREACHABLE, message=str(exc))
+            self.reporter.emit(Event("host.unreachable", host=name, phase=phase, status="unreachable",
+                                     message=str(exc)))
+        except KbuildError as exc:
+            outcome = HostOutcome(name, HostStatus.FAILED, message=str(exc))
+            self.reporter.emit(Event("host.failed", host=name, phase=phase, status="failed", message=str(exc)))
+        outcome.elapsed = time.monotonic() - started
+        self.reporter.emit(Event("host.done", host=name, phase=phase, status=outcome.status.value,
+                                 elapsed=round(outcome.elapsed, 3),
+                                 data={"changed": len(outcome.changed), "ok": len(outcome.ok),
+                                       "restarted": outcome.restarted}))
+        return outcome
+
+
+class HostRun:
+    """Facts, diff, apply, handlers and gates for one host in one phase."""
+
+    def __init__(self, runner: Runner, phase: str, name: str, conn: Connection, plan: Plan) -> None:
+        self.runner = runner
+        self.phase = phase
+        self.name = name
+        self.conn = conn
+        self.plan = plan
+        self.token = secrets.token_hex(6)
+        self.outcome = HostOutcome(name, HostStatus.OK)
+        self.pending_changes: dict[str, list[str]] = {}  # resource key -> why it changes
+        self.restarting: str | None = None
+        _check_unique(name, plan.resources)
+
+    def emit(self, event: str, **kw: Any) -> None:
+        self.runner.reporter.emit(Event(event, host=self.name, phase=self.phase, **kw))
+
+    def run(self) -> HostOutcome:
+        resources = self.plan.resources
+        facts = self.gather(resources) if resources else []
+        pending: list[tuple[int, Resource, Any]] = []
+        for i, (resource, fact) in enumerate(zip(resources, facts)):
+            try:
+                changes = resource.changes(fact)
+            except ResourceError as exc:
+                return self._fail(resource.describe(), str(exc))
+            if not changes:
+                self.outcome.ok.append(resource.key)
+                self.emit("resource", resource=resource.describe(), status="ok")
+                continue
+            pending.append((i, resource, fact))
+            status = "would-change" if self.runner.check else "changed"
+            if self.runner.diff:
+                text = resource.diff(fact)
+                if text:
+                    self.outcome.diffs[resource.key] = text
+            if self.runner.check:
+                self.outcome.changed.append(resource.key)
+                self.emit("resource", resource=resource.describe(), status=status, changes=changes)
+                if resource.key in self.outcome.diffs:
+                    self.emit("diff", resource=resource.describe(), diff=self.outcome.diffs[resource.key])
+            else:
+                self.pending_changes[resource.key] = changes
+        if self.runner.check:
+            self.outcome.status = HostStatus.CHANGED if pending else HostStatus.OK
+            return self.outcome
+        if pending:
+            self.apply(pending)
+            if self.outcome.status == HostStatus.FAILED:
+                return self.outcome
+            self.outcome.status = HostStatus.CHANGED
+        self.wait_for_gates(changed=bool(pending))
+        return self.outcome
+
+    # -- facts ----------------------------------------------------------------------------------
+
+    def gather(self, resources: list[Resource]) -> list[Any]:
+        marker = f"@@kb-{self.token}"
+        lines = [FACT_FUNCTIONS]
+        for i, resource in enumerate(resources):
+            lines.append(f"echo '{marker} {i}'")
+            lines.append(f"{{ {resource.fact_command(with_content=self.runner.diff)} ; }} 2>/dev/null")
+        result = self.conn.run("sh -s", stdin="\n".join(lines).encode())
+        if not result.ok:
+            raise KbuildError(f"{self.name}: gathering facts failed (exit {result.rc}): {result.err.strip()}")
+        sections = _split_sections(result.out, marker)
+        facts = []
+        for i, resource in enumerate(resources):
+            if i not in sections:
+                raise KbuildError(f"{self.name}: no facts came back for {resource.describe()}; output was cut "
+                                  f"short ({result.err.strip() or 'no error output'})")
+            facts.append(resource.parse_fact(sections[i]))
+        return facts
+
+    # -- apply ----------------------------------------------------------------------------------
+
+    def apply(self, pending: list[tuple[int, Resource, Any]]) -> None:
+        marker = f"@@kb-{self.token}"
+        script = ["set -u", FACT_FUNCTIONS, APPLY_FUNCTIONS]
+        payloads: list[tuple[str, Any]] = []
+        units_dirty = False
+        started_now: set[str] = set()
+        notified: list[str] = []
+        for i, resource, fact in pending:
+            try:
+                action = resource.action(fact)
+            except ResourceError as exc:
+                self._fail(resource.describe(), str(exc))
+                return
+            if isinstance(resource, Service):
+                if units_dirty:
+                    script.append("systemctl daemon-reload")
+                    units_dirty = False
+                if resource.will_start(fact):
+                    started_now.add(resource.name)
+            payload_env = ""
+            if action.payload is not None:
+                payloads.append((f"p{i}", action.payload))
+                payload_env = f'KB_PAYLOAD="$KB_WORK/p{i}"; '
+            script += [
+                f"echo '{marker} begin {i}'",
+                f"( set -e; {payload_env}\n{action.script}\n) > \"$KB_WORK/log\" 2>&1; kb_rc=$?",
+                f"if [ $kb_rc -ne 0 ]; then echo '{marker} fail {i}'; cat \"$KB_WORK/log\"; exit 1; fi",
+                f"echo '{marker} ok {i}'",
+            ]
+            units_dirty = units_dirty or resource.changes_units
+            notified += [s for s in resource.notify if s not in notified]
+        if units_dirty:
+            script.append("systemctl daemon-reload")
+        restarts = [s for s in notified if s not in started_now]
+        for service in restarts:
+            script += [
+                f"echo '{marker} restart {service}'",
+                f"if ! systemctl restart {q(service)} > \"$KB_WORK/log\" 2>&1; then echo '{marker} fail restart'; "
+                f"cat \"$KB_WORK/log\"; journalctl -u {q(service)} -n 15 --no-pager 2>/dev/null; exit 1; fi",
+            ]
+        script.append(f"echo '{marker} done'")
+
+        stream = _tar_stream([("script", "\n".join(script).encode()), *payloads])
+        command = ('KB_WORK=$(mktemp -d /var/tmp/kbuild.XXXXXX) || exit 1; export KB_WORK; '
+                   'tar -xf - -C "$KB_WORK" || { rm -rf "$KB_WORK"; exit 1; }; '
+                   'sh "$KB_WORK/script"; kb_rc=$?; rm -rf "$KB_WORK"; exit $kb_rc')
+        result = self.conn.run(command, stdin=stream)
+        self._read_apply_output(result.out, result.err, pending, restarts, marker)
+
+    def _read_apply_output(self, out: str, err: str, pending: list[tuple[int, Resource, Any]],
+                           restarts: list[str], marker: str) -> None:
+        by_index = {i: r for i, r, _ in pending}
+        current: int | None = None
+        failed_output: list[str] = []
+        failing: str | None = None
+        for line in out.splitlines():
+            if not line.startswith(marker):
+                if failing is not None:
+                    failed_output.append(line)
+                continue
+            words = line[len(marker) + 1:].split()
+            if words[0] == "begin":
+                current = int(words[1])
+            elif words[0] == "ok" and current is not None:
+                resource = by_index[current]
+                self.outcome.changed.append(resource.key)
+                self.emit("resource", resource=resource.describe(), status="changed",
+                          changes=self.pending_changes.get(resource.key))
+                if resource.key in self.outcome.diffs:
+                    self.emit("diff", resource=resource.describe(), diff=self.outcome.diffs[resource.key])
+            elif words[0] == "fail":
+                failing = by_index[int(words[1])].describe() if words[1] != "restart" else f"restart {current}"
+            elif words[0] == "restart":
+                current = None
+                self.restarting = words[1]
+            elif words[0] == "done":
+                for service in restarts:
+                    self.outcome.restarted.append(service)
+                    self.emit("handler", resource=f"service {service}", status="restarted")
+                return
+        if failing is not None:
+            if failing.startswith("restart"):
+                service = self.restarting or "?"
+                for done in restarts[:restarts.index(service)] if service in restarts else []:
+                    self.outcome.restarted.append(done)
+                    self.emit("handler", resource=f"service {done}", status="restarted")
+                failing = f"restart of service {service}"
+            self._fail(failing, "\n".join(failed_output).strip() or err.strip() or "failed with no output")
+        else:
+            self._fail("apply", f"the apply script stopped early: {err.strip() or out[-500:].strip() or 'no output'}")
+
+    def _fail(self, what: str, message: str) -> HostOutcome:
+        self.outcome.status = HostStatus.FAILED
+        self.outcome.failed = what
+        self.outcome.message = message
+        self.emit("resource", resource=what, status="failed", message=message)
+        return self.outcome
+
+    # -- health gates ---------------------------------------------------------------------------
+
+    def wait_for_gates(self, *, changed: bool) -> None:
+        for gate in self.plan.gates:
+            if not (changed or gate.always):
+                continue
+            problem = self._wait(gate)
+            if problem is not None:
+                self.outcome.status = HostStatus.FAILED
+                self.outcome.failed = f"gate {gate.name}"
+                self.outcome.message = problem
+                self.emit("gate", resource=gate.name, status="failed", message=problem)
+                return
+            self.emit("gate", resource=gate.name, status="ok")
+
+    def _wait(self, gate: Gate) -> str | None:
+        if gate.command is not None:
+            script = (f"kb_end=$(( $(date +%s) + {int(gate.timeout)} ))\n"
+                      f"while :; do\n"
+                      f"  if kb_out=$( ( {gate.command} ) 2>&1 ); then exit 0; fi\n"
+                      f"  if [ \"$(date +%s)\" -ge \"$kb_end\" ]; then printf '%s\\n' \"$kb_out\"; exit 1; fi\n"
+                      f"  sleep {gate.interval}\n"
+                      f"done")
+            result = self.conn.run(script, timeout=gate.timeout + 30)
+            if result.ok:
+                return None
+            detail = (result.out or result.err).strip()[-1500:]
+            return f"not healthy after {gate.timeout:.0f}s: {detail or 'no output'}"
+        assert gate.check is not None
+        deadline = time.monotonic() + gate.timeout
+        while True:
+            try:
+                problem = gate.check()
+            except Exception as exc:  # noqa: BLE001 - a check failing is data, reported with the gate
+                problem = str(exc) or type(exc).__name__
+            if problem is None:
+                return None
+            if time.monotonic() >= deadline:
+                return f"not healthy after {gate.timeout:.0f}s: {problem}"
+            time.sleep(gate.interval)
+
+
+def _check_unique(host: str, resources: Iterable[Resource]) -> None:
+    seen: set[str] = set()
+    for resource in resources:
+        if resource.key in seen:
+            raise KbuildError(f"{host}: two resources manage {resource.key} (a planning bug in kbuild)")
+        seen.add(resource.key)
+
+
+def _split_sections(output: str, marker: str) -> dict[int, str]:
+    sections: dict[int, list[str]] = {}
+    current: int | None = None
+    for line in output.splitlines():
+        if line.startswith(marker + " "):
+            current = int(line[len(marker) + 1:].strip())
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {i: "\n".join(lines) for i, lines in sections.items()}
+
+
+class _TarStream(io.RawIOBase):
+    """A readable tar archive produced piece by piece, so large payloads stream and are never held in memory.
+
+    Writing the ustar/GNU framing by hand (header, data, padding to 512 bytes, two zero blocks) is
+    what lets each payload be copied in chunks; tarfile's writer wants whole members at once.
+    """
+
+    def __init__(self, members: list[tuple[str, Any]]) -> None:
+        self._members = members
+        self._buffer = bytearray()
+        self._gen = self._generate()
+
+    def readable(self) -> bool:
+        return True
+
+    def _generate(self):  # noqa: ANN202 - a generator of byte chunks
+        for name, payload in self._members:
+            if isinstance(payload, bytes):
+                data, size = io.BytesIO(payload), len(payload)
+            else:
+                data, size = payload.open(), payload.size
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = size, 0o600, int(time.time())
+            yield info.tobuf(format=tarfile.GNU_FORMAT)
+            copied = 0
+            with data:
+                while chunk := data.read(256 * 1024):
+                    copied += len(chunk)
+                    yield chunk
+            if copied != size:
+                raise KbuildError(f"payload {name} changed size while being sent ({size} -> {copied} bytes)")
+            if size % 512:
+                yield b"\0" * (512 - size % 512)
+        yield b"\0" * 1024
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer += next(self._gen)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n] = self._buffer[:n]
+        del self._buffer[:n]
+        return n
+
+
+def _tar_stream(members: list[tuple[str, Any]]) -> io.BufferedReader:
+    return io.BufferedReader(_TarStream(members), buffer_size=256 * 1024)

@@ -1,0 +1,311 @@
+"""SSH transport (paramiko): one connection per host, reused for every command and upload of a run.
+
+Everything goes through exec channels: commands, and file transfers as a stream on the command's
+stdin. That works the same for root and for a user with sudo (no SFTP, no second login), and
+lets a host receive all of a run's files in a single round trip.
+"""
+
+from __future__ import annotations
+
+import io
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import paramiko
+
+from kbuild.engine.hostkeys import AcceptNewPolicy, StrictPolicy, changed_key_error, load_into
+from kbuild.errors import HostKeyError, KbuildError, UnreachableError
+
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Jump:
+    """A bastion (jump host) the connection goes through."""
+
+    host: str
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    name: str  # the inventory's name for the host, used in every message
+    host: str
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    become: bool = False  # wrap commands in `sudo -n`
+    bastion: Jump | None = None
+    connect_timeout: float = 10.0
+    retries: int = 2
+
+
+@dataclass
+class Result:
+    rc: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def err(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+
+@dataclass
+class Stats:
+    connections: int = 0
+    round_trips: int = 0
+    bytes_sent: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, *, connections: int = 0, round_trips: int = 0, sent: int = 0) -> None:
+        with self.lock:
+            self.connections += connections
+            self.round_trips += round_trips
+            self.bytes_sent += sent
+
+
+class Connection:
+    """An open SSH session to one host. Not shared between threads; the runner uses one thread per host."""
+
+    def __init__(self, target: SSHTarget, client: paramiko.SSHClient, jump: paramiko.SSHClient | None,
+                 stats: Stats) -> None:
+        self.target = target
+        self._client = client
+        self._jump = jump
+        self.stats = stats
+
+    def run(self, command: str, *, stdin: BinaryIO | bytes | None = None, timeout: float | None = 600,
+            stdout_sink: BinaryIO | None = None, progress: Callable[[int], None] | None = None) -> Result:
+        """Run `command` under sh (as root through sudo when `become`), feeding `stdin`, and wait for it.
+
+        `stdout_sink` receives stdout as it arrives (for large downloads) instead of it being kept.
+        """
+        wrapped = f"sh -c {shlex.quote(command)}"
+        if self.target.become and self.target.user != "root":
+            wrapped = f"sudo -n -- {wrapped}"
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise UnreachableError(f"{self.target.name}: the SSH connection was lost")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            channel = transport.open_session(timeout=self.target.connect_timeout)
+            channel.exec_command(wrapped)
+            out, err = bytearray(), bytearray()
+            sent = self._feed(channel, stdin, out, err, stdout_sink, progress) if stdin is not None else 0
+            channel.shutdown_write()
+            while True:
+                got = self._drain(channel, out, err, stdout_sink)
+                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    channel.close()
+                    raise TimeoutError
+                if not got:
+                    # Readable on stdout data and on EOF; stderr-only output is picked up by the timeout.
+                    select.select([channel], [], [], 0.05)
+            rc = channel.recv_exit_status()
+            channel.close()
+        except (socket.timeout, TimeoutError):
+            raise KbuildError(f"{self.target.name}: a command did not finish within {timeout:.0f}s") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise UnreachableError(f"{self.target.name}: the SSH connection failed during a command: {exc}") from None
+        self.stats.count(round_trips=1, sent=sent)
+        if rc == 1 and self.target.become and b"sudo: a password is required" in err:
+            raise KbuildError(f"{self.target.name}: sudo needs a password for {self.target.user}",
+                              hint="give the user passwordless sudo (NOPASSWD) or connect as root")
+        return Result(rc, bytes(out), bytes(err))
+
+    def _feed(self, channel: paramiko.Channel, stdin: BinaryIO | bytes, out: bytearray, err: bytearray,
+              sink: BinaryIO | None, progress: Callable[[int], None] | None) -> int:
+        sent = 0
+        source = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
+        while True:
+            chunk = source.read(CHUNK)  # type: ignore[union-attr]
+            if not chunk:
+                return sent
+            try:
+                channel.sendall(chunk)
+            except OSError:
+                return sent  # the remote side stopped reading: its exit status says why
+            sent += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+            self._drain(channel, out, err, sink)
+
+    @staticmethod
+    def _drain(channel: paramiko.Channel, out: bytearray, err: bytearray, sink: BinaryIO | None) -> bool:
+        """Take whatever output is buffered, without blocking."""
+        got = False
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(CHUNK)
+            got = True
+        while channel.recv_ready():
+            data = channel.recv(CHUNK)
+            if not data:
+                break
+            if sink is not None:
+                sink.write(data)
+            else:
+                out += data
+            got = True
+        return got
+
+    def close(self) -> None:
+        self._client.close()
+        if self._jump is not None:
+            self._jump.close()
+
+
+def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats | None = None) -> Connection:
+    """Open a verified connection, retrying transient failures `target.retries` times."""
+    stats = stats or Stats()
+    attempts = target.retries + 1
+    last: Exception | None = None
+    for attempt in range(attempts):
+        jump_client = None
+        try:
+            sock = None
+            if target.bastion is not None:
+                jump_client, sock = _via_bastion(target, known_hosts, strict)
+            client = _client(known_hosts, strict)
+            client.connect(
+                target.host, port=target.port, username=target.user, key_filename=target.key_file,
+                timeout=target.connect_timeout, banner_timeout=target.connect_timeout,
+                auth_timeout=target.connect_timeout, allow_agent=True, look_for_keys=target.key_file is None,
+                sock=sock,
+            )
+            transport = client.get_transport()
+            if transport is not None:
+                transport.set_keepalive(30)
+            stats.count(connections=1)
+            return Connection(target, client, jump_client, stats)
+        except paramiko.BadHostKeyException as exc:
+            _close(jump_client)
+            raise changed_key_error(target.host, target.port, known_hosts, exc) from None
+        except HostKeyError:
+            _close(jump_client)
+            raise
+        except paramiko.AuthenticationException as exc:
+            _close(jump_client)
+            key = f" with key {target.key_file}" if target.key_file else " with ssh-agent/default keys"
+            raise UnreachableError(
+                f"{target.name}: authentication failed for {target.user}@{target.host}:{target.port}{key}: {exc}",
+                hint="check ssh.user and ssh.key_file in the inventory, and the host's authorized_keys",
+            ) from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            _close(jump_client)
+            last = exc
+            if attempt + 1 < attempts:
+                time.sleep(min(2.0 * (attempt + 1), 5.0))
+    via = f" via {target.bastion.host}" if target.bastion else ""
+    raise UnreachableError(
+        f"{target.name}: cannot connect to {target.host}:{target.port}{via} after {attempts} attempt"
+        f"{'s' if attempts > 1 else ''}: {_reason(last)}",
+        hint="is the host up and sshd listening? (ssh.connect_timeout and ssh.retries tune the patience)",
+    )
+
+
+def _client(known_hosts: Path, strict: bool) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    load_into(client, known_hosts)
+    client.set_missing_host_key_policy(StrictPolicy(known_hosts) if strict else AcceptNewPolicy(known_hosts))
+    return client
+
+
+def _via_bastion(target: SSHTarget, known_hosts: Path, strict: bool) -> tuple[paramiko.SSHClient, paramiko.Channel]:
+    jump = target.bastion
+    assert jump is not None
+    client = _client(known_hosts, strict)
+    try:
+        client.connect(jump.host, port=jump.port, username=jump.user or target.user,
+                       key_filename=jump.key_file or target.key_file, timeout=target.connect_timeout,
+                       banner_timeout=target.connect_timeout, auth_timeout=target.connect_timeout,
+                       allow_agent=True, look_for_keys=(jump.key_file or target.key_file) is None)
+        transport = client.get_transport()
+        assert transport is not None
+        channel = transport.open_channel("direct-tcpip", (target.host, target.port), ("127.0.0.1", 0),
+                                         timeout=target.connect_timeout)
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise changed_key_error(jump.host, jump.port, known_hosts, exc) from None
+    except BaseException:
+        client.close()
+        raise
+    return client, channel
+
+
+def _close(client: paramiko.SSHClient | None) -> None:
+    if client is not None:
+        client.close()
+
+
+def _reason(exc: Exception | None) -> str:
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return text
+
+
+class ConnectionPool:
+    """Connections for a whole run: opened on first use, one per host, closed at the end."""
+
+    def __init__(self, targets: dict[str, SSHTarget], known_hosts: Path, *, strict: bool = False,
+                 connector: Callable[[SSHTarget, Stats], Connection] | None = None) -> None:
+        self.targets = targets
+        self._connector = connector or (lambda t, stats: connect(t, known_hosts, strict=strict, stats=stats))
+        self.known_hosts = known_hosts
+        self.strict = strict
+        self.stats = Stats()
+        self._connections: dict[str, Connection] = {}
+        self._failures: dict[str, KbuildError] = {}
+        self._locks = {name: threading.Lock() for name in targets}
+
+    def get(self, name: str) -> Connection:
+        with self._locks[name]:
+            if name in self._failures:
+                raise self._failures[name]
+            if name not in self._connections:
+                try:
+                    self._connections[name] = self._connector(self.targets[name], self.stats)
+                except (UnreachableError, HostKeyError) as exc:
+                    self._failures[name] = exc  # don't retry an unreachable host in every phase
+                    raise
+            return self._connections[name]
+
+    def forget(self, name: str) -> None:
+        """Drop a host's connection (e.g. after it rebooted) so the next use reconnects."""
+        with self._locks[name]:
+            conn = self._connections.pop(name, None)
+            self._failures.pop(name, None)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        for conn in self._connections.values():
+            conn.close()
+        self._connections.clear()
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
