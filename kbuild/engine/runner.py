@@ -112,6 +112,36 @@ class Runner:
                                  data={n: o.status.value for n, o in outcomes.items()}))
         return outcomes
 
+    def each(self, phase: str, names: list[str], task: Callable[[Connection], str | None], *,
+             describe: str | None = None) -> dict[str, HostOutcome]:
+        """Run an ad-hoc task on every host in parallel (ping, a command, a status probe).
+
+        The task returns a message for the report or raises KbuildError to fail the host; unreachable
+        hosts are reported as such, exactly as in `apply`.
+        """
+        self.reporter.emit(Event("phase.start", phase=phase, message=describe))
+        outcomes: dict[str, HostOutcome] = {}
+        with ThreadPoolExecutor(max_workers=min(self.forks, max(1, len(names)))) as pool:
+            futures = {name: pool.submit(self._each_host, phase, name, task) for name in names
+                       if name not in self.dead}
+            for name in names:
+                outcomes[name] = futures[name].result() if name in futures else \
+                    self._skip(phase, name, f"{self.dead[name].value} earlier in this run")
+        for name, outcome in outcomes.items():
+            if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE):
+                self.dead[name] = outcome.status
+        self.reporter.emit(Event("phase.end", phase=phase, data={n: o.status.value for n, o in outcomes.items()}))
+        return outcomes
+
+    def _each_host(self, phase: str, name: str, task: Callable[[Connection], str | None]) -> HostOutcome:
+        def work(conn: Connection) -> HostOutcome:
+            message = task(conn)
+            if message:
+                self.reporter.emit(Event("message", host=name, phase=phase, message=message))
+            return HostOutcome(name, HostStatus.OK, message=message)
+
+        return self._guarded(phase, name, work)
+
     def _run_batch(self, phase: str, plans: dict[str, Plan]) -> dict[str, HostOutcome]:
         outcomes: dict[str, HostOutcome] = {}
         runnable = {}
@@ -136,10 +166,13 @@ class Runner:
     # -- one host -----------------------------------------------------------------------------
 
     def _run_host(self, phase: str, name: str, plan: Plan) -> HostOutcome:
+        return self._guarded(phase, name, lambda conn: HostRun(self, phase, name, conn, plan).run())
+
+    def _guarded(self, phase: str, name: str, work: Callable[[Connection], HostOutcome]) -> HostOutcome:
+        """Connect, do the work, and turn known errors into an unreachable/failed outcome for this host only."""
         started = time.monotonic()
         try:
-            conn = self.pool.get(name)
-            outcome = HostRun(self, phase, name, conn, plan).run()
+            outcome = work(self.pool.get(name))
         except (UnreachableError, HostKeyError) as exc:
             outcome = HostOutcome(name, HostStatus.UNREACHABLE, message=str(exc))
             self.reporter.emit(Event("host.unreachable", host=name, phase=phase, status="unreachable",

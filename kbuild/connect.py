@@ -1,0 +1,53 @@
+"""From the cluster model to the engine: SSH targets for hosts, host selection (--limit), the pool."""
+
+from __future__ import annotations
+
+import fnmatch
+
+from kbuild.engine.ssh import ConnectionPool, Jump, SSHTarget
+from kbuild.errors import UsageError
+from kbuild.inventory import Cluster, Host
+from kbuild.inventory.model import HostKeyPolicy, Role
+
+
+def target_for(host: Host) -> SSHTarget:
+    ssh = host.ssh
+    jump = None
+    if ssh.bastion is not None:
+        jump = Jump(ssh.bastion.host, ssh.bastion.port, ssh.bastion.user, ssh.bastion.key_file)
+    return SSHTarget(
+        name=host.name, host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key_file, become=ssh.become,
+        bastion=jump, connect_timeout=ssh.connect_timeout, retries=ssh.retries,
+    )
+
+
+def open_pool(cluster: Cluster, hosts: list[Host] | None = None, *, strict: bool | None = None) -> ConnectionPool:
+    chosen = hosts if hosts is not None else list(cluster.hosts)
+    if strict is None:
+        strict = cluster.host_key_policy is HostKeyPolicy.STRICT
+    return ConnectionPool({h.name: target_for(h) for h in chosen}, cluster.known_hosts, strict=strict)
+
+
+def select_hosts(cluster: Cluster, limit: str | None) -> list[Host]:
+    """Hosts matching `--limit`: comma-separated names, shell globs (worker-*) or roles (role:etcd)."""
+    if not limit:
+        return list(cluster.hosts)
+    chosen: list[Host] = []
+    for pattern in (p.strip() for p in limit.split(",")):
+        if not pattern:
+            continue
+        if pattern.startswith("role:"):
+            role_name = pattern.removeprefix("role:")
+            try:
+                role = Role(role_name)
+            except ValueError:
+                raise UsageError(f"--limit: unknown role {role_name!r}; roles are "
+                                 f"{', '.join(r.value for r in Role)}") from None
+            matched = [h for h in cluster.hosts if role in h.roles]
+        else:
+            matched = [h for h in cluster.hosts if fnmatch.fnmatchcase(h.name, pattern)]
+        if not matched:
+            raise UsageError(f"--limit: {pattern!r} matches no host in {cluster.inventory_path}",
+                             hint=f"hosts are: {', '.join(h.name for h in cluster.hosts)}")
+        chosen += [h for h in matched if h not in chosen]
+    return [h for h in cluster.hosts if h in chosen]  # inventory order

@@ -1,0 +1,116 @@
+"""Inventory validation: a table of bad inventories, each with the message it must produce."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from kbuild.errors import InventoryError
+from kbuild.inventory import load_cluster
+
+GOOD = """\
+cluster:
+  name: lab
+hosts:
+  master-1: {address: 198.18.0.10, roles: [etcd, control-plane]}
+  worker-1: {address: 198.18.0.11, roles: [worker]}
+"""
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "inventory.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+BAD = [
+    ("unknown key with suggestion", GOOD.replace("  name: lab", "  name: lab\n  pod_cdir: 10.0.0.0/16"),
+     ":3: cluster.pod_cdir: unknown key 'pod_cdir'; did you mean 'pod_cidr'?"),
+    ("unknown top-level key", GOOD + "sshh: {}\n", "sshh: unknown key 'sshh'; did you mean 'ssh'?"),
+    ("wrong type", GOOD + "ssh: {port: twenty-two}\n", "ssh.port: Input should be a valid integer"),
+    ("bad IP", GOOD.replace("198.18.0.11", "198.18.0.311"), "hosts.worker-1.address: '198.18.0.311' is not an IP address"),
+    ("duplicate address", GOOD.replace("198.18.0.11", "198.18.0.10"),
+     "hosts.worker-1.address: address 198.18.0.10 is already used by host 'master-1'"),
+    ("duplicate name", GOOD + "  worker-1: {address: 198.18.0.12, roles: [worker]}\n",
+     ":6: hosts.worker-1: duplicate key (first defined on line 5)"),
+    ("no control plane", GOOD.replace("[etcd, control-plane]", "[etcd]"), "no host has the role control-plane"),
+    ("no etcd", GOOD.replace("[etcd, control-plane]", "[control-plane]"), "no host has the role etcd"),
+    ("unknown role", GOOD.replace("roles: [worker]", "roles: [minion]"),
+     "hosts.worker-1.roles.0: Input should be 'etcd', 'control-plane' or 'worker' (got 'minion')"),
+    ("no roles", GOOD.replace("roles: [worker]", "roles: []"), "hosts.worker-1.roles"),
+    ("overlapping CIDRs", GOOD.replace("  name: lab", "  name: lab\n  pod_cidr: 10.0.0.0/8\n  service_cidr: 10.32.0.0/24"),
+     "cluster.service_cidr: 10.32.0.0/24 overlaps cluster.pod_cidr 10.0.0.0/8"),
+    ("host inside pod CIDR", GOOD.replace("  name: lab", "  name: lab\n  pod_cidr: 198.18.0.0/16"),
+     "hosts.master-1.address: 198.18.0.10 is inside cluster.pod_cidr"),
+    ("CIDR with host bits", GOOD.replace("  name: lab", "  name: lab\n  pod_cidr: 10.200.0.1/16"),
+     "cluster.pod_cidr: '10.200.0.1/16' is not a network in CIDR form"),
+    ("service CIDR too small", GOOD.replace("  name: lab", "  name: lab\n  service_cidr: 10.32.0.0/30"),
+     "cluster.service_cidr: 10.32.0.0/30 must be between /12 and /28"),
+    ("pod CIDR smaller than a node range", GOOD.replace("  name: lab", "  name: lab\n  pod_cidr: 10.200.0.0/25"),
+     "cluster.pod_cidr: 10.200.0.0/25 is smaller than one node's range"),
+    ("bad cluster name", GOOD.replace("name: lab", "name: Lab_1"), "cluster.name: 'Lab_1' is not a DNS label"),
+    ("bad host name", GOOD.replace("worker-1:", "Worker_1:"), "hosts.Worker_1: host name must be a DNS label"),
+    ("bad api endpoint", GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: 'lb:99999'"),
+     "cluster.api_endpoint: 'lb:99999' has a bad port"),
+    ("bad SAN", GOOD.replace("  name: lab", "  name: lab\n  extra_sans: ['ok.example', 'not a name']"),
+     "cluster.extra_sans.1: 'not a name' is neither a DNS name nor an IP address"),
+    ("bad version", GOOD.replace("  name: lab", "  name: lab\n  versions: {kubernetes: latest}"),
+     "cluster.versions.kubernetes: 'latest' is not a version like 1.33.5"),
+    ("missing cluster", "hosts:\n  a: {address: 198.18.0.10, roles: [etcd, control-plane]}\n",
+     "cluster: required section is missing"),
+    ("missing address", GOOD.replace("address: 198.18.0.11, ", ""), "hosts.worker-1.address: required key is missing"),
+    ("not a mapping", "- just\n- a list\n", "the inventory must be a mapping"),
+    ("YAML syntax", "cluster: {name: lab\nhosts: [", "not valid YAML"),
+    ("unknown extra_flags component", GOOD.replace("  name: lab", "  name: lab\n  extra_flags: {kube-apiservr: {v: '2'}}"),
+     "cluster.extra_flags: unknown component kube-apiservr"),
+]
+
+
+@pytest.mark.parametrize("text,expected", [(t, e) for _, t, e in BAD], ids=[n for n, _, _ in BAD])
+def test_bad_inventory(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as caught:
+        load_cluster(path)
+    message = str(caught.value)
+    assert expected in message
+    assert str(path) in message  # every line names the file
+
+
+def test_all_problems_reported_at_once(tmp_path):
+    text = GOOD.replace("198.18.0.11", "300.1.1.1").replace("  name: lab", "  name: lab\n  pod_cdir: x")
+    text += "ssh: {port: 0}\n"
+    with pytest.raises(InventoryError) as caught:
+        load_cluster(write(tmp_path, text))
+    errors = [p for p in caught.value.problems if p.severity == "error"]
+    assert {p.path for p in errors} >= {"cluster.pod_cdir", "hosts.worker-1.address", "ssh.port"}
+
+
+def test_even_etcd_count_is_a_warning(tmp_path):
+    text = GOOD.replace("roles: [worker]", "roles: [etcd, worker]")
+    cluster = load_cluster(write(tmp_path, text))
+    assert any("2 etcd members" in w for w in cluster.warnings)
+
+
+def test_defaults_and_overrides_resolve(tmp_path):
+    text = GOOD + textwrap.dedent("""\
+        ssh: {user: kbuild, become: true, key_file: keys/id, port: 2222}
+        """).replace("worker-1: {address: 198.18.0.11, roles: [worker]}",
+                     "worker-1: {address: 198.18.0.11, roles: [worker], ssh: {port: 22, host: nat.example}}")
+    text = text.replace("  worker-1: {address: 198.18.0.11, roles: [worker]}",
+                        "  worker-1: {address: 198.18.0.11, roles: [worker], ssh: {port: 22, host: nat.example}}")
+    cluster = load_cluster(write(tmp_path, text))
+    master, worker = cluster.hosts
+    assert master.ssh.port == 2222 and master.ssh.user == "kbuild" and master.ssh.become
+    assert master.ssh.key_file == str(tmp_path / "keys/id")
+    assert worker.ssh.port == 22 and worker.ssh.host == "nat.example"
+    assert cluster.state_dir == tmp_path / ".kbuild" / "lab"
+    assert cluster.known_hosts == tmp_path / ".kbuild" / "lab" / "known_hosts"
+    assert cluster.api_server_url == "https://198.18.0.10:6443"
+    assert str(cluster.kubernetes_service_ip) == "10.32.0.1" and str(cluster.cluster_dns_ip) == "10.32.0.10"
+    assert [h.name for h in cluster.worker_hosts] == ["worker-1"]
+
+
+def test_api_endpoint_from_inventory(tmp_path):
+    cluster = load_cluster(write(tmp_path, GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: k8s.example:443")))
+    assert cluster.api_server_url == "https://k8s.example:443"
