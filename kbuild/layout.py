@@ -49,6 +49,7 @@ KUBE_PROXY_KUBECONFIG = K8S_DIR / "kube-proxy.conf"
 ENCRYPTION_CONFIG = K8S_DIR / "encryption-config.yaml"
 AUDIT_POLICY = K8S_DIR / "audit-policy.yaml"
 AUDIT_LOG = P("/var/log/kubernetes/audit.log")
+AUTHENTICATION_CONFIG = K8S_DIR / "authentication-config.yaml"  # anonymous auth limited to health endpoints
 SCHEDULER_CONFIG = K8S_DIR / "kube-scheduler.yaml"
 KUBELET_DIR = P("/var/lib/kubelet")
 KUBELET_CONFIG = KUBELET_DIR / "config.yaml"

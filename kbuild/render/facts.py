@@ -1,0 +1,112 @@
+"""What a host's units and configs are computed from: roles, addresses, per-node pod CIDR, paths.
+
+Per-node pod CIDRs are static and deterministic: the n-th host that runs a kubelet (inventory
+order) gets the n-th /node_cidr_mask_size block of cluster.pod_cidr, and its CNI bridge
+serves that block. Because kbuild, not kube-controller-manager, owns that assignment, the
+controller-manager runs with --allocate-node-cidrs=false: its range allocator hands out blocks
+in node registration order, which would disagree with the bridges and give two nodes the same
+block in node.spec.podCIDR. Routes between nodes can then be computed from the inventory
+alone. Adding a kubelet host in the middle of the inventory renumbers the ones after it, so
+new hosts belong at the end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from kbuild import layout
+from kbuild.errors import UsageError
+from kbuild.inventory import Cluster, Host
+from kbuild.inventory.cluster import format_host
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+ETCD_METRICS_PORT = 2381
+
+
+def runs_kubelet(host: Host) -> bool:
+    """Hosts that run containerd, kubelet and kube-proxy: the workers (a control plane joins them
+    by also having the worker role)."""
+    return host.is_worker
+
+
+def kubelet_hosts(cluster: Cluster) -> list[Host]:
+    return [h for h in cluster.hosts if runs_kubelet(h)]
+
+
+def node_pod_cidr(cluster: Cluster, host: Host) -> IPNetwork:
+    """The pod network of one kubelet host: block <index of host among kubelet hosts> of pod_cidr."""
+    names = [h.name for h in kubelet_hosts(cluster)]
+    if host.name not in names:
+        raise UsageError(f"host {host.name} runs no kubelet, so it has no pod CIDR")
+    pod = cluster.settings.pod_cidr
+    mask = node_mask(cluster)
+    if mask < pod.prefixlen:
+        raise UsageError(f"cluster.node_cidr_mask_size: /{mask} is larger than cluster.pod_cidr {pod}")
+    index = names.index(host.name)
+    blocks = 2 ** (mask - pod.prefixlen)
+    if index >= blocks:
+        raise UsageError(f"cluster.pod_cidr: {pod} holds {blocks} blocks of /{mask}, "
+                         f"too few for {len(names)} nodes (host {host.name} is number {index + 1})")
+    size = 2 ** (pod.max_prefixlen - mask)
+    first = ipaddress.ip_address(int(pod.network_address) + index * size)
+    return ipaddress.ip_network(f"{first}/{mask}")
+
+
+def node_mask(cluster: Cluster) -> int:
+    """The prefix length of one node's pod block."""
+    pod = cluster.settings.pod_cidr
+    mask = cluster.settings.node_cidr_mask_size
+    if pod.version == 6 and mask <= pod.prefixlen:
+        # node_cidr_mask_size is sized for IPv4; in a v6 range use a /64 (or 16 bits below the range).
+        return max(pod.prefixlen + 16, 64)
+    return mask
+
+
+def paths() -> dict[str, str]:
+    """Every remote path in kbuild.layout, by lower-case name, for templates (`paths.ca_cert`)."""
+    return {name.lower(): str(value) for name, value in vars(layout).items()
+            if name.isupper() and isinstance(value, PurePosixPath)}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Plain values derived once per host; flag tables and templates read only these."""
+
+    cluster: Cluster
+    host: Host
+
+    @property
+    def host_ip(self) -> str:
+        return str(self.host.address)
+
+    @property
+    def host_url_ip(self) -> str:
+        return format_host(self.host_ip)
+
+    @property
+    def etcd_servers(self) -> str:
+        return ",".join(f"https://{format_host(str(h.address))}:{ETCD_CLIENT_PORT}"
+                        for h in self.cluster.etcd_hosts)
+
+    @property
+    def etcd_initial_cluster(self) -> str:
+        return ",".join(f"{h.name}=https://{format_host(str(h.address))}:{ETCD_PEER_PORT}"
+                        for h in self.cluster.etcd_hosts)
+
+    @property
+    def loopback(self) -> str:
+        return "[::1]" if self.host.address.version == 6 else "127.0.0.1"
+
+    @property
+    def service_account_issuer(self) -> str:
+        # The in-cluster name of the API, as kubeadm sets it: stable across endpoint changes.
+        return f"https://kubernetes.default.svc.{self.cluster.settings.cluster_domain}"
+
+    @property
+    def node_pod_cidr(self) -> IPNetwork:
+        return node_pod_cidr(self.cluster, self.host)

@@ -1,0 +1,207 @@
+"""Which rendered files a host gets, from which template, and which services each one restarts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from kbuild import layout
+from kbuild.errors import UsageError
+from kbuild.inventory import Cluster, Host
+from kbuild.render import env as jinja_env
+from kbuild.render import flags as flag_tables
+from kbuild.render.facts import Facts, node_pod_cidr, paths, runs_kubelet
+from kbuild.render.versions import ClusterVersions, cluster_versions, show
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    """One file for a host: where it goes, what it says, and who must restart when it changes."""
+
+    path: PurePosixPath
+    content: str
+    mode: int
+    services: tuple[str, ...]  # systemd services to restart when it changes (a unit: itself)
+    template: str  # the template it was rendered from
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    template: str
+    path: PurePosixPath
+    services: tuple[str, ...]
+    component: str | None = None  # a unit: ExecStart gets this component's binary and flags
+    when: Callable[[ClusterVersions], bool] | None = None
+    mode: int = 0o644
+
+
+def _unit(name: str) -> FileSpec:
+    return FileSpec(f"{name}.service.j2", layout.unit_path(name), (name,), component=name)
+
+
+ETCD_FILES = (_unit("etcd"),)
+
+CONTROL_PLANE_FILES = (
+    _unit("kube-apiserver"),
+    FileSpec("audit-policy.yaml.j2", layout.AUDIT_POLICY, ("kube-apiserver",)),
+    FileSpec("authentication-config.yaml.j2", layout.AUTHENTICATION_CONFIG, ("kube-apiserver",),
+             when=lambda v: v.profile.authentication_config_api is not None),
+    _unit("kube-controller-manager"),
+    _unit("kube-scheduler"),
+    FileSpec("kube-scheduler-config.yaml.j2", layout.SCHEDULER_CONFIG, ("kube-scheduler",)),
+)
+
+KUBELET_FILES = (
+    _unit("containerd"),
+    FileSpec("containerd-config.toml.j2", layout.CONTAINERD_CONFIG, ("containerd",)),
+    # containerd watches the CNI directory and reloads it; a restart would change nothing more.
+    FileSpec("cni-bridge.conf.j2", layout.CNI_BRIDGE_CONF, ()),
+    FileSpec("cni-loopback.conf.j2", layout.CNI_LOOPBACK_CONF, ()),
+    _unit("kubelet"),
+    FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",)),
+    _unit("kube-proxy"),
+    FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",)),
+)
+
+# Start order on a host that has them all: etcd before the apiserver, the apiserver before
+# the controllers, the runtime before the kubelet.
+UNIT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+              "containerd", "kubelet", "kube-proxy")
+
+
+def file_specs(host: Host) -> list[FileSpec]:
+    specs: list[FileSpec] = []
+    if host.is_etcd:
+        specs += ETCD_FILES
+    if host.is_control_plane:
+        specs += CONTROL_PLANE_FILES
+    if runs_kubelet(host):
+        specs += KUBELET_FILES
+    return specs
+
+
+def units_for(host: Host) -> list[str]:
+    """The systemd services kbuild runs on this host, in start order."""
+    present = {s.component for s in file_specs(host) if s.component}
+    return [name for name in UNIT_ORDER if name in present]
+
+
+def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
+    """Every unit and config file this host gets (PKI material aside), rendered; pure, no I/O but
+    reading templates."""
+    versions = cluster_versions(cluster)
+    _check_host_extra_flags(host)
+    facts = Facts(cluster, host)
+    environment = jinja_env.environment(user_templates_dir(cluster))
+    base = context(facts, versions)
+    rendered: list[RenderedFile] = []
+    for spec in file_specs(host):
+        if spec.when is not None and not spec.when(versions):
+            continue
+        ctx = dict(base, template=spec.template)
+        if spec.component:
+            ctx["binary"] = str(layout.binary_path(spec.component))
+            ctx["flags"] = flag_tables.build(spec.component, facts, versions)
+        text = jinja_env.render(environment, spec.template, ctx)
+        rendered.append(RenderedFile(spec.path, text, spec.mode, spec.services, spec.template))
+    return rendered
+
+
+def _check_host_extra_flags(host: Host) -> None:
+    """Extra flags for a component the host does not run would be silently ignored: say so instead."""
+    running = units_for(host)
+    for component in host.extra_flags:
+        if component not in running:
+            raise flag_tables.FlagError(f"hosts.{host.name}.extra_flags.{component}",
+                                        f"host {host.name} runs no {component}",
+                                        hint=f"its roles ({', '.join(host.role_names)}) run: {', '.join(running)}")
+
+
+def user_templates_dir(cluster: Cluster) -> str | None:
+    """The inventory's templates_dir, resolved against the inventory's directory."""
+    value = cluster.settings.templates_dir
+    if not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = cluster.inventory_path.parent / path
+    if not path.is_dir():
+        raise UsageError(f"cluster.templates_dir: {path} is not a directory",
+                         hint="point it at a directory of templates named like the shipped ones")
+    return str(path.resolve())
+
+
+def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
+    """The variables every template sees (plus `binary` and `flags` in unit templates)."""
+    cluster, host, settings = facts.cluster, facts.host, facts.cluster.settings
+    ctx: dict[str, Any] = {
+        "paths": paths(),
+        "host": {
+            "name": host.name,
+            "address": facts.host_ip,
+            "arch": host.arch,
+            "roles": host.role_names,
+            "is_etcd": host.is_etcd,
+            "is_control_plane": host.is_control_plane,
+            "runs_kubelet": runs_kubelet(host),
+        },
+        "cluster": {
+            "name": cluster.name,
+            "domain": settings.cluster_domain,
+            "dns_ip": str(cluster.cluster_dns_ip),
+            "pod_cidr": str(settings.pod_cidr),
+            "service_cidr": str(settings.service_cidr),
+            "api_server_url": cluster.api_server_url,
+            "kubernetes_service_ip": str(cluster.kubernetes_service_ip),
+            "proxy_mode": settings.proxy_mode,
+            "fail_swap_on": settings.fail_swap_on,
+        },
+        "versions": {
+            "kubernetes": settings.versions.kubernetes,
+            "kubernetes_minor": show(versions.kubernetes),
+            "etcd": settings.versions.etcd,
+            "etcd_minor": show(versions.etcd),
+            "containerd": settings.versions.containerd,
+        },
+        "etcd": {
+            "data_dir": cluster.etcd.data_dir,
+            # etcd before 3.5 refuses to start on arm64 unless told this platform is unsupported.
+            "unsupported_arch": host.arch if host.arch != "amd64" and versions.etcd < (3, 5) else None,
+        },
+        "apiserver": {
+            "authentication_config_api": versions.profile.authentication_config_api,
+        },
+    }
+    if runs_kubelet(host):
+        pod_net = node_pod_cidr(cluster, host)
+        ctx["node"] = {
+            "pod_cidr": str(pod_net),
+            "default_route": "::/0" if pod_net.version == 6 else "0.0.0.0/0",
+            "taints": [_taint(host, t) for t in host.taints],
+            "api_labels": flag_tables.api_labels(host.labels),
+        }
+        ctx["containerd"] = {
+            "config_version": versions.containerd_config_version,
+            "sandbox_image": versions.profile.pause_image,
+            "socket": str(layout.CONTAINERD_SOCKET),
+        }
+    return ctx
+
+
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _taint(host: Host, text: str) -> dict[str, str]:
+    """'key=value:Effect' or 'key:Effect' -> the KubeletConfiguration registerWithTaints form."""
+    index = host.taints.index(text)
+    body, sep, effect = text.rpartition(":")
+    if not sep or effect not in TAINT_EFFECTS or not body:
+        raise UsageError(f"hosts.{host.name}.taints.{index}: {text!r} is not key[=value]:Effect",
+                         hint=f"Effect is one of {', '.join(TAINT_EFFECTS)}")
+    key, _, value = body.partition("=")
+    taint = {"key": key, "effect": effect}
+    if value:
+        taint["value"] = value
+    return taint

@@ -1,0 +1,123 @@
+"""The template environment: user templates override shipped ones, and errors say where and what."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kbuild import layout
+from kbuild.cli import run
+from kbuild.errors import ExitCode, KbuildError
+from kbuild.render import TemplateError, host_files
+from kbuild.render.env import shipped_templates_dir
+
+from .conftest import MakeCluster, files_by_path
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+
+
+def test_shipped_templates_are_found_in_a_source_checkout() -> None:
+    assert shipped_templates_dir() == TEMPLATES
+
+
+def test_every_shipped_template_is_used(cluster) -> None:
+    used = {"_macros.j2"} | {f.template for h in cluster.hosts for f in host_files(cluster, h)}
+    assert {p.name for p in TEMPLATES.glob("*.j2")} == used
+
+
+def test_a_user_template_overrides_the_shipped_one(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    user = tmp_path / "my-templates"
+    user.mkdir()
+    (user / "kube-proxy-config.yaml.j2").write_text("# mine for {{ host.name }}\nmode: {{ cluster.proxy_mode }}\n")
+    cluster = make_cluster(templates_dir="my-templates")  # relative to the inventory's directory
+    mine = files_by_path(cluster, "w1")[str(layout.KUBE_PROXY_CONFIG)]
+    assert mine.content == "# mine for w1\nmode: iptables\n"
+    assert mine.template == "kube-proxy-config.yaml.j2"
+    # Everything not overridden still comes from the shipped templates.
+    assert "KubeletConfiguration" in files_by_path(cluster, "w1")[str(layout.KUBELET_CONFIG)].content
+
+
+def test_a_user_macro_file_overrides_every_unit(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "_macros.j2").write_text(
+        "{% macro header() %}# custom{% endmacro %}\n"
+        "{% macro exec_start(binary, flags) %}ExecStart={{ binary }}{% endmacro %}\n")
+    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    unit = files_by_path(cluster, "w1")[str(layout.unit_path("kubelet"))].content
+    assert unit.startswith("# custom\n")
+    assert f"ExecStart={layout.binary_path('kubelet')}\n" in unit
+
+
+def test_missing_variable_names_template_line_and_variable(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "kubelet-config.yaml.j2").write_text("a: 1\nb: {{ cluster.domain }}\nc: {{ node.no_such_thing }}\n")
+    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    with pytest.raises(TemplateError) as info:
+        host_files(cluster, cluster.host("w1"))
+    err = info.value
+    assert (err.template, err.line, err.variable) == ("kubelet-config.yaml.j2", 3, "no_such_thing")
+    assert err.file == str(tmp_path / "t" / "kubelet-config.yaml.j2")
+    assert str(err).startswith(f"{err.file}:3: undefined variable 'no_such_thing' (template kubelet-config.yaml.j2)")
+
+
+def test_missing_top_level_variable(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "cni-loopback.conf.j2").write_text("{\n\n  \"x\": \"{{ nothing_here }}\"\n}\n")
+    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    with pytest.raises(TemplateError, match=r"cni-loopback\.conf\.j2:3: undefined variable 'nothing_here'") as info:
+        host_files(cluster, cluster.host("w1"))
+    assert "top-level variables are:" in str(info.value) and "paths" in str(info.value)
+
+
+def test_missing_variable_inside_a_macro_points_into_the_macro_file(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "_macros.j2").write_text(
+        "{% macro header() %}\n# {{ oops }}\n{% endmacro %}\n{% macro exec_start(b, f) %}x{% endmacro %}\n")
+    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    with pytest.raises(TemplateError) as info:
+        host_files(cluster, cluster.host("m1"))
+    assert (info.value.file, info.value.line, info.value.variable) == (str(tmp_path / "t" / "_macros.j2"), 2, "oops")
+    assert info.value.template == "etcd.service.j2"
+
+
+def test_syntax_error_names_file_and_line(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "audit-policy.yaml.j2").write_text("ok\n{% if %}\n")
+    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    with pytest.raises(TemplateError, match=r"audit-policy\.yaml\.j2:2: syntax error: ") as info:
+        host_files(cluster, cluster.host("m1"))
+    assert info.value.line == 2
+
+
+def test_missing_included_template(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "audit-policy.yaml.j2").write_text("a: 1\n{% include 'nowhere.j2' %}\n")
+    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    with pytest.raises(TemplateError, match=r"audit-policy\.yaml\.j2:2: template 'nowhere\.j2' not found"):
+        host_files(cluster, cluster.host("m1"))
+
+
+def test_a_failing_expression_is_located(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "audit-policy.yaml.j2").write_text("a: {{ 1 // 0 }}\n")
+    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    with pytest.raises(TemplateError, match=r"audit-policy\.yaml\.j2:1: ZeroDivisionError"):
+        host_files(cluster, cluster.host("m1"))
+
+
+def test_templates_dir_must_exist(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(templates_dir="does-not-exist")
+    with pytest.raises(KbuildError, match=r"cluster\.templates_dir: .*does-not-exist is not a directory"):
+        host_files(cluster, cluster.host("w1"))
+
+
+def test_the_cli_prints_one_clean_line_not_a_traceback(make_cluster: MakeCluster, tmp_path: Path, capsys) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "kube-scheduler-config.yaml.j2").write_text("x: {{ cluster.nope }}\n")
+    make_cluster(templates_dir="t")
+    code = run(["render", "-i", str(tmp_path / "inventory.yaml"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == ExitCode.BAD_INPUT
+    assert "kube-scheduler-config.yaml.j2:1: undefined variable 'nope'" in err
+    assert "Traceback" not in err and "jinja2" not in err
