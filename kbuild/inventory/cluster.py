@@ -57,6 +57,13 @@ class Host:
         return Role.WORKER in self.roles
 
     @property
+    def runs_kubelet(self) -> bool:
+        """Hosts that run containerd, kubelet and kube-proxy: the workers. A control plane becomes a node
+        only by also having the worker role; otherwise it is a pure control plane with no Node object.
+        PKI, templates and plays all ask this one question."""
+        return self.is_worker
+
+    @property
     def role_names(self) -> list[str]:
         order = [Role.ETCD, Role.CONTROL_PLANE, Role.WORKER]
         return [r.value for r in order if r in self.roles]
@@ -94,6 +101,10 @@ class Cluster:
     @property
     def worker_hosts(self) -> list[Host]:
         return [h for h in self.hosts if h.is_worker]
+
+    @property
+    def kubelet_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.runs_kubelet]
 
     # -- derived network facts --------------------------------------------
     @property

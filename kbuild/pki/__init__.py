@@ -5,7 +5,7 @@ Generated locally into <state_dir>/ (see kbuild.pki.store for the layout), drive
 `check` and `ensure(renew=...)`.
 """
 
-from kbuild.pki.certlist import CERTS, KUBECONFIGS, CertSpec, KubeconfigSpec, kubelet_hosts, runs_kubelet
+from kbuild.pki.certlist import CERTS, KUBECONFIGS, CertSpec, KubeconfigSpec
 from kbuild.pki.deploy import PKIFile, host_files
 from kbuild.pki.errors import PKIError
 from kbuild.pki.generate import Action, EnsureReport, Outcome, ensure
@@ -26,6 +26,4 @@ __all__ = [
     "check",
     "ensure",
     "host_files",
-    "kubelet_hosts",
-    "runs_kubelet",
 ]

@@ -26,17 +26,8 @@ SERVER, CLIENT = "server", "client"
 MASTERS_GROUP = "system:masters"
 
 
-def runs_kubelet(host: Host) -> bool:
-    """Whether a host runs kubelet (and kube-proxy): the one predicate plays and PKI share.
-
-    DESIGN: a master runs a kubelet only when it also has the worker role; otherwise it is a
-    pure control plane with systemd-managed components and no node object.
-    """
-    return host.is_worker
-
-
-def kubelet_hosts(cluster: Cluster) -> list[Host]:
-    return [h for h in cluster.hosts if runs_kubelet(h)]
+def _kubelet_hosts(cluster: Cluster) -> list[Host]:
+    return cluster.kubelet_hosts
 
 
 def _etcd_hosts(cluster: Cluster) -> list[Host]:
@@ -110,10 +101,10 @@ CERTS: tuple[CertSpec, ...] = (
     # -- nodes -------------------------------------------------------------------------------------
     CertSpec("kubelet-client", "hosts/{host}/kubelet-client", "ca", "system:node:{host}",
              "client certificate of a kubelet (Node authorizer identity)", org=("system:nodes",),
-             ext_key_usage=(CLIENT,), hosts=kubelet_hosts),
+             ext_key_usage=(CLIENT,), hosts=_kubelet_hosts),
     CertSpec("kubelet-serving", "hosts/{host}/kubelet", "ca", "system:node:{host}",
              "serving certificate of a kubelet", org=("system:nodes",), ext_key_usage=(SERVER,),
-             sans=kubelet_sans, hosts=kubelet_hosts),
+             sans=kubelet_sans, hosts=_kubelet_hosts),
 )
 
 
@@ -190,7 +181,7 @@ KUBECONFIGS: tuple[KubeconfigSpec, ...] = (
     KubeconfigSpec("kube-proxy.conf", "kubeconfigs/kube-proxy.conf", "kube-proxy", endpoint_api_url,
                    "kube-proxy (shared by every node)"),
     KubeconfigSpec("kubelet.conf", "kubeconfigs/kubelet-{host}.conf", "kubelet-client", endpoint_api_url,
-                   "kubelet", hosts=kubelet_hosts),
+                   "kubelet", hosts=_kubelet_hosts),
 )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from kbuild import layout
 from kbuild.inventory import Cluster, Host
-from kbuild.pki.certlist import KUBECONFIGS, runs_kubelet, spec
+from kbuild.pki.certlist import KUBECONFIGS, spec
 from kbuild.pki.errors import PKIError
 from kbuild.pki.store import StateFiles, read_bytes
 from kbuild.state import PUBLIC_MODE, SECRET_MODE
@@ -76,7 +76,7 @@ class _Entry:
 _ROLES: dict[str, Callable[[Host], bool]] = {
     "etcd": lambda h: h.is_etcd,
     "control-plane": lambda h: h.is_control_plane,
-    "kubelet": runs_kubelet,
+    "kubelet": lambda host: host.runs_kubelet,
 }
 
 FILES: tuple[_Entry, ...] = (

@@ -1,7 +1,7 @@
 """Rendering: every unit and config file a host gets, from templates/ and the per-version flag tables."""
 
 from kbuild.render.env import TemplateError
-from kbuild.render.facts import node_pod_cidr, runs_kubelet
+from kbuild.render.facts import node_pod_cidr
 from kbuild.render.files import RenderedFile, host_files, units_for
 from kbuild.render.flags import FlagError, api_labels, kubelet_labels
 from kbuild.render.verify import verify_units
@@ -14,7 +14,6 @@ __all__ = [
     "host_files",
     "kubelet_labels",
     "node_pod_cidr",
-    "runs_kubelet",
     "units_for",
     "verify_units",
 ]

@@ -28,19 +28,9 @@ ETCD_PEER_PORT = 2380
 ETCD_METRICS_PORT = 2381
 
 
-def runs_kubelet(host: Host) -> bool:
-    """Hosts that run containerd, kubelet and kube-proxy: the workers (a control plane joins them
-    by also having the worker role)."""
-    return host.is_worker
-
-
-def kubelet_hosts(cluster: Cluster) -> list[Host]:
-    return [h for h in cluster.hosts if runs_kubelet(h)]
-
-
 def node_pod_cidr(cluster: Cluster, host: Host) -> IPNetwork:
     """The pod network of one kubelet host: block <index of host among kubelet hosts> of pod_cidr."""
-    names = [h.name for h in kubelet_hosts(cluster)]
+    names = [h.name for h in cluster.kubelet_hosts]
     if host.name not in names:
         raise UsageError(f"host {host.name} runs no kubelet, so it has no pod CIDR")
     pod = cluster.settings.pod_cidr

@@ -12,7 +12,7 @@ from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
 from kbuild.render import env as jinja_env
 from kbuild.render import flags as flag_tables
-from kbuild.render.facts import Facts, node_pod_cidr, paths, runs_kubelet
+from kbuild.render.facts import Facts, node_pod_cidr, paths
 from kbuild.render.versions import ClusterVersions, cluster_versions, show
 
 
@@ -77,7 +77,7 @@ def file_specs(host: Host) -> list[FileSpec]:
         specs += ETCD_FILES
     if host.is_control_plane:
         specs += CONTROL_PLANE_FILES
-    if runs_kubelet(host):
+    if host.runs_kubelet:
         specs += KUBELET_FILES
     return specs
 
@@ -145,7 +145,7 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
             "roles": host.role_names,
             "is_etcd": host.is_etcd,
             "is_control_plane": host.is_control_plane,
-            "runs_kubelet": runs_kubelet(host),
+            "runs_kubelet": host.runs_kubelet,
         },
         "cluster": {
             "name": cluster.name,
@@ -174,7 +174,7 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
             "authentication_config_api": versions.profile.authentication_config_api,
         },
     }
-    if runs_kubelet(host):
+    if host.runs_kubelet:
         pod_net = node_pod_cidr(cluster, host)
         ctx["node"] = {
             "pod_cidr": str(pod_net),

@@ -24,7 +24,7 @@ from typing import Callable
 
 from kbuild import layout as L
 from kbuild.errors import UsageError
-from kbuild.render.facts import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT, Facts, node_mask, runs_kubelet
+from kbuild.render.facts import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT, Facts, node_mask
 from kbuild.render.versions import ClusterVersions, Minor, show
 
 Value = str | Callable[[Facts], str]
@@ -139,7 +139,7 @@ KUBE_APISERVER = (
     Flag("requestheader-group-headers", "X-Remote-Group"),
     Flag("requestheader-extra-headers-prefix", "X-Remote-Extra-"),
     # Without kube-proxy on this host a Service IP leads nowhere: reach aggregated APIs by endpoint.
-    Flag("enable-aggregator-routing", "true", when=lambda f, _: not runs_kubelet(f.host)),
+    Flag("enable-aggregator-routing", "true", when=lambda f, _: not f.host.runs_kubelet),
 )
 
 KUBE_CONTROLLER_MANAGER = (

@@ -6,7 +6,6 @@ for real with /bin/sh (on paths under a temporary directory) instead of mocking 
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from pathlib import Path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kbuild.inventory import Cluster
-from kbuild.pki import CERTS, KUBECONFIGS, kubelet_hosts, runs_kubelet
+from kbuild.pki import CERTS, KUBECONFIGS
 from kbuild.pki.certlist import instances, kubeconfig_instances
 
 
@@ -41,6 +41,6 @@ def test_per_host_rows_follow_roles(cluster: Cluster) -> None:
 
 
 def test_kubelet_runs_only_on_hosts_with_the_worker_role(cluster: Cluster) -> None:
-    assert [h.name for h in kubelet_hosts(cluster)] == ["m2", "w1"]
-    assert not runs_kubelet(cluster.host("m1"))  # a pure master
-    assert runs_kubelet(cluster.host("m2"))  # a master that is also a worker
+    assert [h.name for h in cluster.kubelet_hosts] == ["m2", "w1"]
+    assert not cluster.host("m1").runs_kubelet  # a pure master
+    assert cluster.host("m2").runs_kubelet  # a master that is also a worker

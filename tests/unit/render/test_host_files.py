@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 import pytest
 
 from kbuild import layout
-from kbuild.render import host_files, node_pod_cidr, runs_kubelet, units_for
+from kbuild.render import host_files, node_pod_cidr, units_for
 from kbuild.render.files import UNIT_ORDER
 
 from .conftest import HOSTS, MakeCluster, files_by_path, versions
@@ -92,13 +92,7 @@ def test_units_for_matches_the_unit_files(cluster) -> None:
 
 
 def test_runs_kubelet_is_the_worker_role(cluster) -> None:
-    assert [h.name for h in cluster.hosts if runs_kubelet(h)] == ["m3", "w1", "w2"]
-
-
-def test_runs_kubelet_agrees_with_the_pki(cluster) -> None:
-    pki = pytest.importorskip("kbuild.pki")
-    for host in cluster.hosts:
-        assert runs_kubelet(host) == pki.runs_kubelet(host), host.name
+    assert [h.name for h in cluster.hosts if h.runs_kubelet] == ["m3", "w1", "w2"]
 
 
 def test_no_authentication_config_where_the_minor_cannot_restrict_anonymous(make_cluster: MakeCluster) -> None:
@@ -110,7 +104,7 @@ def test_no_authentication_config_where_the_minor_cannot_restrict_anonymous(make
 
 
 def test_node_pod_cidrs_are_consecutive_blocks_in_inventory_order(cluster) -> None:
-    got = {h.name: str(node_pod_cidr(cluster, h)) for h in cluster.hosts if runs_kubelet(h)}
+    got = {h.name: str(node_pod_cidr(cluster, h)) for h in cluster.hosts if h.runs_kubelet}
     assert got == {"m3": "10.200.0.0/24", "w1": "10.200.1.0/24", "w2": "10.200.2.0/24"}
 
 
@@ -118,7 +112,7 @@ def test_node_pod_cidrs_do_not_overlap_and_stay_in_the_pod_cidr(make_cluster: Ma
     hosts = {f"w{i}": {"address": f"198.18.0.{100 + i}", "roles": ["worker"]} for i in range(16)}
     hosts["m1"] = {"address": "198.18.0.1", "roles": ["etcd", "control-plane"]}
     cluster = make_cluster(hosts=hosts, pod_cidr="10.244.0.0/20", node_cidr_mask_size=24)
-    nets = [node_pod_cidr(cluster, h) for h in cluster.hosts if runs_kubelet(h)]
+    nets = [node_pod_cidr(cluster, h) for h in cluster.hosts if h.runs_kubelet]
     assert len(nets) == 16
     for i, a in enumerate(nets):
         assert a.subnet_of(ipaddress.ip_network("10.244.0.0/20"))
