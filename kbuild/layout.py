@@ -67,6 +67,17 @@ CNI_LOOPBACK_CONF = CNI_CONF_DIR / "99-loopback.conf"
 
 ETCD_DATA_DIR_DEFAULT = P("/var/lib/etcd")  # the inventory's etcd.data_dir wins
 
+# -- ports ----------------------------------------------------------------------------------------------
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+ETCD_METRICS_PORT = 2381  # plain HTTP, loopback only
+KUBELET_HEALTHZ_PORT = 10248  # plain HTTP, loopback only
+KUBELET_PORT = 10250
+KUBE_PROXY_METRICS_PORT = 10249  # loopback only
+KUBE_PROXY_HEALTHZ_PORT = 10256
+CONTROLLER_MANAGER_PORT = 10257
+SCHEDULER_PORT = 10259
+
 # -- systemd units -------------------------------------------------------------------------------------
 
 
