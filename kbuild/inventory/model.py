@@ -79,12 +79,12 @@ class Versions(Strict):
     containerd: str = "1.6.20"
     runc: str = "1.1.5"
     cni_plugins: str = "1.1.1"
-    crictl: str = "1.33.0"
+    crictl: str | None = None  # opt-in: the debugging CLI for CRI runtimes; not needed to run a node
 
     @field_validator("*", mode="before")
     @classmethod
-    def _check(cls, value: object) -> str:
-        return _version(str(value))
+    def _check(cls, value: object) -> str | None:
+        return None if value is None else _version(str(value))
 
 
 class PKISettings(Strict):
