@@ -51,6 +51,8 @@ CONTROL_PLANE_FILES = (
     _unit("kube-controller-manager"),
     _unit("kube-scheduler"),
     FileSpec("kube-scheduler-config.yaml.j2", layout.SCHEDULER_CONFIG, ("kube-scheduler",)),
+    # Applied through the API by the cluster-objects step, not read by a service.
+    FileSpec("rbac-apiserver-to-kubelet.yaml.j2", layout.APISERVER_KUBELET_RBAC, ()),
 )
 
 KUBELET_FILES = (
@@ -63,12 +65,17 @@ KUBELET_FILES = (
     FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",)),
     _unit("kube-proxy"),
     FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",)),
+    # Static pod CIDRs need routes to the other nodes; a oneshot unit keeps them across reboots.
+    FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), ("kbuild-pod-routes",)),
 )
+
+# The user kube-apiserver authenticates as towards kubelets (its apiserver-kubelet-client certificate's CN).
+APISERVER_KUBELET_USER = "kube-apiserver-kubelet-client"
 
 # Start order on a host that has them all: etcd before the apiserver, the apiserver before
 # the controllers, the runtime before the kubelet.
 UNIT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-              "containerd", "kubelet", "kube-proxy")
+              "containerd", "kubelet", "kube-proxy", "kbuild-pod-routes")
 
 
 def file_specs(host: Host) -> list[FileSpec]:
@@ -84,7 +91,7 @@ def file_specs(host: Host) -> list[FileSpec]:
 
 def units_for(host: Host) -> list[str]:
     """The systemd services kbuild runs on this host, in start order."""
-    present = {s.component for s in file_specs(host) if s.component}
+    present = {s.path.name.removesuffix(".service") for s in file_specs(host) if s.path.parent == layout.UNIT_DIR}
     return [name for name in UNIT_ORDER if name in present]
 
 
@@ -173,6 +180,7 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
         "apiserver": {
             "authentication_config_api": versions.profile.authentication_config_api,
         },
+        "apiserver_kubelet_user": APISERVER_KUBELET_USER,
     }
     if host.runs_kubelet:
         pod_net = node_pod_cidr(cluster, host)
@@ -181,6 +189,8 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
             "default_route": "::/0" if pod_net.version == 6 else "0.0.0.0/0",
             "taints": [_taint(host, t) for t in host.taints],
             "api_labels": flag_tables.api_labels(host.labels),
+            "routes": [{"cidr": str(node_pod_cidr(cluster, other)), "via": str(other.address)}
+                       for other in cluster.kubelet_hosts if other.name != host.name],
         }
         ctx["containerd"] = {
             "config_version": versions.containerd_config_version,

@@ -157,4 +157,4 @@ def test_every_yaml_file_parses(cluster) -> None:
     for host in ("m3", "w1"):
         for path, f in files_by_path(cluster, host).items():
             if path.endswith(".yaml"):
-                assert isinstance(yaml.safe_load(f.content), dict), path
+                assert all(isinstance(doc, dict) for doc in yaml.safe_load_all(f.content)), path

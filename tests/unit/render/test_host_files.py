@@ -23,6 +23,7 @@ CONTROL_PLANE_FILES = {
     str(layout.SCHEDULER_CONFIG): ("kube-scheduler",),
     str(layout.AUDIT_POLICY): ("kube-apiserver",),
     str(layout.AUTHENTICATION_CONFIG): ("kube-apiserver",),
+    str(layout.APISERVER_KUBELET_RBAC): (),  # applied through the API, read by no service
 }
 KUBELET_FILES = {
     f"{UNIT}/containerd.service": ("containerd",),
@@ -33,6 +34,7 @@ KUBELET_FILES = {
     str(layout.KUBELET_CONFIG): ("kubelet",),
     f"{UNIT}/kube-proxy.service": ("kube-proxy",),
     str(layout.KUBE_PROXY_CONFIG): ("kube-proxy",),
+    f"{UNIT}/kbuild-pod-routes.service": ("kbuild-pod-routes",),
 }
 
 
@@ -80,7 +82,7 @@ def test_rendered_file_is_frozen(cluster) -> None:
 
 def test_units_for_is_in_start_order(cluster) -> None:
     assert units_for(cluster.host("m1")) == ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
-    assert units_for(cluster.host("w1")) == ["containerd", "kubelet", "kube-proxy"]
+    assert units_for(cluster.host("w1")) == ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]
     assert units_for(cluster.host("m3")) == list(UNIT_ORDER)
 
 
@@ -138,3 +140,12 @@ def test_a_host_without_kubelet_has_no_pod_cidr(cluster) -> None:
 def test_default_hosts_cover_every_role_combination() -> None:
     combos = {tuple(sorted(h["roles"])) for h in HOSTS.values()}
     assert len(combos) == 3
+
+
+def test_pod_routes_point_at_every_other_node(cluster) -> None:
+    kubelet_hosts = cluster.kubelet_hosts
+    for host in kubelet_hosts:
+        unit = files_by_path(cluster, host.name)[f"{UNIT}/kbuild-pod-routes.service"].content
+        for other in kubelet_hosts:
+            route = f"ip route replace {node_pod_cidr(cluster, other)} via {other.address}"
+            assert (route in unit) == (other.name != host.name), (host.name, other.name)
