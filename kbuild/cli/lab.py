@@ -1,0 +1,146 @@
+"""`kbuild lab`: local test hosts (systemd-nspawn machines with systemd and sshd) and the inventory for them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kbuild.cli.common import JsonOption
+from kbuild.lab.image import MIRROR_ENV
+from kbuild.lab.lab import BOOT_TIMEOUT, STOP_TIMEOUT, Lab, LabStatus
+from kbuild.lab.plan import DEFAULT_NAME, DEFAULT_SUBNET
+from kbuild.lab.preflight import RUN_TOOLS, check_host
+
+app = typer.Typer(
+    help="Local test hosts: systemd-nspawn machines booting systemd and sshd on a bridge (needs root and Linux).",
+    no_args_is_help=True,
+)
+
+NameOption = Annotated[str, typer.Option("--name", "-n", help="Lab name (machines are <name>-master-1, ...).",
+                                         envvar="KBUILD_LAB_NAME")]
+MirrorOption = Annotated[Optional[str], typer.Option(
+    "--mirror", help="Debian mirror for building the image (default http://deb.debian.org/debian).",
+    envvar=MIRROR_ENV)]
+MachineArgument = Annotated[str, typer.Argument(help="Machine name, e.g. lab-worker-1 (or worker-1).")]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _lab(name: str) -> Lab:
+    """The lab called `name`, once this host is known to be able to run one (else one clear line, exit 2)."""
+    check_host(RUN_TOOLS)
+    return Lab(name, say=_say)
+
+
+@app.command("image")
+def image(
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Build it again even if it is cached.")] = False,
+    mirror: MirrorOption = None,
+) -> None:
+    """Build the machines' Debian image with debootstrap (once; later labs reuse the cached one)."""
+    rootfs = Lab(say=_say).build_image(rebuild=rebuild, mirror=mirror)
+    typer.echo(f"lab image: {rootfs}")
+
+
+@app.command("up")
+def up(
+    masters: Annotated[int, typer.Option("--masters", help="Machines with roles etcd and control-plane.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="Machines with role worker.")] = 2,
+    name: NameOption = DEFAULT_NAME,
+    subnet: Annotated[str, typer.Option("--subnet", help="IPv4 network of the lab bridge; machines get .10, .11, ...")]
+    = DEFAULT_SUBNET,
+    inventory_out: Annotated[Optional[Path], typer.Option(
+        "--inventory-out", help="Also write the inventory here (it is always written to the lab directory).")] = None,
+    mirror: MirrorOption = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every machine's sshd.")]
+    = BOOT_TIMEOUT,
+) -> None:
+    """Create and boot a lab (a no-op that restarts stopped machines if it already exists) and write its inventory."""
+    started = time.monotonic()
+    lab = Lab(name, say=_say)
+    status = lab.up(masters, workers, subnet, mirror=mirror, timeout=timeout, inventory_out=inventory_out)
+    _print_status(status, stderr=True)  # stdout carries only the inventory path: INV=$(kbuild lab up)
+    _say(f"lab {name!r} is up ({time.monotonic() - started:.1f} s)")
+    if inventory_out is not None:
+        _say(f"inventory also written to {inventory_out.absolute()}")
+    typer.echo(status.inventory)
+
+
+@app.command("status")
+def status(name: NameOption = DEFAULT_NAME, as_json: JsonOption = False) -> None:
+    """Show the lab's machines: address, running or not, and whether sshd answers."""
+    result = _lab(name).status()
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    _print_status(result)
+
+
+@app.command("stop")
+def stop(machine: MachineArgument, name: NameOption = DEFAULT_NAME,
+         timeout: Annotated[float, typer.Option("--timeout", help="Seconds before SIGKILL.")] = STOP_TIMEOUT) -> None:
+    """Shut one machine down (its disk is kept; `start` boots it again)."""
+    lab = _lab(name)
+    full = lab.machine(machine)[0].name
+    was = lab.stop(machine, timeout=timeout)
+    typer.echo(f"{full}: stopped" if was else f"{full}: was not running")
+
+
+@app.command("start")
+def start(machine: MachineArgument, name: NameOption = DEFAULT_NAME,
+          timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for sshd.")] = BOOT_TIMEOUT
+          ) -> None:
+    """Boot one stopped machine and wait until its sshd answers."""
+    lab = _lab(name)
+    full = lab.machine(machine)[0].name
+    was_stopped = lab.start(machine, timeout=timeout)
+    typer.echo(f"{full}: started" if was_stopped else f"{full}: already running")
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_(
+    machine: MachineArgument,
+    command: Annotated[list[str], typer.Argument(help="Command and arguments (put `--` before them).")],
+    name: NameOption = DEFAULT_NAME,
+) -> None:
+    """Run a command inside a machine as root, through its namespaces (no SSH; stdin is not passed)."""
+    result = _lab(name).exec(machine, command, timeout=None)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    raise typer.Exit(result.returncode)
+
+
+@app.command("down")
+def down(name: NameOption = DEFAULT_NAME,
+         timeout: Annotated[float, typer.Option("--timeout", help="Seconds for machines to shut down "
+                                                                  "before SIGKILL.")] = STOP_TIMEOUT) -> None:
+    """Stop every machine and remove the lab: processes, mounts, bridge and directory (the image stays cached)."""
+    started = time.monotonic()
+    report = _lab(name).down(timeout=timeout)
+    if not report.existed:
+        typer.echo(f"no lab {name!r}; nothing to do")
+        return
+    if report.killed:
+        _say(f"killed after {timeout:.0f} s: {', '.join(report.killed)}")
+    typer.echo(f"lab {name!r} removed ({len(report.stopped)} machines stopped, "
+               f"{time.monotonic() - started:.1f} s)")
+
+
+def _print_status(status: LabStatus, *, stderr: bool = False) -> None:
+    console = Console(highlight=False, stderr=stderr)
+    table = Table("machine", "role", "address", "state", "sshd", title=f"lab {status.name} "
+                  f"({status.subnet} on {status.bridge}{'' if status.bridge_present else ', bridge missing'})")
+    for m in status.machines:
+        ssh = "-" if m.ssh is None else ("answers" if m.ssh else "no answer")
+        table.add_row(m.name, m.role, m.address, "running" if m.running else "stopped", ssh)
+    console.print(table)
+
