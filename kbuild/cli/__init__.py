@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from kbuild import __version__
-from kbuild.cli import inventory_cmd
+from kbuild.cli import artifacts, certs, cluster, hosts, inventory_cmd, lab, render_cmd
 from kbuild.errors import ExitCode, KbuildError
 
 app = typer.Typer(
@@ -27,8 +27,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+# The main job first, then the areas, then the helpers.
+app.command("bootstrap")(cluster.bootstrap)
+app.command("preflight")(cluster.preflight)
+app.add_typer(certs.app, name="certs")
+app.add_typer(artifacts.app, name="artifacts")
+app.command("render")(render_cmd.render)
 app.add_typer(inventory_cmd.app, name="inventory")
-# Command groups register here, one line each.
+app.command("ping")(hosts.ping)
+app.command("exec")(hosts.exec_command)
+app.add_typer(lab.app, name="lab")
 
 
 def _version(value: bool) -> None:
@@ -49,7 +57,8 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI with `argv` and return the exit code, printing known errors as one clean message."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app(args=argv, prog_name="kbuild", standalone_mode=False)
+        # Without standalone mode, click hands back the code of a typer.Exit instead of exiting.
+        code = app(args=argv, prog_name="kbuild", standalone_mode=False)
     except KbuildError as exc:
         err.print(f"error: {exc}", markup=False)
         return int(exc.exit_code)
@@ -66,7 +75,7 @@ def run(argv: list[str] | None = None) -> int:
         log.write_text(traceback.format_exc())
         err.print(f"error: internal error in kbuild ({exc!r}); the traceback is in {log}", markup=False)
         return int(ExitCode.FAILED)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -90,6 +90,11 @@ class ConsoleSink:
         elif e.event in ("handler", "gate") and (e.status != "ok" or self.verbose or e.event == "handler"):
             self.console.print(f"{tag}{e.host}: [{style}]{e.status}[/] {e.resource}"
                                + (f": {e.message}" if e.message else ""))
+        elif e.event == "preflight":
+            self.console.print(f"{tag}{e.host}: [{'bold red' if e.status == 'error' else 'yellow'}]{e.status}[/] "
+                               f"[{e.resource}] {e.message}", markup=True, highlight=False)
+        elif e.event == "timings" and e.data:
+            self.console.print("phase timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in e.data.items()))
         elif e.event in ("host.unreachable", "host.failed"):
             self.console.print(f"{tag}{e.host}: [{style}]{e.status}[/] {e.message or ''}", markup=True)
         elif e.event == "message":

@@ -1,0 +1,150 @@
+"""`kbuild bootstrap`: the declarative apply of a whole cluster, as ordered phases. Safe to re-run at any time."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from kbuild import layout, pki
+from kbuild.artifacts import cluster_artifacts
+from kbuild.engine.resources import Command
+from kbuild.engine.runner import Gate, Plan
+from kbuild.plays import control_plane, etcd, node, preflight
+from kbuild.plays.desired import gather_inputs
+from kbuild.plays.phases import Context, Phase, require_success
+
+NODES_REGISTERED_TIMEOUT = 120.0
+
+
+def phase_preflight(ctx: Context) -> None:
+    preflight.run(ctx)
+
+
+def phase_pki(ctx: Context) -> None:
+    """Generate or reuse the PKI on the controller. In check mode, work on a throwaway copy of the state dir."""
+    cluster = ctx.cluster
+    if ctx.check:
+        scratch = Path(tempfile.mkdtemp(prefix="kbuild-check-"))
+        ctx.data["scratch"] = scratch
+        copy = scratch / "state"
+        if cluster.state_dir.exists():
+            shutil.copytree(cluster.state_dir, copy, ignore=shutil.ignore_patterns("logs", "backups"))
+        ctx.cluster = dataclasses.replace(cluster, state_dir=copy)
+    report = pki.ensure(ctx.cluster)
+    changed = [o for o in report.outcomes if o.action.value != "reused"]
+    verb = "would write" if ctx.check else "wrote"
+    ctx.say(f"{len(report.outcomes) - len(changed)} reused, {len(changed)} {verb}"
+            + (f": {', '.join(o.name for o in changed[:8])}{' …' if len(changed) > 8 else ''}" if changed else ""),
+            phase="pki")
+    for warning in report.warnings:
+        ctx.say(f"warning: {warning}", phase="pki")
+
+
+def phase_artifacts(ctx: Context) -> None:
+    """Fetch and verify every binary into the controller's cache (push) or its checksums (pull)."""
+    artifacts = cluster_artifacts(ctx.cluster, prepare=True)
+    inputs = {}
+    for host in ctx.session.hosts:
+        inputs[host.name] = gather_inputs(ctx.cluster, host, artifacts[host.name])
+    ctx.data["inputs"] = inputs
+    count = sum(len(v) for v in artifacts.values())
+    ctx.say(f"{count} host binaries verified ({ctx.cluster.artifacts.transfer} mode)", phase="artifacts")
+
+
+def phase_etcd(ctx: Context) -> None:
+    hosts = ctx.selected(ctx.cluster.etcd_hosts)
+    if not hosts:
+        return
+    inputs = ctx.data["inputs"]
+    initialized = etcd.initialized_members(ctx)
+    plans = {h.name: etcd.plan(ctx.cluster, inputs[h.name]) for h in hosts}
+    if not initialized:
+        # A new cluster: all members at once, since a member reports ready only when a quorum has formed.
+        outcomes = ctx.runner.apply("etcd", plans, describe="new etcd cluster: members started together")
+    else:
+        joining = [h.name for h in hosts if h.name not in initialized]
+        if joining:
+            raise etcd.MembershipChange(joining, sorted(initialized))
+        # A running cluster: one member at a time, each gated on cluster health, so quorum always holds.
+        outcomes = ctx.runner.apply("etcd", plans, serial=1,
+                                    describe="running etcd cluster: members one at a time, gated on health")
+    require_success("etcd", outcomes)
+
+
+def phase_control_plane(ctx: Context) -> None:
+    hosts = ctx.selected(ctx.cluster.control_plane_hosts)
+    if not hosts:
+        return
+    inputs = ctx.data["inputs"]
+    # One at a time: a changed apiserver certificate or flag must never take every apiserver down at once.
+    outcomes = ctx.runner.apply("control-plane",
+                                {h.name: control_plane.plan(ctx.cluster, inputs[h.name]) for h in hosts},
+                                serial=1, describe="apiserver, controller-manager, scheduler; one host at a time")
+    require_success("control-plane", outcomes)
+
+
+def phase_cluster_objects(ctx: Context) -> None:
+    """Objects a hard-way cluster needs in the API: the RBAC that lets the apiserver reach kubelets."""
+    first = _first_control_plane(ctx)
+    if first is None:
+        return
+    rbac = str(layout.APISERVER_KUBELET_RBAC)
+    content = next(f.content for f in ctx.data["inputs"][first.name].rendered if str(f.path) == rbac)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    stamp = f"{layout.ADDONS_DIR}/.applied-{Path(rbac).stem}"
+    apply = Command(
+        "apply apiserver-to-kubelet RBAC",
+        f"{control_plane.kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=kbuild', '-f', rbac)}"
+        f" && echo {digest} > {stamp}",
+        # Re-apply when the manifest changed or the objects went missing (a restored etcd, say).
+        unless=f"grep -qx {digest} {stamp} && {control_plane.kubectl('get', '-f', rbac)} >/dev/null",
+    )
+    outcomes = ctx.runner.apply("cluster-objects", {first.name: Plan([apply])},
+                                describe=f"RBAC and other API objects, through {first.name}")
+    require_success("cluster-objects", outcomes)
+
+
+def phase_nodes(ctx: Context) -> None:
+    hosts = ctx.selected(ctx.cluster.kubelet_hosts)
+    if not hosts:
+        return
+    inputs = ctx.data["inputs"]
+    outcomes = ctx.runner.apply("nodes", {h.name: node.plan(ctx.cluster, inputs[h.name]) for h in hosts},
+                                describe="containerd, runc, CNI, kubelet, kube-proxy")
+    require_success("nodes", outcomes)
+    first = _first_control_plane(ctx, selected_only=False)
+    if first is None or ctx.check:
+        return
+    names = " ".join(h.name for h in hosts)
+    gate = Gate("nodes registered", always=True, timeout=NODES_REGISTERED_TIMEOUT,
+                command=control_plane.kubectl("get", "nodes", names, "-o", "name"))
+    outcomes = ctx.runner.apply("nodes-registered", {first.name: Plan(gates=[gate])},
+                                describe=f"every kubelet has registered its Node ({names})")
+    require_success("nodes-registered", outcomes)
+
+
+def _first_control_plane(ctx: Context, *, selected_only: bool = True):  # noqa: ANN202 - Host | None
+    candidates = ctx.cluster.control_plane_hosts
+    if selected_only:
+        candidates = ctx.selected(candidates)
+    return candidates[0] if candidates else None
+
+
+PHASES = [
+    Phase("preflight", "check every host before anything changes", phase_preflight),
+    Phase("pki", "certificates, keys and kubeconfigs on the controller", phase_pki),
+    Phase("artifacts", "binaries fetched and verified", phase_artifacts),
+    Phase("etcd", "etcd members", phase_etcd),
+    Phase("control-plane", "apiserver, controller-manager, scheduler", phase_control_plane),
+    Phase("cluster-objects", "RBAC in the API", phase_cluster_objects),
+    Phase("nodes", "container runtime, kubelet and kube-proxy; nodes registered", phase_nodes),
+]
+
+
+def cleanup(ctx: Context) -> None:
+    scratch = ctx.data.get("scratch")
+    if isinstance(scratch, Path):
+        shutil.rmtree(scratch, ignore_errors=True)

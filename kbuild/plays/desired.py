@@ -1,0 +1,90 @@
+"""Turn what PKI, templates and artifacts say a host needs into engine resources, per component.
+
+Every play builds its plan from these, so a file's mode, secrecy and the services it restarts
+are decided in exactly one place (the producing module), never re-guessed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from kbuild import layout
+from kbuild.artifacts import HostArtifact
+from kbuild.engine.resources import Artifact, Directory, File, Resource
+from kbuild.inventory import Cluster, Host
+from kbuild.pki import PKIFile
+from kbuild.pki import host_files as pki_host_files
+from kbuild.render import RenderedFile
+from kbuild.render import host_files as rendered_host_files
+
+# Which component a binary, PKI file or rendered file belongs to, by the services that use it.
+COMPONENT_SERVICES = {
+    "etcd": ("etcd",),
+    "control-plane": ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
+    "node": ("containerd", "kubelet", "kube-proxy"),
+}
+
+
+@dataclass(frozen=True)
+class HostInputs:
+    """Everything one host should have, before it is split into phases."""
+
+    host: Host
+    pki: tuple[PKIFile, ...]
+    rendered: tuple[RenderedFile, ...]
+    artifacts: tuple[HostArtifact, ...]
+
+
+def gather_inputs(cluster: Cluster, host: Host, artifacts: Iterable[HostArtifact]) -> HostInputs:
+    return HostInputs(host, tuple(pki_host_files(cluster, host)), tuple(rendered_host_files(cluster, host)),
+                      tuple(artifacts))
+
+
+def _belongs(services: tuple[str, ...], component: str, *, unowned: bool = False) -> bool:
+    """A file belongs to the component whose services use it; files no service reads go with `unowned`."""
+    if not services:
+        return unowned
+    return bool(set(services) & set(COMPONENT_SERVICES[component]))
+
+
+def pki_resources(inputs: HostInputs, component: str) -> list[Resource]:
+    files = [f for f in inputs.pki if _belongs(f.services, component, unowned=component == "control-plane")]
+    return [_pki_file(f) for f in files]
+
+
+def rendered_resources(inputs: HostInputs, component: str) -> list[Resource]:
+    files = [f for f in inputs.rendered if _belongs(f.services, component, unowned=component == "node")]
+    return [File(str(f.path), f.content, mode=f.mode, notify=f.services) for f in files]
+
+
+def artifact_resources(inputs: HostInputs, component: str) -> list[Resource]:
+    chosen = [a for a in inputs.artifacts if _belongs(a.services, component, unowned=component == "control-plane")]
+    return [_artifact(a) for a in chosen]
+
+
+def _pki_file(f: PKIFile) -> File:
+    return File(str(f.path), f.content, mode=f.mode, secret=f.secret, notify=f.services)
+
+
+def _artifact(a: HostArtifact) -> Artifact:
+    if a.local_path is not None:
+        return Artifact(str(a.remote_path), a.sha256, source=a.local_path, mode=a.mode, notify=a.services)
+    return Artifact(str(a.remote_path), a.sha256, url=a.url, archive_sha256=a.archive_sha256, member=a.member,
+                    mode=a.mode, notify=a.services)
+
+
+def directories(paths: Iterable[PurePosixPath | str], mode: int = 0o755) -> list[Resource]:
+    return [Directory(str(p), mode=mode) for p in paths]
+
+
+def parents_of(resources: Iterable[Resource], *, secret_mode: int = 0o700) -> list[Resource]:
+    """Directories for the files given, created before them with a deliberate mode (private dirs for PKI)."""
+    seen: dict[str, int] = {}
+    for resource in resources:
+        if isinstance(resource, (File, Artifact)):
+            parent = str(PurePosixPath(resource.path).parent)
+            private = parent.startswith(str(layout.PKI_DIR)) or parent.startswith(str(layout.KUBELET_DIR / "pki"))
+            seen.setdefault(parent, secret_mode if private else 0o755)
+    return [Directory(path, mode=mode) for path, mode in sorted(seen.items())]

@@ -1,0 +1,48 @@
+"""The node phase, on every host that runs a kubelet: kernel settings, containerd, runc, CNI, kubelet, kube-proxy."""
+
+from __future__ import annotations
+
+from kbuild import layout
+from kbuild.engine.resources import Directory, KernelModule, Service, Sysctl
+from kbuild.engine.runner import Gate, Plan
+from kbuild.inventory import Cluster
+from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
+
+NODE_TIMEOUT = 120.0
+
+# overlay for containerd's snapshotter; br_netfilter so bridged pod traffic passes iptables (Services).
+# A module built into the kernel, or loaded by a container host, shows only through its feature.
+MODULES = (KernelModule("overlay", probe="/sys/module/overlay"),
+           KernelModule("br_netfilter", probe="/proc/sys/net/bridge"))
+SYSCTLS = (Sysctl("net.ipv4.ip_forward", "1"),
+           Sysctl("net.bridge.bridge-nf-call-iptables", "1"),
+           Sysctl("net.bridge.bridge-nf-call-ip6tables", "1"))
+SERVICES = ("containerd", "kubelet", "kube-proxy", "kbuild-pod-routes")
+
+
+def gates() -> list[Gate]:
+    return [
+        Gate("containerd answering", timeout=NODE_TIMEOUT, command=f"test -S {layout.CONTAINERD_SOCKET}"),
+        Gate("kubelet /healthz", timeout=NODE_TIMEOUT,
+             command=f"curl -fsS --max-time 5 http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz"),
+        Gate("kube-proxy /healthz", timeout=NODE_TIMEOUT,
+             command=f"curl -fsS --max-time 5 http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz"),
+    ]
+
+
+def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
+    files = artifact_resources(inputs, "node") + pki_resources(inputs, "node") + rendered_resources(inputs, "node")
+    dirs = [Directory(str(d)) for d in (layout.CNI_CONF_DIR, layout.CNI_BIN_DIR, layout.KUBE_PROXY_DIR)]
+    dirs.append(Directory(str(layout.KUBELET_DIR), mode=0o700))
+    return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files,
+                 *(Service(name) for name in SERVICES)], gates=gates())
+
+
+def _dedupe(resources: list) -> list:
+    seen: set[str] = set()
+    unique = []
+    for resource in resources:
+        if resource.key not in seen:
+            seen.add(resource.key)
+            unique.append(resource)
+    return unique

@@ -1,0 +1,252 @@
+"""Preflight: is every host fit to run its roles? One read-only probe per host, every problem reported at once.
+
+The probe is a shell script whose output is `key value` lines (a fact, pyinfra-style); the
+checks are pure functions from those facts, so they are tested with recorded output.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from kbuild import layout
+from kbuild.engine.report import Event
+from kbuild.engine.ssh import Connection
+from kbuild.errors import ExitCode, KbuildError
+from kbuild.inventory import Cluster, Host
+
+# Units kbuild installs: a port they hold is theirs, not a conflict, on a re-run.
+KBUILD_UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
+                "containerd")
+ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+MIN_MEMORY_MB = {"control-plane": 1700, "default": 512}  # kubeadm's control-plane minimum
+MIN_CPUS_CONTROL_PLANE = 2
+MIN_FREE_DISK_MB = 2048
+MAX_CLOCK_SKEW_S = 2.0
+BASE_TOOLS = ("sh", "tar", "sha256sum", "mktemp", "stat", "base64", "systemctl", "mount")
+WORKER_TOOLS = ("iptables",)
+
+PROBE = r"""
+echo "kernel $(uname -s)"
+echo "arch $(uname -m)"
+( . /etc/os-release 2>/dev/null; echo "os ${PRETTY_NAME:-unknown}" )
+if [ -d /run/systemd/system ]; then echo "systemd yes"; else echo "systemd no"; fi
+echo "hostname $(hostname 2>/dev/null || cat /etc/hostname)"
+echo "machine_id $(cat /etc/machine-id 2>/dev/null)"
+echo "cpus $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
+awk '/^MemTotal:/ {print "mem_kb " $2}' /proc/meminfo
+echo "swap_kb $(awk 'NR > 1 {s += $3} END {print s + 0}' /proc/swaps)"
+mkdir -p /var/lib 2>/dev/null; echo "disk_free_kb $(df -Pk /var/lib | awk 'NR == 2 {print $4}')"
+for f in /proc/net/tcp /proc/net/tcp6; do
+  [ -r "$f" ] && awk 'NR > 1 && $4 == "0A" {split($2, a, ":"); print "listen " a[2]}' "$f"
+done
+for m in overlay br_netfilter; do
+  if [ -d "/sys/module/$m" ] || grep -q "^$m " /proc/modules 2>/dev/null \
+     || modprobe -n "$m" >/dev/null 2>&1 || grep -qs "/$m.ko" "/lib/modules/$(uname -r)/modules.builtin"; then
+    echo "module $m"
+  fi
+done
+[ -d /proc/sys/net/bridge ] && echo "module br_netfilter"
+for t in sh tar sha256sum mktemp stat base64 systemctl mount iptables curl wget; do
+  command -v "$t" >/dev/null 2>&1 && echo "tool $t"
+done
+for u in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy containerd; do
+  [ "$(systemctl is-active "$u" 2>/dev/null)" = active ] && echo "active $u"
+done
+echo "time $(date +%s.%N)"
+"""
+
+
+@dataclass
+class HostFacts:
+    kernel: str = ""
+    arch: str = ""
+    os: str = ""
+    systemd: bool = False
+    hostname: str = ""
+    machine_id: str = ""
+    cpus: int = 0
+    mem_mb: int = 0
+    swap_kb: int = 0
+    disk_free_mb: int = 0
+    listening: set[int] = field(default_factory=set)
+    modules: set[str] = field(default_factory=set)
+    tools: set[str] = field(default_factory=set)
+    active_units: set[str] = field(default_factory=set)
+    clock_offset: float = 0.0  # host clock minus controller clock, seconds (round trip accounted for)
+
+    @classmethod
+    def parse(cls, output: str, *, sent: float = 0.0, received: float = 0.0) -> HostFacts:
+        facts = cls()
+        for line in output.splitlines():
+            key, _, value = line.partition(" ")
+            value = value.strip()
+            if key in ("kernel", "arch", "os", "hostname", "machine_id"):
+                setattr(facts, key, value)
+            elif key == "systemd":
+                facts.systemd = value == "yes"
+            elif key == "cpus" and value.isdigit():
+                facts.cpus = int(value)
+            elif key == "mem_kb" and value.isdigit():
+                facts.mem_mb = int(value) // 1024
+            elif key == "swap_kb" and value.isdigit():
+                facts.swap_kb = int(value)
+            elif key == "disk_free_kb" and value.isdigit():
+                facts.disk_free_mb = int(value) // 1024
+            elif key == "listen":
+                try:
+                    facts.listening.add(int(value, 16))
+                except ValueError:
+                    pass
+            elif key == "module":
+                facts.modules.add(value)
+            elif key == "tool":
+                facts.tools.add(value)
+            elif key == "active":
+                facts.active_units.add(value)
+            elif key == "time" and sent:
+                try:
+                    facts.clock_offset = float(value) - (sent + received) / 2
+                except ValueError:
+                    pass
+        return facts
+
+
+@dataclass(frozen=True)
+class Finding:
+    host: str
+    check: str
+    message: str
+    severity: str = "error"  # or "warning"
+
+
+def required_ports(host: Host) -> dict[int, str]:
+    """Ports a host's roles need, with the unit that will own each."""
+    ports: dict[int, str] = {}
+    if host.is_etcd:
+        ports |= {layout.ETCD_CLIENT_PORT: "etcd", layout.ETCD_PEER_PORT: "etcd"}
+    if host.is_control_plane:
+        ports |= {6443: "kube-apiserver", layout.CONTROLLER_MANAGER_PORT: "kube-controller-manager",
+                  layout.SCHEDULER_PORT: "kube-scheduler"}
+    if host.runs_kubelet:
+        ports |= {layout.KUBELET_PORT: "kubelet", layout.KUBE_PROXY_HEALTHZ_PORT: "kube-proxy"}
+    return ports
+
+
+def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
+    found: list[Finding] = []
+
+    def problem(check: str, message: str, severity: str = "error") -> None:
+        found.append(Finding(host.name, check, message, severity))
+
+    if facts.kernel and facts.kernel != "Linux":
+        problem("os", f"runs {facts.kernel}; kbuild needs Linux")
+    arch = ARCH.get(facts.arch)
+    if arch is None:
+        problem("arch", f"architecture {facts.arch or 'unknown'} is not supported (amd64, arm64)")
+    elif arch != host.arch:
+        problem("arch", f"is {arch} but the inventory says arch: {host.arch} (hosts.{host.name}.arch)")
+    if not facts.systemd:
+        problem("systemd", "systemd is not running as the init system; kbuild installs systemd units")
+    need_mem = MIN_MEMORY_MB["control-plane" if host.is_control_plane else "default"]
+    if facts.mem_mb < need_mem:
+        problem("memory", f"has {facts.mem_mb} MB of memory, needs at least {need_mem} MB")
+    if host.is_control_plane and facts.cpus < MIN_CPUS_CONTROL_PLANE:
+        problem("cpus", f"has {facts.cpus} CPU(s); a control plane needs at least {MIN_CPUS_CONTROL_PLANE}")
+    if facts.disk_free_mb < MIN_FREE_DISK_MB:
+        problem("disk", f"has {facts.disk_free_mb} MB free under /var/lib, needs at least {MIN_FREE_DISK_MB} MB")
+    if host.runs_kubelet and facts.swap_kb and cluster.settings.fail_swap_on:
+        problem("swap", f"swap is on ({facts.swap_kb // 1024} MB): turn it off (swapoff -a, and remove it from "
+                        "/etc/fstab), or set cluster.fail_swap_on: false to let kubelet run with swap")
+    for port, unit in sorted(required_ports(host).items()):
+        if port in facts.listening and unit not in facts.active_units:
+            problem("ports", f"port {port} (needed by {unit}) is already in use by another program")
+    if host.runs_kubelet:
+        for module in ("overlay", "br_netfilter"):
+            if module not in facts.modules:
+                problem("modules", f"kernel module {module} is neither loaded nor available "
+                                   f"(containerd and kube-proxy need it)")
+    tools = BASE_TOOLS + (WORKER_TOOLS if host.runs_kubelet else ())
+    missing = [t for t in tools if t not in facts.tools]
+    if cluster.artifacts.transfer == "pull" and not {"curl", "wget"} & facts.tools:
+        missing.append("curl or wget (artifacts.transfer: pull)")
+    if missing:
+        problem("tools", f"missing required tools: {', '.join(missing)}")
+    return found
+
+
+def check_cluster(cluster: Cluster, facts: dict[str, HostFacts]) -> list[Finding]:
+    """Checks across hosts: unique host names and machine ids, clock skew."""
+    found: list[Finding] = []
+    for attribute, what, fix in (
+        ("hostname", "host name", "give each host its own (hostnamectl set-hostname)"),
+        ("machine_id", "machine id", "cloned machines: regenerate /etc/machine-id on each"),
+    ):
+        seen: dict[str, str] = {}
+        for name, f in facts.items():
+            value = getattr(f, attribute)
+            if not value:
+                continue
+            if value in seen:
+                found.append(Finding(name, attribute, f"has the same {what} ({value}) as {seen[value]}: {fix}"))
+            else:
+                seen[value] = name
+    if len(facts) > 1:
+        offsets = {name: f.clock_offset for name, f in facts.items()}
+        spread = max(offsets.values()) - min(offsets.values())
+        if spread > MAX_CLOCK_SKEW_S:
+            ahead = max(offsets, key=offsets.__getitem__)
+            behind = min(offsets, key=offsets.__getitem__)
+            found.append(Finding(ahead, "clock", f"clock is {spread:.1f}s ahead of {behind}'s; etcd and certificate "
+                                                 f"checks need synchronised clocks (run NTP/chrony everywhere)"))
+    return found
+
+
+def probe(conn: Connection) -> HostFacts:
+    sent = time.time()
+    result = conn.run(PROBE)
+    received = time.time()
+    if not result.ok and not result.out:
+        raise KbuildError(f"{conn.target.name}: the preflight probe failed: {result.err.strip()}")
+    return HostFacts.parse(result.out, sent=sent, received=received)
+
+
+class PreflightFailed(KbuildError):
+    exit_code = ExitCode.PREFLIGHT
+
+    def __init__(self, findings: list[Finding]) -> None:
+        errors = [f for f in findings if f.severity == "error"]
+        lines = [f"preflight found {len(errors)} problem{'s' if len(errors) != 1 else ''}; nothing was changed:"]
+        lines += [f"  {f.host}: [{f.check}] {f.message}" for f in errors]
+        super().__init__("\n".join(lines))
+        self.findings = findings
+
+
+def run(ctx) -> list[Finding]:  # noqa: ANN001 - kbuild.plays.phases.Context
+    """Probe every selected host, check them all, and stop with every problem listed before anything changes."""
+    cluster = ctx.cluster
+    facts: dict[str, HostFacts] = {}
+
+    def task(conn: Connection) -> str:
+        facts[conn.target.name] = probe(conn)
+        f = facts[conn.target.name]
+        return f"{ARCH.get(f.arch, f.arch)}, {f.os}, {f.cpus} CPU, {f.mem_mb} MB"
+
+    outcomes = ctx.runner.each("preflight", [h.name for h in ctx.session.hosts], task,
+                               describe="checking every host before anything changes")
+    unreachable = [n for n, o in outcomes.items() if o.status.value in ("unreachable", "failed")]
+    findings: list[Finding] = []
+    for host in ctx.session.hosts:
+        if host.name in facts:
+            findings += check_host(cluster, host, facts[host.name])
+    findings += check_cluster(cluster, facts)
+    for finding in findings:
+        ctx.reporter.emit(Event("preflight", host=finding.host, phase="preflight", status=finding.severity,
+                                resource=finding.check, message=finding.message))
+    if unreachable:
+        from kbuild.plays.phases import PhaseFailed
+
+        raise PhaseFailed("preflight", outcomes)
+    if any(f.severity == "error" for f in findings):
+        raise PreflightFailed(findings)
+    return findings

@@ -1,0 +1,115 @@
+"""Preflight checks: recorded probe output in, findings out."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from kbuild.inventory import load_cluster
+from kbuild.plays.preflight import HostFacts, check_cluster, check_host
+
+HEALTHY = """\
+kernel Linux
+arch x86_64
+os Debian GNU/Linux 12 (bookworm)
+systemd yes
+hostname {name}
+machine_id {mid}
+cpus 2
+mem_kb 4000000
+swap_kb 0
+disk_free_kb 20000000
+listen 0016
+module overlay
+module br_netfilter
+tool sh
+tool tar
+tool sha256sum
+tool mktemp
+tool stat
+tool base64
+tool systemctl
+tool mount
+tool iptables
+tool curl
+time {time}
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    path = tmp_path / "inv.yaml"
+    path.write_text(textwrap.dedent("""\
+        cluster: {name: t}
+        hosts:
+          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
+          w1: {address: 198.18.0.11, roles: [worker]}
+        """))
+    return load_cluster(path)
+
+
+def facts(name="m1", mid="a" * 32, time=1000.0, **changes) -> HostFacts:
+    text = HEALTHY.format(name=name, mid=mid, time=time)
+    for key, value in changes.items():
+        lines = [line for line in text.splitlines() if not line.startswith(key + " ")]
+        lines += [f"{key} {v}" for v in (value if isinstance(value, list) else [value]) if v is not None]
+        text = "\n".join(lines)
+    return HostFacts.parse(text, sent=999.9, received=1000.1)
+
+
+def messages(findings):
+    return [f"{f.check}: {f.message}" for f in findings]
+
+
+def test_healthy_hosts_pass(cluster):
+    assert check_host(cluster, cluster.host("m1"), facts()) == []
+    assert check_host(cluster, cluster.host("w1"), facts("w1", "b" * 32)) == []
+
+
+def test_parse_ports_and_clock():
+    f = facts(listen=["0016", "094B"])
+    assert f.listening == {22, 2379}
+    assert abs(f.clock_offset) < 1e-6
+
+
+@pytest.mark.parametrize("host,changes,expected", [
+    ("m1", {"arch": "aarch64"}, "arch: is arm64 but the inventory says arch: amd64 (hosts.m1.arch)"),
+    ("m1", {"arch": "riscv64"}, "arch: architecture riscv64 is not supported"),
+    ("m1", {"systemd": "no"}, "systemd: systemd is not running as the init system"),
+    ("m1", {"mem_kb": "1000000"}, "memory: has 976 MB of memory, needs at least 1700 MB"),
+    ("m1", {"cpus": "1"}, "cpus: has 1 CPU(s); a control plane needs at least 2"),
+    ("m1", {"disk_free_kb": "100000"}, "disk: has 97 MB free under /var/lib"),
+    ("w1", {"swap_kb": "2097152"}, "swap: swap is on (2048 MB)"),
+    ("m1", {"listen": ["0016", "094B"]}, "ports: port 2379 (needed by etcd) is already in use by another program"),
+    ("w1", {"listen": "280A"}, "ports: port 10250 (needed by kubelet) is already in use"),
+    ("w1", {"module": ["overlay"]}, "modules: kernel module br_netfilter is neither loaded nor available"),
+    ("w1", {"tool": ["sh", "tar"]}, "tools: missing required tools: sha256sum, mktemp, stat, base64, systemctl, mount, iptables"),
+    ("m1", {"kernel": "FreeBSD"}, "os: runs FreeBSD; kbuild needs Linux"),
+])
+def test_each_problem_is_named(cluster, host, changes, expected):
+    found = messages(check_host(cluster, cluster.host(host), facts(host, **changes)))
+    assert any(m.startswith(expected) for m in found), found
+
+
+def test_a_port_held_by_our_own_running_unit_is_fine(cluster):
+    f = facts(listen=["094B", "094C"], active=["etcd"])
+    assert check_host(cluster, cluster.host("m1"), f) == []
+
+
+def test_swap_tolerated_when_configured(tmp_path):
+    path = tmp_path / "inv.yaml"
+    path.write_text("cluster: {name: t, fail_swap_on: false}\nhosts:\n"
+                    "  m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}\n")
+    cluster = load_cluster(path)
+    assert check_host(cluster, cluster.host("m1"), facts(swap_kb="2097152")) == []
+
+
+def test_cluster_wide_checks(cluster):
+    same = {"m1": facts("node", "c" * 32), "w1": facts("node", "c" * 32)}
+    found = messages(check_cluster(cluster, same))
+    assert any("same host name (node) as m1" in m for m in found)
+    assert any("same machine id" in m for m in found)
+    skewed = {"m1": facts("m1", "a" * 32, time=1000.0), "w1": facts("w1", "b" * 32, time=1010.0)}
+    assert any(m.startswith("clock: clock is 10.0s ahead") for m in messages(check_cluster(cluster, skewed)))
+    assert check_cluster(cluster, {"m1": facts("m1", "a" * 32), "w1": facts("w1", "b" * 32)}) == []
