@@ -44,7 +44,7 @@ kb_sysctl() {
   if [ -f "$2" ]; then printf 'persisted %s\n' "$(sed -n 's/^[^=]*= *//p' "$2" | head -n1)"; fi
 }
 kb_module() {
-  if [ -d "/sys/module/$1" ] || { [ -n "$2" ] && [ -e "$2" ]; } || grep -q "^$1 " /proc/modules 2>/dev/null
+  if [ -d "/sys/module/$1" ] || { [ -n "$2" ] && sh -c "$2" >/dev/null 2>&1; } || grep -q "^$1 " /proc/modules 2>/dev/null
   then echo "loaded yes"; else echo "loaded no"; fi
   if [ -f "$3" ]; then echo "persisted yes"; else echo "persisted no"; fi
 }

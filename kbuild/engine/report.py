@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -76,29 +77,34 @@ class ConsoleSink:
             self._emit(event)
 
     def _emit(self, e: Event) -> None:
-        tag = f"[{e.phase}] " if e.phase else ""
+        # Everything that comes from hosts or inventories is escaped: "[modules]" is text, not a style.
+        tag = escape(f"[{e.phase}] ") if e.phase else ""
+        host = escape(e.host or "")
+        what = escape(e.resource or "")
         style = self.STYLES.get(e.status or "", "")
+        status = f"[{style}]{e.status}[/]" if style else escape(e.status or "")
         if e.event == "phase.start":
-            self.console.print(f"==> [bold]{e.phase}[/bold]" + (f": {e.message}" if e.message else ""))
+            self.console.print(f"==> [bold]{escape(e.phase or '')}[/bold]" + (f": {escape(e.message)}" if e.message else ""))
         elif e.event == "resource" and (e.status != "ok" or self.verbose):
-            what = f" ({', '.join(e.changes)})" if e.changes else ""
-            self.console.print(f"{tag}{e.host}: [{style}]{e.status}[/] {e.resource}{what}", markup=True)
+            changes = escape(f" ({', '.join(e.changes)})") if e.changes else ""
+            self.console.print(f"{tag}{host}: {status} {what}{changes}")
             if e.message and e.status == "failed":
                 self.console.print(f"    {e.message}", markup=False, style="red")
         elif e.event == "diff" and e.diff:
             self.console.print(e.diff.rstrip("\n"), markup=False, highlight=False)
         elif e.event in ("handler", "gate") and (e.status != "ok" or self.verbose or e.event == "handler"):
-            self.console.print(f"{tag}{e.host}: [{style}]{e.status}[/] {e.resource}"
-                               + (f": {e.message}" if e.message else ""))
+            self.console.print(f"{tag}{host}: {status} {what}" + (f": {escape(e.message)}" if e.message else ""))
         elif e.event == "preflight":
-            self.console.print(f"{tag}{e.host}: [{'bold red' if e.status == 'error' else 'yellow'}]{e.status}[/] "
-                               f"[{e.resource}] {e.message}", markup=True, highlight=False)
+            level = "bold red" if e.status == "error" else "yellow"
+            self.console.print(f"{tag}{host}: [{level}]{e.status}[/] {escape(f'[{what}]')} {escape(e.message or '')}")
         elif e.event == "timings" and e.data:
-            self.console.print("phase timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in e.data.items()))
+            self.console.print("phase timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in e.data.items()),
+                               markup=False)
         elif e.event in ("host.unreachable", "host.failed"):
-            self.console.print(f"{tag}{e.host}: [{style}]{e.status}[/] {e.message or ''}", markup=True)
+            self.console.print(f"{tag}{host}: {status} {escape(e.message or '')}")
         elif e.event == "message":
-            self.console.print(f"{tag}{e.host + ': ' if e.host else ''}{e.message}", markup=False)
+            self.console.print(f"{e.phase and f'[{e.phase}] ' or ''}{e.host + ': ' if e.host else ''}{e.message}",
+                               markup=False)
 
     def close(self) -> None:
         pass

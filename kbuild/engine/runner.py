@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import secrets
 import tarfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -88,6 +89,10 @@ class Runner:
         self.diff = diff
         self.fail_fast = fail_fast
         self.dead: dict[str, HostStatus] = {}  # hosts out of the run (failed or unreachable) and why
+        # Restarts owed to services a phase notified but does not manage (its Service comes in a later
+        # phase, or none does): carried forward, like Ansible handlers flushed at the end of a play.
+        self.deferred: dict[str, list[str]] = {}
+        self._deferred_lock = threading.Lock()
 
     # -- orchestration ------------------------------------------------------------------------
 
@@ -111,6 +116,34 @@ class Runner:
         self.reporter.emit(Event("phase.end", phase=phase,
                                  data={n: o.status.value for n, o in outcomes.items()}))
         return outcomes
+
+    def take_deferred(self, host: str) -> list[str]:
+        with self._deferred_lock:
+            return self.deferred.pop(host, [])
+
+    def defer(self, host: str, services: list[str]) -> None:
+        if services:
+            with self._deferred_lock:
+                owed = self.deferred.setdefault(host, [])
+                owed += [s for s in services if s not in owed]
+
+    def flush_handlers(self, phase: str = "handlers") -> dict[str, HostOutcome]:
+        """Restart what is still owed a restart (if it runs at all: `try-restart`), once per service."""
+        owed = {h: s for h, s in self.deferred.items() if h not in self.dead and s}
+        if not owed or self.check:
+            return {}
+
+        def restart(conn: Connection) -> str:
+            services = self.take_deferred(conn.target.name)
+            result = conn.run("systemctl try-restart " + " ".join(q(s) for s in services))
+            if not result.ok:
+                raise KbuildError(f"restarting {', '.join(services)} failed: {result.err.strip()}")
+            for service in services:
+                self.reporter.emit(Event("handler", host=conn.target.name, phase=phase,
+                                         resource=f"service {service}", status="restarted"))
+            return ""
+
+        return self.each(phase, list(owed), restart, describe="restarts owed to services outside their phase")
 
     def each(self, phase: str, names: list[str], task: Callable[[Connection], str | None], *,
              describe: str | None = None) -> dict[str, HostOutcome]:
@@ -235,8 +268,11 @@ class HostRun:
         if self.runner.check:
             self.outcome.status = HostStatus.CHANGED if pending else HostStatus.OK
             return self.outcome
-        if pending:
-            self.apply(pending)
+        owed = self.runner.take_deferred(self.name)
+        due = [s for s in owed if s in self.managed_services]
+        self.runner.defer(self.name, [s for s in owed if s not in self.managed_services])
+        if pending or due:
+            self.apply(pending, due)
             if self.outcome.status == HostStatus.FAILED:
                 return self.outcome
             self.outcome.status = HostStatus.CHANGED
@@ -265,13 +301,18 @@ class HostRun:
 
     # -- apply ----------------------------------------------------------------------------------
 
-    def apply(self, pending: list[tuple[int, Resource, Any]]) -> None:
+    @property
+    def managed_services(self) -> set[str]:
+        """Services this plan keeps running: the ones whose notifications it can honour now."""
+        return {r.name for r in self.plan.resources if isinstance(r, Service) and r.running}
+
+    def apply(self, pending: list[tuple[int, Resource, Any]], owed: list[str]) -> None:
         marker = f"@@kb-{self.token}"
         script = ["set -u", FACT_FUNCTIONS, APPLY_FUNCTIONS]
         payloads: list[tuple[str, Any]] = []
         units_dirty = False
         started_now: set[str] = set()
-        notified: list[str] = []
+        notified: list[str] = list(owed)
         for i, resource, fact in pending:
             try:
                 action = resource.action(fact)
@@ -298,12 +339,14 @@ class HostRun:
             notified += [s for s in resource.notify if s not in notified]
         if units_dirty:
             script.append("systemctl daemon-reload")
-        restarts = [s for s in notified if s not in started_now]
+        managed = self.managed_services
+        restarts = [s for s in notified if s in managed and s not in started_now]
+        later = [s for s in notified if s not in managed]
         for service in restarts:
             script += [
                 f"echo '{marker} restart {service}'",
                 f"if ! systemctl restart {q(service)} > \"$KB_WORK/log\" 2>&1; then echo '{marker} fail restart'; "
-                f"cat \"$KB_WORK/log\"; journalctl -u {q(service)} -n 15 --no-pager 2>/dev/null; exit 1; fi",
+                f"cat \"$KB_WORK/log\"; journalctl -u {q(service)} -n 15 --no-pager -q 2>/dev/null; exit 1; fi",
             ]
         script.append(f"echo '{marker} done'")
 
@@ -313,6 +356,8 @@ class HostRun:
                    'sh "$KB_WORK/script"; kb_rc=$?; rm -rf "$KB_WORK"; exit $kb_rc')
         result = self.conn.run(command, stdin=stream)
         self._read_apply_output(result.out, result.err, pending, restarts, marker)
+        if self.outcome.status != HostStatus.FAILED:
+            self.runner.defer(self.name, later)
 
     def _read_apply_output(self, out: str, err: str, pending: list[tuple[int, Resource, Any]],
                            restarts: list[str], marker: str) -> None:

@@ -133,6 +133,11 @@ def _first_control_plane(ctx: Context, *, selected_only: bool = True):  # noqa: 
     return candidates[0] if candidates else None
 
 
+def phase_handlers(ctx: Context) -> None:
+    """Restarts still owed (a file changed in one phase for a service no later phase managed)."""
+    require_success("handlers", ctx.runner.flush_handlers())
+
+
 PHASES = [
     Phase("preflight", "check every host before anything changes", phase_preflight),
     Phase("pki", "certificates, keys and kubeconfigs on the controller", phase_pki),
@@ -141,6 +146,7 @@ PHASES = [
     Phase("control-plane", "apiserver, controller-manager, scheduler", phase_control_plane),
     Phase("cluster-objects", "RBAC in the API", phase_cluster_objects),
     Phase("nodes", "container runtime, kubelet and kube-proxy; nodes registered", phase_nodes),
+    Phase("handlers", "restarts still owed", phase_handlers),
 ]
 
 

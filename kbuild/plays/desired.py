@@ -55,7 +55,7 @@ def pki_resources(inputs: HostInputs, component: str) -> list[Resource]:
 
 
 def rendered_resources(inputs: HostInputs, component: str) -> list[Resource]:
-    files = [f for f in inputs.rendered if _belongs(f.services, component, unowned=component == "node")]
+    files = [f for f in inputs.rendered if f.role == component]
     return [File(str(f.path), f.content, mode=f.mode, notify=f.services) for f in files]
 
 

@@ -12,8 +12,8 @@ NODE_TIMEOUT = 120.0
 
 # overlay for containerd's snapshotter; br_netfilter so bridged pod traffic passes iptables (Services).
 # A module built into the kernel, or loaded by a container host, shows only through its feature.
-MODULES = (KernelModule("overlay", probe="/sys/module/overlay"),
-           KernelModule("br_netfilter", probe="/proc/sys/net/bridge"))
+MODULES = (KernelModule("overlay", probe="grep -qw overlay /proc/filesystems"),
+           KernelModule("br_netfilter", probe="test -d /proc/sys/net/bridge"))
 SYSCTLS = (Sysctl("net.ipv4.ip_forward", "1"),
            Sysctl("net.bridge.bridge-nf-call-iptables", "1"),
            Sysctl("net.bridge.bridge-nf-call-ip6tables", "1"))

@@ -40,6 +40,7 @@ mkdir -p /var/lib 2>/dev/null; echo "disk_free_kb $(df -Pk /var/lib | awk 'NR ==
 for f in /proc/net/tcp /proc/net/tcp6; do
   [ -r "$f" ] && awk 'NR > 1 && $4 == "0A" {split($2, a, ":"); print "listen " a[2]}' "$f"
 done
+grep -qw overlay /proc/filesystems 2>/dev/null && echo "module overlay"
 for m in overlay br_netfilter; do
   if [ -d "/sys/module/$m" ] || grep -q "^$m " /proc/modules 2>/dev/null \
      || modprobe -n "$m" >/dev/null 2>&1 || grep -qs "/$m.ko" "/lib/modules/$(uname -r)/modules.builtin"; then

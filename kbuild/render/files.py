@@ -25,6 +25,7 @@ class RenderedFile:
     mode: int
     services: tuple[str, ...]  # systemd services to restart when it changes (a unit: itself)
     template: str  # the template it was rendered from
+    role: str = ""  # the role it serves: "etcd", "control-plane" or "node" (hosts running a kubelet)
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,18 @@ UNIT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 
 
 def file_specs(host: Host) -> list[FileSpec]:
-    specs: list[FileSpec] = []
+    return [spec for _, spec in _role_specs(host)]
+
+
+def _role_specs(host: Host) -> list[tuple[str, FileSpec]]:
+    pairs: list[tuple[str, FileSpec]] = []
     if host.is_etcd:
-        specs += ETCD_FILES
+        pairs += [("etcd", spec) for spec in ETCD_FILES]
     if host.is_control_plane:
-        specs += CONTROL_PLANE_FILES
+        pairs += [("control-plane", spec) for spec in CONTROL_PLANE_FILES]
     if host.runs_kubelet:
-        specs += KUBELET_FILES
-    return specs
+        pairs += [("node", spec) for spec in KUBELET_FILES]
+    return pairs
 
 
 def units_for(host: Host) -> list[str]:
@@ -104,7 +109,7 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
     environment = jinja_env.environment(user_templates_dir(cluster))
     base = context(facts, versions)
     rendered: list[RenderedFile] = []
-    for spec in file_specs(host):
+    for role, spec in _role_specs(host):
         if spec.when is not None and not spec.when(versions):
             continue
         ctx = dict(base, template=spec.template)
@@ -112,7 +117,7 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
             ctx["binary"] = str(layout.binary_path(spec.component))
             ctx["flags"] = flag_tables.build(spec.component, facts, versions)
         text = jinja_env.render(environment, spec.template, ctx)
-        rendered.append(RenderedFile(spec.path, text, spec.mode, spec.services, spec.template))
+        rendered.append(RenderedFile(spec.path, text, spec.mode, spec.services, spec.template, role))
     return rendered
 
 

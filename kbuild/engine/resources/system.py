@@ -108,9 +108,9 @@ class Sysctl(Resource):
 class KernelModule(Resource):
     """A kernel module, loaded now and at boot.
 
-    `probe` is a path that exists when the module's feature is available: a module built into
-    the kernel (or loaded by the host of a container) has no /sys/module entry, but its feature
-    shows up (e.g. /proc/sys/net/bridge for br_netfilter).
+    `probe` is a read-only shell test that succeeds when the module's feature is available: a
+    module built into the kernel (or loaded by the host of a container) may have no /sys/module
+    entry, but its feature shows up (`test -d /proc/sys/net/bridge` for br_netfilter).
     """
 
     name: str

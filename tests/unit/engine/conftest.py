@@ -30,6 +30,7 @@ case "$cmd" in
   start) [ -f "$state/broken-$1" ] && { echo "Job for $1.service failed." >&2; exit 1; }; touch "$state/active/$1" ;;
   restart) [ -f "$state/broken-$1" ] && { echo "Job for $1.service failed." >&2; exit 1; }; touch "$state/active/$1" ;;
   stop) rm -f "$state/active/$1" ;;
+  try-restart) for s in "$@"; do [ -f "$state/active/$s" ] && echo "restart $s" >> "$state/calls"; done ;;
   daemon-reload|reset-failed) ;;
   *) echo "shim: unsupported $cmd" >&2; exit 2 ;;
 esac

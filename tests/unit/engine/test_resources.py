@@ -74,5 +74,5 @@ def test_sysctl_and_module():
     assert s.changes(SysctlFact("1", "1")) == []
     assert s.changes(SysctlFact("0", None)) == ["0 -> 1", "persist"]
     assert s.changes(SysctlFact(None, None))[0] == "kernel has no such parameter"
-    m = KernelModule("br_netfilter", probe="/proc/sys/net/bridge")
+    m = KernelModule("br_netfilter", probe="test -d /proc/sys/net/bridge")
     assert m.changes(ModuleFact(True, True)) == [] and m.changes(ModuleFact(False, False)) == ["load", "persist"]

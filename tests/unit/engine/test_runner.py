@@ -257,3 +257,34 @@ def test_payload_streaming_does_not_read_whole_file(tmp_path):
     while chunk := stream.read(64 * 1024):
         total += len(chunk)
     assert total >= 5 * 1024 * 1024 and max(reads) <= 256 * 1024
+
+
+def test_restart_owed_to_a_service_of_a_later_phase_happens_there_once(host):
+    # Phase 1 changes a file read by "app", which phase 1 does not manage: no restart yet.
+    runner, rec, _ = host.runner()
+    runner.apply("deploy", {"h1": plan_for(host)})  # app exists and runs
+    before = len(host.calls())
+    runner, rec, _ = host.runner()
+    first = runner.apply("certs", {"h1": Plan([f(host, "shared.crt", "v2\n", notify=("app",))])})["h1"]
+    assert first.restarted == [] and runner.deferred == {"h1": ["app"]}
+    second = runner.apply("deploy", {"h1": plan_for(host)})["h1"]  # nothing else changed here
+    assert second.status is HostStatus.CHANGED and second.restarted == ["app"]
+    assert [c for c in host.calls()[before:] if c.startswith("restart")] == ["restart app"]
+    assert runner.deferred == {}
+
+
+def test_owed_restart_is_dropped_when_the_later_phase_starts_the_service(host):
+    runner, _, _ = host.runner()
+    runner.apply("certs", {"h1": Plan([f(host, "shared.crt", "v1\n", notify=("app",))])})
+    out = runner.apply("deploy", {"h1": plan_for(host)})["h1"]  # first start of app
+    assert out.restarted == [] and not any(c.startswith("restart") for c in host.calls())
+
+
+def test_flush_handlers_try_restarts_what_no_phase_managed(host):
+    runner, _, _ = host.runner()
+    runner.apply("deploy", {"h1": plan_for(host)})
+    runner, rec, _ = host.runner()
+    runner.apply("certs", {"h1": Plan([f(host, "shared.crt", "v3\n", notify=("app", "ghost"))])})
+    runner.flush_handlers()
+    assert "try-restart app ghost" in host.calls() and "restart app" in host.calls()
+    assert runner.deferred == {}
