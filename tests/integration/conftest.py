@@ -18,12 +18,14 @@ Settings (environment):
   KBUILD_TEST_LAB_NAME     shared lab's name (default kbtest)
   KBUILD_TEST_LAB_SUBNET   its subnet (default 198.18.0.192/26: inside 198.18.0.0/24 but clear of
                            the addresses a default lab (198.18.0.0/24) uses: .1 and .10-.73)
+  KBUILD_TEST_LAB_POOL     subnets handed to lab_factory labs, a /28 each (default 198.18.0.128/26)
   KBUILD_TEST_LAB_KEEP=1   leave the shared lab up after the session (for debugging; `kbuild lab
                            down --name kbtest` removes it)
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -42,6 +44,8 @@ from kbuild.lab.preflight import BUILD_TOOLS, RUN_TOOLS, check_host
 
 SHARED_NAME = os.environ.get("KBUILD_TEST_LAB_NAME", "kbtest")
 SHARED_SUBNET = os.environ.get("KBUILD_TEST_LAB_SUBNET", "198.18.0.192/26")
+# Subnets for lab_factory labs (one /28 each: gateway .1, machines from .10, so up to 5 machines).
+POOL = os.environ.get("KBUILD_TEST_LAB_POOL", "198.18.0.128/26")
 SHARED_MASTERS = 1
 SHARED_WORKERS = 2
 
@@ -200,13 +204,23 @@ def lab(_sigterm_as_interrupt: None) -> Iterator[LabHandle]:
 
 
 class LabFactory:
-    """Makes extra labs for tests that need a different shape or will tear one down; all go at session end."""
+    """Makes extra labs for tests that need a different shape or will tear one down; all go at session end.
+
+    Names get the shared lab's name as prefix and, without an explicit subnet, each lab gets the next
+    free /28 of KBUILD_TEST_LAB_POOL, so several test sessions on one machine never collide.
+    """
 
     def __init__(self) -> None:
         self.labs: list[LabHandle] = []
+        pool = ipaddress.ip_network(POOL)
+        self._free = list(pool.subnets(new_prefix=28)) if pool.prefixlen <= 28 else [pool]
 
-    def __call__(self, name: str, *, masters: int = 1, workers: int = 1, subnet: str) -> LabHandle:
-        handle = _bring_up(name, masters, workers, subnet)
+    def __call__(self, name: str, *, masters: int = 1, workers: int = 1, subnet: str | None = None) -> LabHandle:
+        if subnet is None:
+            if not self._free:
+                pytest.fail(f"KBUILD_TEST_LAB_POOL {POOL} has no free /28 left for lab {name!r}", pytrace=False)
+            subnet = str(self._free.pop(0))
+        handle = _bring_up(f"{SHARED_NAME}-{name}"[:20], masters, workers, subnet)
         self.labs.append(handle)
         return handle
 

@@ -4,6 +4,7 @@ overlayfs, a Linux bridge, paramiko on the controller; containerd and runc from 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import socket
@@ -21,14 +22,12 @@ from kbuild.lab.mounts import mounts_under
 
 pytestmark = pytest.mark.integration
 
-NAME = "kbtlab"
-SUBNET = "198.18.0.160/27"  # clear of the shared test lab (198.18.0.192/26) and of .1/.10+ of a default lab
 
 
 @pytest.fixture(scope="module")
 def own(lab_factory):
     """A lab of this module's own: it is taken down by the last test here."""
-    return lab_factory(NAME, masters=1, workers=1, subnet=SUBNET)
+    return lab_factory("own", masters=1, workers=1)
 
 
 def ssh(address: str, key_file: Path, known_hosts: Path, user: str = "kbuild") -> paramiko.SSHClient:
@@ -56,8 +55,9 @@ def sshd_answers(address: str) -> bool:
 
 
 def test_machines_answer_ssh_as_kbuild_with_sudo(own):
-    assert [m.name for m in own.machines] == [f"{NAME}-master-1", f"{NAME}-worker-1"]
-    assert [m.address for m in own.machines] == ["198.18.0.170", "198.18.0.171"]
+    assert [m.name for m in own.machines] == [f"{own.name}-master-1", f"{own.name}-worker-1"]
+    first = ipaddress.ip_network(str(own.subnet)).network_address
+    assert [m.address for m in own.machines] == [str(first + 10), str(first + 11)]
     assert own.key_file.stat().st_mode & 0o777 == 0o600
     for machine in own.machines:
         client = ssh(machine.address, own.key_file, own.known_hosts)
@@ -83,9 +83,10 @@ def test_machines_have_their_own_identity(own):
     assert "ssh_host_rsa_key" not in own.exec(own.machines[0].name, "ls /etc/ssh").stdout
     # the inventory is valid and describes the lab
     cluster = load_cluster(own.inventory)
+    first = ipaddress.ip_network(str(own.subnet)).network_address
     assert [(h.name, str(h.address), h.role_names, h.ssh.user, h.ssh.become) for h in cluster.hosts] == [
-        (f"{NAME}-master-1", "198.18.0.170", ["etcd", "control-plane"], "kbuild", True),
-        (f"{NAME}-worker-1", "198.18.0.171", ["worker"], "kbuild", True),
+        (f"{own.name}-master-1", str(first + 10), ["etcd", "control-plane"], "kbuild", True),
+        (f"{own.name}-worker-1", str(first + 11), ["worker"], "kbuild", True),
     ]
     assert cluster.hosts[0].ssh.key_file == str(own.key_file)
 
@@ -93,31 +94,31 @@ def test_machines_have_their_own_identity(own):
 def test_up_again_is_a_noop_and_writes_the_inventory_elsewhere(own, tmp_path, capsys):
     before = {m.name: own._lab.machine(m.name)[0].pid for m in own.machines}
     out = tmp_path / "inventory.yaml"
-    assert cli(["lab", "up", "--name", NAME, "--masters", "1", "--workers", "1", "--subnet", SUBNET,
+    assert cli(["lab", "up", "--name", own.name, "--masters", "1", "--workers", "1", "--subnet", str(own.subnet),
                 "--inventory-out", str(out)]) == 0
     assert {m.name: own._lab.machine(m.name)[0].pid for m in own.machines} == before
     assert out.read_text() == own.inventory.read_text()
     assert str(own.inventory) in capsys.readouterr().out
     # a different shape is refused, not silently rebuilt
-    assert cli(["lab", "up", "--name", NAME, "--masters", "1", "--workers", "2", "--subnet", SUBNET]) == 2
+    assert cli(["lab", "up", "--name", own.name, "--masters", "1", "--workers", "2", "--subnet", str(own.subnet)]) == 2
 
 
-def status(capsys) -> dict[str, dict]:
+def status(own, capsys) -> dict[str, dict]:
     capsys.readouterr()
-    assert cli(["lab", "status", "--name", NAME, "--json"]) == 0
+    assert cli(["lab", "status", "--name", own.name, "--json"]) == 0
     return {m["name"]: m for m in json.loads(capsys.readouterr().out)["machines"]}
 
 
 def test_stop_and_start_one_machine(own, capsys):
     worker = own.machines[1]
-    assert cli(["lab", "stop", "--name", NAME, "worker-1"]) == 0
-    machines = status(capsys)
+    assert cli(["lab", "stop", "--name", own.name, "worker-1"]) == 0
+    machines = status(own, capsys)
     assert (machines[worker.name]["running"], machines[worker.name]["ssh"]) == (False, False)
     assert (machines[own.machines[0].name]["running"], machines[own.machines[0].name]["ssh"]) == (True, True)
     assert not sshd_answers(worker.address)
-    assert cli(["lab", "start", "--name", NAME, worker.name]) == 0
+    assert cli(["lab", "start", "--name", own.name, worker.name]) == 0
     assert sshd_answers(worker.address)
-    assert status(capsys)[worker.name]["running"] is True
+    assert status(own, capsys)[worker.name]["running"] is True
     # the disk survived the restart
     assert own.exec(worker.name, "cat /etc/hostname").stdout == f"{worker.name}\n"
 
@@ -172,17 +173,17 @@ def test_down_leaves_nothing(own):
     leaders = [own._lab.machine(m.name)[0].leader for m in own.machines]
     assert all(leaders)
     bridge = own._lab.state.bridge
-    assert cli(["lab", "down", "--name", NAME]) == 0
+    assert cli(["lab", "down", "--name", own.name]) == 0
     # no nspawn, no machine init (zombies waiting for init to reap them do not count)
     assert [pid for pid in find_nspawns(own.dir) if alive(pid)] == []
     assert [pid for pid in leaders if alive(pid)] == []
     assert mounts_under(own.dir) == []
     assert subprocess.run(["ip", "link", "show", "dev", bridge], capture_output=True).returncode != 0
     assert not own.dir.exists()
-    assert not [h for h in cgroups.current_hierarchies() if (h.path / cgroups.lab_group(NAME)).exists()]
+    assert not [h for h in cgroups.current_hierarchies() if (h.path / cgroups.lab_group(own.name)).exists()]
     assert not sshd_answers(own.machines[0].address)
     # down again is a no-op
-    assert cli(["lab", "down", "--name", NAME]) == 0
+    assert cli(["lab", "down", "--name", own.name]) == 0
 
 
 def test_shared_lab_fixture(lab):
