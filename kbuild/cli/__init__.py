@@ -30,6 +30,9 @@ app = typer.Typer(
 # The main job first, then the areas, then the helpers.
 app.command("bootstrap")(cluster.bootstrap)
 app.command("preflight")(cluster.preflight)
+app.command("status")(cluster.status)
+app.command("reset")(cluster.reset)
+app.command("kubeconfig")(cluster.kubeconfig)
 app.add_typer(certs.app, name="certs")
 app.add_typer(artifacts.app, name="artifacts")
 app.command("render")(render_cmd.render)

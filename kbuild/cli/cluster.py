@@ -1,11 +1,16 @@
-"""`kbuild bootstrap` and `kbuild preflight`: bring hosts to the inventory's cluster, or check they can be."""
+"""Cluster lifecycle commands: bootstrap, preflight, status, reset, kubeconfig."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from kbuild.artifacts import use_bundle
 from kbuild.cli.common import InventoryOption, StateDirOption, load
@@ -13,8 +18,13 @@ from kbuild.cli.session import (
     CheckOption, DiffOption, FailFastOption, ForksOption, JsonEventsOption, LimitOption, RunOptions, VerboseOption,
     engine_session, finish,
 )
+from kbuild.connect import select_hosts
 from kbuild.engine.report import Event
+from kbuild.errors import ExitCode, UsageError
+from kbuild.kubeconfig import merge_kubeconfig
 from kbuild.plays import bootstrap as bootstrap_play
+from kbuild.plays import reset as reset_play
+from kbuild.plays import status as status_play
 from kbuild.plays.phases import Context, run_phases
 
 SkipOption = Annotated[Optional[str], typer.Option(
@@ -61,3 +71,94 @@ def preflight(
         run_phases(ctx, [bootstrap_play.PHASES[0]])
         session.reporter.message("preflight passed: every host can run its roles")
     finish(session)
+
+
+def status(
+    inventory: InventoryOption, state_dir: StateDirOption = None, forks: ForksOption = 10,
+    limit: LimitOption = None, as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Units, health endpoints and versions per host; etcd members; registered nodes. Exit 1 when unhealthy."""
+    cluster = load(inventory, state_dir)
+    with engine_session(cluster, RunOptions(forks=forks, limit=limit, quiet=True), "status") as session:
+        report = status_play.collect(Context(cluster, session))
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        print_status(report)
+    if report.problems:
+        raise typer.Exit(int(ExitCode.UNREACHABLE if any(not h.reachable for h in report.hosts) else ExitCode.FAILED))
+
+
+def print_status(report: status_play.ClusterStatus) -> None:
+    console = Console(highlight=False)
+    table = Table("host", "component", "unit", "health", "version", title="components")
+    for host in report.hosts:
+        if not host.reachable:
+            table.add_row(host.host, "-", "[bold red]unreachable[/]", escape(host.error[:80]), "")
+            continue
+        for c in host.components:
+            unit = c.active if c.active == "active" else f"[bold red]{escape(c.active)}[/]"
+            health = {None: "-", True: "[green]ok[/]", False: f"[bold red]failing[/] {escape(c.detail[:60])}"}[c.healthy]
+            table.add_row(host.host, c.unit, unit, health, escape(c.version))
+    console.print(table)
+    if report.etcd_members or report.etcd_error:
+        members = Table("member", "endpoint", "leader", "raft index", "db size", "version", title="etcd")
+        for m in report.etcd_members:
+            members.add_row(m.name, m.endpoint, "yes" if m.leader else "", str(m.raft_index),
+                            f"{m.db_size / 1024 / 1024:.1f} MiB", m.version)
+        console.print(members)
+        if report.etcd_error:
+            console.print(f"[bold red]etcd:[/] {escape(report.etcd_error)}")
+    if report.expected_nodes or report.nodes:
+        nodes = Table("node", "ready", "schedulable", "kubelet", title="nodes")
+        for n in report.nodes:
+            nodes.add_row(n.name, "yes" if n.ready else "[bold red]no[/]", "no (cordoned)" if n.unschedulable
+                          else "yes", n.version)
+        console.print(nodes)
+    if report.problems:
+        console.print("[bold red]unhealthy:[/]\n" + "\n".join(f"  {escape(p)}" for p in report.problems))
+    else:
+        console.print("[green]healthy[/]: every unit active, every health endpoint answering, every node Ready")
+
+
+def reset(
+    inventory: InventoryOption, state_dir: StateDirOption = None, limit: LimitOption = None,
+    forks: ForksOption = 10, as_json: JsonEventsOption = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Really reset; without it, only list what would go.")] = False,
+    purge_data: Annotated[bool, typer.Option("--purge-data", help="Delete etcd data instead of moving it aside.")] = False,
+) -> None:
+    """Stop and remove everything kbuild installed on hosts; etcd data is moved aside (kept) unless --purge-data."""
+    cluster = load(inventory, state_dir)
+    hosts = select_hosts(cluster, limit)
+    plans = {h.name: reset_play.plan(cluster, h, purge_data=purge_data) for h in hosts}
+    if not yes:
+        console = Console(highlight=False)
+        for name, p in plans.items():
+            console.print(f"[bold]{name}[/]: would")
+            for line in p.describe():
+                console.print(f"  - {escape(line)}")
+        console.print("nothing was changed; run again with --yes to reset these hosts")
+        return
+    options = RunOptions(forks=forks, limit=limit, json=as_json)
+    with engine_session(cluster, options, "reset") as session:
+        reset_play.run(Context(cluster, session), plans)
+    finish(session)
+
+
+def kubeconfig(
+    inventory: InventoryOption, state_dir: StateDirOption = None,
+    merge: Annotated[bool, typer.Option("--merge", help="Merge into ~/.kube/config (or --kubeconfig).")] = False,
+    target: Annotated[Optional[Path], typer.Option("--kubeconfig", help="The kubeconfig to merge into.")] = None,
+) -> None:
+    """Print the cluster's admin kubeconfig, or merge it into your kubeconfig."""
+    cluster = load(inventory, state_dir)
+    source = cluster.state_dir / "admin.conf"
+    if not source.exists():
+        raise UsageError(f"{source}: no admin kubeconfig yet", hint=f"run kbuild certs generate -i {inventory} "
+                                                                     "(or kbuild bootstrap)")
+    if not merge:
+        typer.echo(source.read_text(), nl=False)
+        return
+    path = target or Path(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config")
+    context = merge_kubeconfig(source, path)
+    typer.echo(f"merged cluster {cluster.name} into {path} as context {context}")

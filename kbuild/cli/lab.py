@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,10 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from kbuild.cli.common import JsonOption
+from kbuild.errors import UsageError
+from kbuild.lab import vagrant
 from kbuild.lab.image import MIRROR_ENV
+from kbuild.lab.inventory import render_inventory
 from kbuild.lab.lab import BOOT_TIMEOUT, STOP_TIMEOUT, Lab, LabStatus
 from kbuild.lab.plan import DEFAULT_NAME, DEFAULT_SUBNET
 from kbuild.lab.preflight import RUN_TOOLS, check_host
+from kbuild.state import write_atomic
 
 app = typer.Typer(
     help="Local test hosts: systemd-nspawn machines booting systemd and sshd on a bridge (needs root and Linux).",
@@ -63,11 +70,21 @@ def up(
     mirror: MirrorOption = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for every machine's sshd.")]
     = BOOT_TIMEOUT,
+    artifacts_mirror: Annotated[Optional[str], typer.Option(
+        "--artifacts-mirror", help="Write artifacts.mirror into the inventory: a directory or http(s) URL laid out "
+                                   "like the release sites (e.g. the test mirror: python -m tests.mirror build).")]
+    = None,
 ) -> None:
     """Create and boot a lab (a no-op that restarts stopped machines if it already exists) and write its inventory."""
     started = time.monotonic()
+    artifacts = _artifacts_mirror(artifacts_mirror) if artifacts_mirror else None
     lab = Lab(name, say=_say)
     status = lab.up(masters, workers, subnet, mirror=mirror, timeout=timeout, inventory_out=inventory_out)
+    if artifacts is not None and lab.state is not None:
+        inventory = render_inventory(lab.state.plan, lab.paths.key, artifacts)
+        write_atomic(Path(status.inventory), inventory, mode=0o600)
+        if inventory_out is not None:
+            write_atomic(inventory_out.absolute(), inventory, mode=0o644)
     _print_status(status, stderr=True)  # stdout carries only the inventory path: INV=$(kbuild lab up)
     _say(f"lab {name!r} is up ({time.monotonic() - started:.1f} s)")
     if inventory_out is not None:
@@ -135,6 +152,18 @@ def down(name: NameOption = DEFAULT_NAME,
                f"{time.monotonic() - started:.1f} s)")
 
 
+def _artifacts_mirror(value: str) -> str:
+    """A URL as it is; a directory made absolute, since the inventory lives elsewhere (relative paths would move)."""
+    if urllib.parse.urlsplit(value).scheme in ("http", "https", "file"):
+        return value
+    directory = Path(value).expanduser()
+    if not directory.is_dir():
+        raise UsageError(f"--artifacts-mirror {value}: no such directory",
+                         hint="build the test mirror with `python -m tests.mirror build` (it prints the directory), "
+                              "or pass an http(s) URL")
+    return str(directory.resolve())
+
+
 def _print_status(status: LabStatus, *, stderr: bool = False) -> None:
     console = Console(highlight=False, stderr=stderr)
     table = Table("machine", "role", "address", "state", "sshd", title=f"lab {status.name} "
@@ -144,3 +173,53 @@ def _print_status(status: LabStatus, *, stderr: bool = False) -> None:
         table.add_row(m.name, m.role, m.address, "running" if m.running else "stopped", ssh)
     console.print(table)
 
+
+
+@app.command("vagrant-inventory")
+def vagrant_inventory(
+    from_file: Annotated[Optional[Path], typer.Option(
+        "--from", help="Read `vagrant ssh-config` output from this file ('-': stdin) instead of running it.")] = None,
+    subnet: Annotated[str, typer.Option(
+        "--subnet", help="The Vagrantfile's private network: cluster addresses are master-N .10+N, worker-N .20+N.",
+        envvar=vagrant.SUBNET_ENV)] = vagrant.DEFAULT_SUBNET,
+    cluster_name: Annotated[str, typer.Option("--cluster-name", help="cluster.name in the inventory.")]
+    = vagrant.DEFAULT_CLUSTER,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the inventory here, not to stdout.")]
+    = None,
+    vagrant_dir: Annotated[Optional[Path], typer.Option(
+        "--vagrant-dir", help="Where the Vagrantfile is (default: the current directory, or VAGRANT_CWD).")] = None,
+) -> None:
+    """Write a kbuild inventory for the Vagrant lab (any machine counts) from `vagrant ssh-config`."""
+    network = vagrant.parse_subnet(subnet)
+    if from_file is None:
+        text, source = _vagrant_ssh_config(vagrant_dir), "`vagrant ssh-config`"
+    elif str(from_file) == "-":
+        text, source = sys.stdin.read(), "ssh-config on stdin"
+    else:
+        try:
+            text, source = from_file.read_text(encoding="utf-8"), str(from_file)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{from_file}: cannot read it: {exc}") from None
+    inventory = vagrant.vagrant_inventory(vagrant.parse_ssh_config(text), network, cluster_name)
+    rendered = vagrant.render_vagrant_inventory(inventory, network, source)
+    if output is None:
+        typer.echo(rendered, nl=False)
+        return
+    write_atomic(output.absolute(), rendered, mode=0o644)
+    _say(f"wrote {output} ({len(inventory['hosts'])} hosts); next: kbuild bootstrap -i {output}")
+
+
+def _vagrant_ssh_config(directory: Optional[Path]) -> str:
+    if shutil.which("vagrant") is None:
+        raise UsageError("vagrant is not installed (or not on PATH)",
+                         hint="install Vagrant, or pass saved `vagrant ssh-config` output with --from FILE")
+    try:
+        result = subprocess.run(["vagrant", "ssh-config"], cwd=directory, capture_output=True, text=True,
+                                timeout=300, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"`vagrant ssh-config` could not run: {exc}") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        raise UsageError(f"`vagrant ssh-config` failed (exit {result.returncode}): {detail or '(no output)'}",
+                         hint="every machine must be up: `vagrant up`, then `vagrant status`")
+    return result.stdout

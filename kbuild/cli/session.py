@@ -38,6 +38,7 @@ class RunOptions:
     json: bool = False
     verbose: bool = False
     fail_fast: bool = False
+    quiet: bool = False  # the command prints its own result: events go to the run log only
 
 
 @dataclass
@@ -69,8 +70,9 @@ def engine_session(cluster: Cluster, options: RunOptions, command: str) -> Itera
     ensure_dir(cluster.state_dir)
     log_sink, log_path = open_run_log(cluster.state_dir / "logs", command)
     console = Console(stderr=True, highlight=False)
-    sinks = [log_sink]
-    sinks.append(JsonLinesSink(sys.stdout) if options.json else ConsoleSink(console, verbose=options.verbose))
+    sinks: list = [log_sink]
+    if not options.quiet:
+        sinks.append(JsonLinesSink(sys.stdout) if options.json else ConsoleSink(console, verbose=options.verbose))
     reporter = Reporter(sinks)
     pool = open_pool(cluster, hosts)
     runner = Runner(pool, reporter, forks=options.forks, check=options.check, diff=options.diff,
@@ -83,9 +85,9 @@ def engine_session(cluster: Cluster, options: RunOptions, command: str) -> Itera
         stats = pool.stats
         reporter.emit(Event("run.end", data={"connections": stats.connections, "round_trips": stats.round_trips,
                                              "bytes_sent": stats.bytes_sent, "exit_code": int(session.exit_code())}))
-        if not options.json and reporter.tally:
+        if not (options.json or options.quiet) and reporter.tally:
             console.print(reporter.recap_table())
-        if not options.json:
+        if not (options.json or options.quiet):
             console.print(f"log: {log_path}", highlight=False)
         reporter.close()
 

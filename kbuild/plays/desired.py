@@ -42,26 +42,44 @@ def gather_inputs(cluster: Cluster, host: Host, artifacts: Iterable[HostArtifact
                       tuple(artifacts))
 
 
-def _belongs(services: tuple[str, ...], component: str, *, unowned: bool = False) -> bool:
-    """A file belongs to the component whose services use it; files no service reads go with `unowned`."""
-    if not services:
-        return unowned
-    return bool(set(services) & set(COMPONENT_SERVICES[component]))
+PHASE_ORDER = ("etcd", "control-plane", "node")
 
 
-def pki_resources(inputs: HostInputs, component: str) -> list[Resource]:
-    files = [f for f in inputs.pki if _belongs(f.services, component, unowned=component == "control-plane")]
-    return [_pki_file(f) for f in files]
+def pki_role(f: PKIFile, host: Host) -> str:
+    """The first phase with a service that reads the file installs it (each file has exactly one owner):
+    the etcd CA goes out with etcd, and the apiserver's restart for it is owed until its own phase."""
+    for role in PHASE_ORDER:
+        if set(f.services) & set(COMPONENT_SERVICES[role]):
+            return role
+    # Read by no service (admin.conf, say): it goes with the host's first phase.
+    has = {"etcd": host.is_etcd, "control-plane": host.is_control_plane, "node": host.runs_kubelet}
+    return next((role for role in ("control-plane", "node", "etcd") if has[role]), "control-plane")
 
 
-def rendered_resources(inputs: HostInputs, component: str) -> list[Resource]:
-    files = [f for f in inputs.rendered if f.role == component]
+def pki_resources(inputs: HostInputs, role: str) -> list[Resource]:
+    return [_pki_file(f) for f in inputs.pki if pki_role(f, inputs.host) == role]
+
+
+def rendered_resources(inputs: HostInputs, role: str) -> list[Resource]:
+    files = [f for f in inputs.rendered if f.role == role]
     return [File(str(f.path), f.content, mode=f.mode, notify=f.services) for f in files]
 
 
-def artifact_resources(inputs: HostInputs, component: str) -> list[Resource]:
-    chosen = [a for a in inputs.artifacts if _belongs(a.services, component, unowned=component == "control-plane")]
-    return [_artifact(a) for a in chosen]
+def artifact_resources(inputs: HostInputs, role: str) -> list[Resource]:
+    return [_artifact(a) for a in inputs.artifacts if artifact_role(a) == role]
+
+
+# Kubernetes binaries that run on every node; the rest of the kubernetes release is the control plane's.
+NODE_KUBERNETES_BINARIES = ("kubelet", "kube-proxy")
+
+
+def artifact_role(a: HostArtifact) -> str:
+    """Which phase installs a binary: by its release (etcd's tools go with etcd, runtimes with the node)."""
+    if a.component == "etcd":
+        return "etcd"
+    if a.component == "kubernetes":
+        return "node" if a.name in NODE_KUBERNETES_BINARIES else "control-plane"
+    return "node"  # containerd, runc, CNI plugins, crictl
 
 
 def _pki_file(f: PKIFile) -> File:

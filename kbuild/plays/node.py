@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from kbuild import layout
-from kbuild.engine.resources import Directory, KernelModule, Service, Sysctl
+from kbuild.engine.resources import Command, Directory, KernelModule, Service, Sysctl
 from kbuild.engine.runner import Gate, Plan
 from kbuild.inventory import Cluster
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
+from kbuild.render import node_pod_cidr
 
 NODE_TIMEOUT = 120.0
 
@@ -35,7 +36,19 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     dirs = [Directory(str(d)) for d in (layout.CNI_CONF_DIR, layout.CNI_BIN_DIR, layout.KUBE_PROXY_DIR)]
     dirs.append(Directory(str(layout.KUBELET_DIR), mode=0o700))
     return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files,
-                 *(Service(name) for name in SERVICES)], gates=gates())
+                 *(Service(name) for name in SERVICES), *pod_routes(cluster, inputs.host)], gates=gates())
+
+
+def pod_routes(cluster: Cluster, host) -> list[Command]:  # noqa: ANN001 - Host
+    """Each other node's pod CIDR via that node, set live (the pod-routes unit sets the same at boot)."""
+    routes = []
+    for other in cluster.kubelet_hosts:
+        if other.name == host.name:
+            continue
+        cidr, via = node_pod_cidr(cluster, other), other.address
+        routes.append(Command(f"route {cidr} via {other.name}", f"ip route replace {cidr} via {via}",
+                              unless=f"ip route show {cidr} | grep -q 'via {via} '"))
+    return routes
 
 
 def _dedupe(resources: list) -> list:

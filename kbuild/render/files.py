@@ -66,8 +66,9 @@ KUBELET_FILES = (
     FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",)),
     _unit("kube-proxy"),
     FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",)),
-    # Static pod CIDRs need routes to the other nodes; a oneshot unit keeps them across reboots.
-    FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), ("kbuild-pod-routes",)),
+    # Static pod CIDRs need routes to the other nodes; a oneshot unit sets them at boot. It restarts
+    # nothing when it changes: the node play adds a new node's route live, touching no service.
+    FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), ()),
 )
 
 # The user kube-apiserver authenticates as towards kubelets (its apiserver-kubelet-client certificate's CN).

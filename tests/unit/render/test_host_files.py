@@ -34,7 +34,7 @@ KUBELET_FILES = {
     str(layout.KUBELET_CONFIG): ("kubelet",),
     f"{UNIT}/kube-proxy.service": ("kube-proxy",),
     str(layout.KUBE_PROXY_CONFIG): ("kube-proxy",),
-    f"{UNIT}/kbuild-pod-routes.service": ("kbuild-pod-routes",),
+    f"{UNIT}/kbuild-pod-routes.service": (),  # new routes are added live; see kbuild.plays.node
 }
 
 
@@ -66,7 +66,7 @@ def test_unit_files_restart_themselves_and_name_their_template(cluster) -> None:
             assert f.mode == 0o644
             assert f.template.endswith(".j2")
             assert f.content.endswith("\n")
-            if f.path.parent == layout.UNIT_DIR:
+            if f.path.parent == layout.UNIT_DIR and f.services:
                 name = f.path.name.removesuffix(".service")
                 assert f.services == (name,)
                 assert f.template == f"{name}.service.j2"

@@ -1,0 +1,257 @@
+"""`kbuild status`: every component's unit, health endpoint and version per host; etcd members; nodes.
+
+One read-only probe per host (a fact script, parsed by a pure function), plus one etcd query and
+one node query on the first healthy member / control plane.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from kbuild import layout
+from kbuild.engine.ssh import Connection
+from kbuild.inventory import Cluster, Host
+from kbuild.plays.control_plane import apiserver_get, kubectl
+from kbuild.plays.etcd import etcdctl
+from kbuild.render import units_for
+
+CURL = "curl -fsS --max-time 3"
+
+
+def health_command(unit: str) -> str | None:
+    """A read-only shell test that succeeds when the component answers its health endpoint."""
+    return {
+        "etcd": etcdctl(None, "endpoint", "health"),  # type: ignore[arg-type]
+        "kube-apiserver": apiserver_get("/readyz"),
+        "kube-controller-manager": f"{CURL} -k https://127.0.0.1:{layout.CONTROLLER_MANAGER_PORT}/healthz",
+        "kube-scheduler": f"{CURL} -k https://127.0.0.1:{layout.SCHEDULER_PORT}/healthz",
+        "kubelet": f"{CURL} http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz",
+        "kube-proxy": f"{CURL} http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz",
+        "containerd": f"test -S {layout.CONTAINERD_SOCKET}",
+    }.get(unit)
+
+
+def version_command(unit: str) -> str | None:
+    binary = layout.binary_path(unit)
+    return {
+        "etcd": f"{binary} --version | head -n1",
+        "containerd": f"{binary} --version",
+    }.get(unit, f"{binary} --version" if unit.startswith("kube") else None)
+
+
+def probe_script(host: Host) -> str:
+    lines = []
+    for unit in units_for(host):
+        lines.append(f'echo "unit {unit} $(systemctl is-active {unit} 2>/dev/null || true)"')
+        version = version_command(unit)
+        if version:
+            lines.append(f'echo "version {unit} $({version} 2>/dev/null | tr -s " " | head -c 200)"')
+        health = health_command(unit)
+        if health:
+            lines.append(f'if out=$( ( {health} ) 2>&1 ); then echo "health {unit} ok"; '
+                         f'else echo "health {unit} fail $(printf %s "$out" | tr "\\n" " " | head -c 300)"; fi')
+    return "\n".join(lines)
+
+
+@dataclass
+class ComponentStatus:
+    unit: str
+    active: str = "unknown"
+    version: str = ""
+    healthy: bool | None = None  # None: the component has no health check
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.active == "active" and self.healthy is not False
+
+
+@dataclass
+class HostStatus:
+    host: str
+    reachable: bool = True
+    error: str = ""
+    components: list[ComponentStatus] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and all(c.ok for c in self.components)
+
+
+def parse_probe(host: str, output: str) -> HostStatus:
+    components: dict[str, ComponentStatus] = {}
+    for line in output.splitlines():
+        kind, _, rest = line.partition(" ")
+        unit, _, value = rest.partition(" ")
+        if not unit:
+            continue
+        component = components.setdefault(unit, ComponentStatus(unit))
+        if kind == "unit":
+            component.active = value.strip() or "inactive"
+        elif kind == "version":
+            component.version = _short_version(value.strip())
+        elif kind == "health":
+            verdict, _, detail = value.partition(" ")
+            component.healthy = verdict == "ok"
+            component.detail = detail.strip()
+    return HostStatus(host, components=list(components.values()))
+
+
+def _short_version(text: str) -> str:
+    """'Kubernetes v1.33.5' -> 'v1.33.5'; 'etcd Version: 3.5.1' -> '3.5.1'; containerd's third word."""
+    words = text.split()
+    for word in words:
+        if word[:1] in "v0123456789" and any(ch.isdigit() for ch in word) and "." in word:
+            return word
+    return text
+
+
+@dataclass
+class EtcdMember:
+    name: str
+    endpoint: str
+    leader: bool
+    raft_index: int
+    db_size: int
+    version: str
+
+
+@dataclass
+class NodeInfo:
+    name: str
+    ready: bool
+    version: str
+    unschedulable: bool
+
+
+@dataclass
+class ClusterStatus:
+    hosts: list[HostStatus]
+    etcd_members: list[EtcdMember] = field(default_factory=list)
+    etcd_error: str = ""
+    nodes: list[NodeInfo] = field(default_factory=list)
+    nodes_error: str = ""
+    expected_nodes: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        for host in self.hosts:
+            if not host.reachable:
+                found.append(f"{host.host}: unreachable ({host.error})")
+            for c in host.components:
+                if not c.ok:
+                    why = c.detail if c.healthy is False else f"unit {c.active}"
+                    found.append(f"{host.host}: {c.unit} unhealthy: {why}")
+        if self.etcd_error:
+            found.append(f"etcd: {self.etcd_error}")
+        elif self.etcd_members and sum(m.leader for m in self.etcd_members) != 1:
+            found.append("etcd: no leader")
+        if self.nodes_error:
+            found.append(f"nodes: {self.nodes_error}")
+        registered = {n.name: n for n in self.nodes}
+        for name in self.expected_nodes:
+            if name not in registered:
+                found.append(f"node {name}: not registered")
+            elif not registered[name].ready:
+                found.append(f"node {name}: not Ready")
+        return found
+
+    def as_json(self) -> dict:
+        return {
+            "healthy": not self.problems,
+            "problems": self.problems,
+            "hosts": [{"host": h.host, "reachable": h.reachable, "error": h.error or None,
+                       "components": [vars(c) | {"ok": c.ok} for c in h.components]} for h in self.hosts],
+            "etcd": {"members": [vars(m) for m in self.etcd_members], "error": self.etcd_error or None},
+            "nodes": {"registered": [vars(n) for n in self.nodes], "expected": self.expected_nodes,
+                      "error": self.nodes_error or None},
+        }
+
+
+def parse_endpoint_status(output: str, names_by_endpoint: dict[str, str]) -> list[EtcdMember]:
+    """`etcdctl endpoint status --cluster -w json` -> members (the JSON shape is shared by 3.4 and 3.5)."""
+    members = []
+    for entry in json.loads(output):
+        header = entry["Status"]["header"]
+        status = entry["Status"]
+        endpoint = entry["Endpoint"]
+        members.append(EtcdMember(
+            name=names_by_endpoint.get(endpoint, endpoint),
+            endpoint=endpoint,
+            leader=status.get("leader") == header.get("member_id"),
+            raft_index=int(status.get("raftIndex", 0)),
+            db_size=int(status.get("dbSize", 0)),
+            version=status.get("version", ""),
+        ))
+    return members
+
+
+def parse_nodes(output: str) -> list[NodeInfo]:
+    nodes = []
+    for item in json.loads(output).get("items", []):
+        conditions = {c["type"]: c["status"] for c in item.get("status", {}).get("conditions", [])}
+        nodes.append(NodeInfo(
+            name=item["metadata"]["name"],
+            ready=conditions.get("Ready") == "True",
+            version=item.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", ""),
+            unschedulable=bool(item.get("spec", {}).get("unschedulable")),
+        ))
+    return nodes
+
+
+def collect(ctx) -> ClusterStatus:  # noqa: ANN001 - kbuild.plays.phases.Context
+    """Probe every selected host in parallel, then ask etcd and the API about the cluster as a whole."""
+    cluster: Cluster = ctx.cluster
+    hosts = {h.name: h for h in ctx.session.hosts}
+    results: dict[str, HostStatus] = {}
+
+    def probe(conn: Connection) -> str:
+        host = hosts[conn.target.name]
+        result = conn.run(probe_script(host))
+        results[host.name] = parse_probe(host.name, result.out)
+        bad = [c.unit for c in results[host.name].components if not c.ok]
+        return f"unhealthy: {', '.join(bad)}" if bad else "all components healthy"
+
+    outcomes = ctx.runner.each("status", list(hosts), probe, describe="units, health endpoints, versions")
+    statuses = [results.get(name) or HostStatus(name, reachable=False, error=(o.message or o.status.value))
+                for name, o in outcomes.items()]
+    report = ClusterStatus(statuses, expected_nodes=[h.name for h in cluster.kubelet_hosts if h.name in hosts])
+    healthy = {s.host for s in statuses if s.reachable}
+    _etcd_members(ctx, cluster, report, healthy)
+    _nodes(ctx, cluster, report, healthy)
+    return report
+
+
+def _etcd_members(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:  # noqa: ANN001
+    member = next((h for h in cluster.etcd_hosts if h.name in reachable), None)
+    if member is None:
+        report.etcd_error = "no etcd member reachable"
+        return
+    names = {f"https://{h.address}:{layout.ETCD_CLIENT_PORT}": h.name for h in cluster.etcd_hosts}
+    result = ctx.session.pool.get(member.name).run(etcdctl(cluster, "endpoint", "status", "--cluster", "-w", "json"))
+    if not result.ok:
+        report.etcd_error = f"endpoint status via {member.name} failed: {result.err.strip() or result.out.strip()}"
+        return
+    try:
+        report.etcd_members = parse_endpoint_status(result.out, names)
+    except (ValueError, KeyError) as exc:
+        report.etcd_error = f"unexpected etcdctl output: {exc}"
+
+
+def _nodes(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:  # noqa: ANN001
+    if not report.expected_nodes:
+        return
+    control = next((h for h in cluster.control_plane_hosts if h.name in reachable), None)
+    if control is None:
+        report.nodes_error = "no control plane reachable to list nodes"
+        return
+    result = ctx.session.pool.get(control.name).run(kubectl("get", "nodes", "-o", "json"))
+    if not result.ok:
+        report.nodes_error = f"listing nodes via {control.name} failed: {result.err.strip()}"
+        return
+    try:
+        report.nodes = parse_nodes(result.out)
+    except (ValueError, KeyError) as exc:
+        report.nodes_error = f"unexpected kubectl output: {exc}"
