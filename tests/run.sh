@@ -17,6 +17,13 @@ if [ -n "$need_apt" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need_apt >/dev/null
 fi
+# `vagrant validate` checks the Vagrantfile (tests/unit/test_inventories.py); that needs no hypervisor.
+# Without recommends: they would pull in libguestfs and hundreds of packages.
+if ! dpkg -s vagrant vagrant-libvirt >/dev/null 2>&1; then
+    echo "==> apt-get install --no-install-recommends vagrant vagrant-libvirt"
+    [ -n "$need_apt" ] || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends vagrant vagrant-libvirt >/dev/null
+fi
 
 if [ ! -x .venv/bin/python ]; then
     echo "==> python3 -m venv .venv"
@@ -34,6 +41,7 @@ echo "==> building the lab image (cached)"
 
 # The lab-backed tests must run here, never silently skip.
 export KBUILD_REQUIRE_LAB=1
+export KBUILD_REQUIRE_VAGRANT=1  # and so must the Vagrantfile checks (vagrant, ruby)
 echo "==> pytest"
 set +e
 .venv/bin/pytest -p no:cacheprovider "$@"

@@ -143,6 +143,11 @@ def vagrant_inventory(entries: list[SSHEntry], subnet: ipaddress.IPv4Network,
 
 
 def _ssh_settings(entry: SSHEntry) -> dict[str, Any]:
+    proxy = entry.first("ProxyCommand")
+    if proxy is not None:
+        raise UsageError(f"vagrant machine {entry.name} is reached through `ProxyCommand {proxy}`, which kbuild "
+                         "does not run (it speaks SSH itself)",
+                         hint="write the inventory by hand with ssh.bastion for the jump host")
     settings: dict[str, Any] = {}
     host = entry.first("HostName")
     if host:

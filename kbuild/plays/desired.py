@@ -51,7 +51,10 @@ def pki_role(f: PKIFile, host: Host) -> str:
     for role in PHASE_ORDER:
         if set(f.services) & set(COMPONENT_SERVICES[role]):
             return role
-    # Read by no service (admin.conf, say): it goes with the host's first phase.
+    # Read by no service: etcd's client certificates (for health checks) go with etcd; the rest
+    # (admin.conf, say) with the host's first Kubernetes phase.
+    if f.path.is_relative_to(layout.ETCD_PKI_DIR):
+        return "etcd"
     has = {"etcd": host.is_etcd, "control-plane": host.is_control_plane, "node": host.runs_kubelet}
     return next((role for role in ("control-plane", "node", "etcd") if has[role]), "control-plane")
 

@@ -16,9 +16,8 @@ Fixtures:
 
 Settings (environment):
   KBUILD_TEST_LAB_NAME     shared lab's name (default kbtest)
-  KBUILD_TEST_LAB_SUBNET   its subnet (default 198.18.0.192/26: inside 198.18.0.0/24 but clear of
-                           the addresses a default lab (198.18.0.0/24) uses: .1 and .10-.73)
-  KBUILD_TEST_LAB_POOL     subnets handed to lab_factory labs, a /28 each (default 198.18.0.128/26)
+  KBUILD_TEST_LAB_SUBNET   its subnet (default 198.18.0.240/28)
+  KBUILD_TEST_LAB_POOL     where lab_factory labs get their subnets (default 198.18.0.0/25)
   KBUILD_TEST_LAB_KEEP=1   leave the shared lab up after the session (for debugging; `kbuild lab
                            down --name kbtest` removes it)
 """
@@ -43,9 +42,9 @@ from kbuild.lab.paths import cache_dir
 from kbuild.lab.preflight import BUILD_TOOLS, RUN_TOOLS, check_host
 
 SHARED_NAME = os.environ.get("KBUILD_TEST_LAB_NAME", "kbtest")
-SHARED_SUBNET = os.environ.get("KBUILD_TEST_LAB_SUBNET", "198.18.0.192/26")
-# Subnets for lab_factory labs (one /28 each: gateway .1, machines from .10, so up to 5 machines).
-POOL = os.environ.get("KBUILD_TEST_LAB_POOL", "198.18.0.128/26")
+SHARED_SUBNET = os.environ.get("KBUILD_TEST_LAB_SUBNET", "198.18.0.240/28")
+# Blocks for lab_factory labs: a /28 holds up to 5 machines, a /27 up to 21 (gateway .1, machines from .10).
+POOL = os.environ.get("KBUILD_TEST_LAB_POOL", "198.18.0.0/25")
 SHARED_MASTERS = 1
 SHARED_WORKERS = 2
 
@@ -206,21 +205,27 @@ def lab(_sigterm_as_interrupt: None) -> Iterator[LabHandle]:
 class LabFactory:
     """Makes extra labs for tests that need a different shape or will tear one down; all go at session end.
 
-    Names get the shared lab's name as prefix and, without an explicit subnet, each lab gets the next
-    free /28 of KBUILD_TEST_LAB_POOL, so several test sessions on one machine never collide.
+    Names get the shared lab's name as prefix and, without an explicit subnet, each lab gets the
+    smallest free block of KBUILD_TEST_LAB_POOL that holds it (machines start at .10 of a block), so
+    several test sessions on one machine never collide.
     """
 
     def __init__(self) -> None:
         self.labs: list[LabHandle] = []
-        pool = ipaddress.ip_network(POOL)
-        self._free = list(pool.subnets(new_prefix=28)) if pool.prefixlen <= 28 else [pool]
+        self.pool = ipaddress.ip_network(POOL)
+        self.taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+
+    def _allocate(self, machines: int) -> str:
+        needed = machines + 11  # .0 network, .1 gateway, .2-.9 unused, machines from .10, broadcast
+        prefix = self.pool.max_prefixlen - max(4, (needed - 1).bit_length())
+        for candidate in self.pool.subnets(new_prefix=max(prefix, self.pool.prefixlen)):
+            if not any(candidate.overlaps(t) for t in self.taken):
+                self.taken.append(candidate)
+                return str(candidate)
+        pytest.fail(f"KBUILD_TEST_LAB_POOL {POOL} has no free block for a lab of {machines} machines", pytrace=False)
 
     def __call__(self, name: str, *, masters: int = 1, workers: int = 1, subnet: str | None = None) -> LabHandle:
-        if subnet is None:
-            if not self._free:
-                pytest.fail(f"KBUILD_TEST_LAB_POOL {POOL} has no free /28 left for lab {name!r}", pytrace=False)
-            subnet = str(self._free.pop(0))
-        handle = _bring_up(f"{SHARED_NAME}-{name}"[:20], masters, workers, subnet)
+        handle = _bring_up(f"{SHARED_NAME}-{name}"[:20], masters, workers, subnet or self._allocate(masters + workers))
         self.labs.append(handle)
         return handle
 
@@ -236,3 +241,62 @@ def lab_factory(_sigterm_as_interrupt: None) -> Iterator[LabFactory]:
         yield factory
     finally:
         factory.down_all()
+
+
+# -- a bootstrapped cluster on the shared lab ---------------------------------------------------------
+
+
+@dataclass
+class ClusterLab:
+    """The shared lab after `kbuild bootstrap`: its inventory (with the test mirror) and state dir."""
+
+    lab: LabHandle
+    inventory: Path
+    state_dir: Path
+
+    def kbuild(self, *args: str, timeout: float = 600) -> tuple[int, list[dict], str]:
+        """Run the kbuild CLI in a child process with --json; returns (exit code, events, stderr)."""
+        return run_kbuild([*args, "-i", str(self.inventory), "--state-dir", str(self.state_dir)], timeout=timeout)
+
+
+def run_kbuild(args: Sequence[str], *, timeout: float = 600, json_events: bool = True) -> tuple[int, list[dict], str]:
+    import json
+
+    argv = [sys.executable, "-m", "kbuild", *args] + (["--json"] if json_events else [])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    events = []
+    for line in proc.stdout.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pass
+    return proc.returncode, events, proc.stderr
+
+
+def inventory_with_mirror(source: Path, target: Path, mirror: Path, **changes: object) -> Path:
+    """A copy of a lab inventory that installs from the test mirror, with top-level sections updated."""
+    import yaml
+
+    data = yaml.safe_load(source.read_text())
+    data.setdefault("artifacts", {})["mirror"] = str(mirror)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+@pytest.fixture(scope="session")
+def cluster_lab(lab: LabHandle, built_mirror, tmp_path_factory: pytest.TempPathFactory) -> ClusterLab:
+    """The shared lab bootstrapped once per session (1 master + 2 workers). Tests that change it put it back."""
+    base = tmp_path_factory.mktemp("cluster-lab")
+    handle = ClusterLab(lab, inventory_with_mirror(lab.inventory, base / "inventory.yaml", built_mirror.root),
+                        base / "state")
+    code, events, stderr = handle.kbuild("bootstrap")
+    if code != 0:
+        failed = [e for e in events if e.get("status") in ("failed", "unreachable")]
+        pytest.fail(f"bootstrap of the shared lab failed (exit {code}): {failed[-3:]}\n{stderr[-2000:]}",
+                    pytrace=False)
+    return handle

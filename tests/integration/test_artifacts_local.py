@@ -32,7 +32,6 @@ from tests.unit.artifacts.helpers import make_cluster, sha, with_crictl
 if TYPE_CHECKING:
     from tests.mirror.plugin import MirrorCopy
 
-pytest_plugins = ["tests.mirror.plugin"]  # built_mirror, mirror_server, mirror_copy
 
 HOSTS = """\
   cp1: {address: 198.18.0.10, roles: [etcd, control-plane]}

@@ -55,3 +55,16 @@ def test_every_phase_has_its_own_binaries_and_nothing_twice(cluster):
     # Private key material is never shown in diffs.
     keys = [r for plan in plans.values() for r in plan.resources if getattr(r, "path", "").endswith(".key")]
     assert keys and all(r.secret for r in keys)
+
+
+def test_etcd_health_checks_have_their_certificate_in_the_etcd_phase(tmp_path):
+    path = tmp_path / "inv.yaml"
+    path.write_text("cluster: {name: t}\npki: {key_algorithm: ecdsa-p256}\nhosts:\n"
+                    "  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n")
+    cluster = load_cluster(path)
+    pki.ensure(cluster)
+    host = cluster.host("m1")
+    inputs = gather_inputs(cluster, host, host_artifacts(cluster, host, prepare=False))
+    etcd_paths = paths(etcd.plan(cluster, inputs))
+    assert {"/etc/kubernetes/pki/etcd/healthcheck-client.crt", "/etc/kubernetes/pki/etcd/healthcheck-client.key",
+            "/etc/kubernetes/pki/etcd/ca.crt"} <= etcd_paths

@@ -1,0 +1,118 @@
+"""The benchmark harness's pure parts: end-state checks catch skipped work, sshd counts, medians, tables, targets."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from bench import workload as wl
+from bench.harness import RunRecord, summarize
+from bench.report import engine_tables, targets
+from bench.sshdlog import count_script, parse_counts
+from bench.verify import HostState, problems
+from bench.workload import Host, Workload, ensure_blob, expected
+
+HOST = Host("kb9bench-worker-1", "198.18.0.203")
+
+
+def probe_output(workload: Workload, blob_sha: str, *, skip: str | None = None) -> str:
+    """What the probe prints on a host where a tool did everything (or skipped one thing)."""
+    lines = [f"dir {wl.CONF_DIR_MODE:o} root:root"]
+    for path, text in workload.conf_files(HOST).items():
+        if skip == path:
+            continue
+        lines.append(f"conf {path} {wl.CONF_MODE:o} root:root {hashlib.sha256(text.encode()).hexdigest()}")
+    unit_sha = hashlib.sha256(wl.UNIT_SOURCE.read_bytes()).hexdigest()
+    seen = hashlib.sha256(workload.render(HOST, 0).encode()).hexdigest()
+    lines += [
+        f"blob {wl.BLOB_MODE:o} root:root {blob_sha}",
+        f"unit {wl.UNIT_MODE:o} root:root {unit_sha}",
+        "enabled enabled",
+        f"active {'inactive' if skip == 'service' else 'active'}",
+        "invocation 1234",
+        f"seen {seen}",
+        f"sysctl {wl.SYSCTL_DEFAULT if skip == 'sysctl' else wl.SYSCTL_VALUE}",
+        f"persisted {wl.SYSCTL_VALUE}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def blob_sha(tmp_path_factory) -> str:
+    return ensure_blob(tmp_path_factory.mktemp("blob"), 4096)[1]
+
+
+def test_a_host_with_everything_passes(blob_sha):
+    workload = Workload(files=3, blob_bytes=4096)
+    state = HostState.parse(probe_output(workload, blob_sha))
+    assert problems(state, expected(workload, HOST, blob_sha)) == []
+    assert state.invocation == "1234"
+
+
+@pytest.mark.parametrize("skip, needle", [
+    (wl.conf_path(2), "file /etc/kbbench/file-02.conf"),
+    ("service", "service kbbench active"),
+    ("sysctl", f"sysctl {wl.SYSCTL_KEY}"),
+])
+def test_skipped_work_is_caught(blob_sha, skip, needle):
+    workload = Workload(files=3, blob_bytes=4096)
+    state = HostState.parse(probe_output(workload, blob_sha, skip=skip))
+    found = problems(state, expected(workload, HOST, blob_sha))
+    assert len(found) == 1 and found[0].startswith(needle), found
+
+
+def test_a_changed_file_the_service_never_reread_is_caught(blob_sha):
+    # The host has version 1 everywhere; the run should have brought file-00 to version 2 and restarted.
+    old = HostState.parse(probe_output(Workload(files=2, blob_bytes=4096), blob_sha))
+    found = problems(old, expected(Workload(files=2, blob_bytes=4096, version=2), HOST, blob_sha))
+    assert any(p.startswith("file /etc/kbbench/file-00.conf") for p in found)
+    assert any("started with the current" in p for p in found)
+
+
+def test_rendering_is_per_host_and_version():
+    one, two = Workload(files=2), Workload(files=2, version=2)
+    assert one.render(HOST, 0) != two.render(HOST, 0)  # file-00 carries the version
+    assert one.render(HOST, 1) == two.render(HOST, 1)  # the others never change
+    assert one.render(HOST, 1) != one.render(Host("other", "198.18.0.204"), 1)
+    assert one.render(HOST, 0).endswith("\n") and "version = 1" in one.render(HOST, 0)
+
+
+def test_blob_is_deterministic(tmp_path):
+    first = ensure_blob(tmp_path / "a", 10_000)
+    second = ensure_blob(tmp_path / "b", 10_000)
+    assert first[1] == second[1] and first[0].stat().st_size == 10_000
+
+
+def test_sshd_counts_parse_and_script_waits_for_its_marker():
+    assert parse_counts("connections 1\nsessions 27\n").sessions == 27
+    assert parse_counts("").connections == 0
+    script = count_script("s=abc;i=1", "tok123")
+    assert "--after-cursor='s=abc;i=1'" in script and "logger -t kbbench-mark tok123" in script
+
+
+def record(tool: str, scenario: str, wall: float, *, n: int = 20, ok: bool = True, sessions: int = 20) -> RunRecord:
+    return RunRecord(tool, n, scenario, 1, wall, 0 if ok else 1, n, sessions * n,
+                     problems=[] if ok else ["kb9bench-worker-1: file missing"])
+
+
+def test_invalid_runs_do_not_count_and_the_table_says_so():
+    records = [record("kbuild", "noop", 0.5), record("kbuild", "noop", 0.7), record("kbuild", "noop", 0.1, ok=False),
+               record("pyinfra", "noop", 3.0), record("ansible", "noop", 9.0), record("ansible", "noop", 1.0, ok=False)]
+    by = {(s.tool, s.scenario): s for s in summarize(records)}
+    assert by[("kbuild", "noop")].median == pytest.approx(0.6)  # the 0.1 s run skipped work: not counted
+    assert by[("kbuild", "noop")].valid == 2 and by[("kbuild", "noop")].runs == 3
+    assert by[("pyinfra", "noop")].round_trips_per_host == 20
+    table = engine_tables(summarize(records))
+    assert "0.60 [0.50–0.70] (1 of 3 runs invalid)" in table
+    assert "0.20 (×5.0 faster)" in table  # kbuild/pyinfra
+    assert "| 20 | noop | 1 / 20 | 1 / 20 | 1 / 20 |" in table
+
+
+def test_targets_report_met_and_missed():
+    records = [record("kbuild", "noop", 0.5), record("pyinfra", "noop", 0.4), record("ansible", "noop", 9.0),
+               record("kbuild", "first", 2.0), record("pyinfra", "first", 3.0)]
+    lines = targets(summarize(records))
+    assert lines[0].endswith("MISSED")  # slower than pyinfra's no-op
+    assert lines[1].endswith("met") and "18.0x" in lines[1]
+    assert lines[2].startswith("first run at N=20") and lines[2].endswith("met")
