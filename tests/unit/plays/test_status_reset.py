@@ -1,0 +1,91 @@
+"""status parsing and reset plans: recorded output in, verdicts and plans out."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from kbuild.inventory import load_cluster
+from kbuild.plays import reset, status
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    path = tmp_path / "inv.yaml"
+    path.write_text(textwrap.dedent("""\
+        cluster: {name: t}
+        etcd: {data_dir: /data/etcd}
+        hosts:
+          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
+          w1: {address: 198.18.0.11, roles: [worker]}
+          w2: {address: 198.18.0.12, roles: [worker]}
+        """))
+    return load_cluster(path)
+
+
+def test_probe_parsing_and_verdicts():
+    host = status.parse_probe("m1", "\n".join([
+        "unit etcd active", "version etcd etcd Version: 3.5.1", "health etcd ok",
+        "unit kube-apiserver active", "version kube-apiserver Kubernetes v1.33.5",
+        "health kube-apiserver fail curl: (7) Failed to connect",
+        "unit kube-scheduler failed", "version kube-scheduler Kubernetes v1.33.5", "health kube-scheduler ok",
+    ]))
+    by_unit = {c.unit: c for c in host.components}
+    assert by_unit["etcd"].ok and by_unit["etcd"].version == "3.5.1"
+    assert not by_unit["kube-apiserver"].ok and "Failed to connect" in by_unit["kube-apiserver"].detail
+    assert not by_unit["kube-scheduler"].ok and by_unit["kube-scheduler"].version == "v1.33.5"
+    report = status.ClusterStatus([host])
+    assert "m1: kube-apiserver unhealthy: curl: (7) Failed to connect" in report.problems
+    assert "m1: kube-scheduler unhealthy: unit failed" in report.problems
+
+
+def test_etcd_and_node_parsing():
+    members = status.parse_endpoint_status(json.dumps([
+        {"Endpoint": "https://198.18.0.10:2379",
+         "Status": {"header": {"member_id": 1}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": "3.5.1"}},
+        {"Endpoint": "https://198.18.0.11:2379",
+         "Status": {"header": {"member_id": 2}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": "3.5.1"}},
+    ]), {"https://198.18.0.10:2379": "m1"})
+    assert [(m.name, m.leader, m.raft_index) for m in members] == [("m1", True, 42), ("https://198.18.0.11:2379", False, 42)]
+    nodes = status.parse_nodes(json.dumps({"items": [
+        {"metadata": {"name": "w1"}, "spec": {"unschedulable": True},
+         "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.33.5"}}},
+        {"metadata": {"name": "w2"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
+    ]}))
+    report = status.ClusterStatus([], etcd_members=members, nodes=nodes, expected_nodes=["w1", "w2", "w3"])
+    assert report.problems == ["node w2: not Ready", "node w3: not registered"]
+    assert status.ClusterStatus([], etcd_members=[members[1]]).problems == ["etcd: no leader"]
+
+
+def test_unreachable_host_is_a_problem():
+    assert status.ClusterStatus([status.HostStatus("w1", reachable=False, error="timed out")]).problems == [
+        "w1: unreachable (timed out)"]
+
+
+def test_reset_plan_keeps_etcd_data_by_default(cluster):
+    p = reset.plan(cluster, cluster.host("m1"), stamp="20260101T000000")
+    assert p.etcd_data == "/data/etcd" and p.etcd_data_to == "/data/etcd.reset-20260101T000000"
+    assert p.stop_units[0] == "kube-scheduler.service" and "etcd.service" in p.stop_units
+    assert "/usr/local/bin/etcdctl" in p.remove_files and "/usr/local/bin/kube-apiserver" in p.remove_files
+    assert not p.kube_proxy_cleanup and p.routes == []
+    script = reset.script(p)
+    assert "mv /data/etcd /data/etcd.reset-20260101T000000" in script
+    assert "rm -rf --one-file-system /data/etcd\n" not in script
+    assert any("move etcd data /data/etcd to" in line for line in p.describe())
+
+
+def test_reset_plan_purge_and_node_cleanup(cluster):
+    purge = reset.plan(cluster, cluster.host("m1"), purge_data=True)
+    assert purge.etcd_data_to is None and "rm -rf --one-file-system /data/etcd" in reset.script(purge)
+    assert any(line.startswith("DELETE etcd data") for line in purge.describe())
+    worker = reset.plan(cluster, cluster.host("w1"))
+    assert worker.kube_proxy_cleanup and worker.etcd_data is None
+    assert worker.routes == ["10.200.1.0/24"]  # w2's pod network
+    script = reset.script(worker)
+    assert "kube-proxy --cleanup" in script and "ip route del 10.200.1.0/24" in script
+    assert "/usr/local/bin/kubelet" in worker.remove_files and "/opt/cni/bin/bridge" in worker.remove_files
+    # Only directories kbuild owns are removed wholesale; never a system directory.
+    assert set(worker.remove_dirs) == {"/etc/kubernetes", "/var/lib/kubelet", "/var/lib/kube-proxy", "/etc/cni/net.d",
+                                       "/var/lib/kbuild", "/var/log/kubernetes"}
