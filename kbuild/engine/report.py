@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
+from rich.spinner import Spinner
+from rich.text import Text
 from rich.table import Table
 
 
@@ -70,11 +73,41 @@ class ConsoleSink:
     def __init__(self, console: Console | None = None, *, verbose: bool = False) -> None:
         self.console = console or Console(stderr=True, highlight=False)
         self.verbose = verbose
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._live: Live | None = None
+        self._doing: dict[str, str] = {}  # host -> what it is doing now, shown live on a terminal
 
     def emit(self, event: Event) -> None:
         with self._lock:
             self._emit(event)
+            if event.event in ("host.done", "phase.end") and self._live is not None:
+                if event.event == "phase.end":
+                    self._doing.clear()
+                else:
+                    self._doing.pop(event.host or "", None)
+                self._refresh()
+
+    def status(self, host: str, phase: str | None, text: str) -> None:
+        if not self.console.is_terminal:
+            return
+        with self._lock:
+            self._doing[host] = f"[{phase}] {text}" if phase else text
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if not self._doing:
+            if self._live is not None:
+                self._live.stop()
+                self._live = None
+            return
+        lines = Table.grid(padding=(0, 1))
+        for host in sorted(self._doing):
+            lines.add_row(Spinner("dots"), Text(host, style="bold"), Text(self._doing[host]))
+        if self._live is None:
+            self._live = Live(lines, console=self.console, transient=True, refresh_per_second=8)
+            self._live.start()
+        else:
+            self._live.update(lines)
 
     def _emit(self, e: Event) -> None:
         # Everything that comes from hosts or inventories is escaped: "[modules]" is text, not a style.
@@ -107,7 +140,9 @@ class ConsoleSink:
                                markup=False)
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            self._doing.clear()
+            self._refresh()
 
 
 @dataclass
@@ -155,6 +190,13 @@ class Reporter:
             t.failed = 1
         elif e.event == "host.skipped":
             t.skipped += 1
+
+    def status(self, host: str, phase: str | None, text: str) -> None:
+        """Transient progress of one host (for live displays only; not an event, never logged)."""
+        for sink in self.sinks:
+            show = getattr(sink, "status", None)
+            if show is not None:
+                show(host, phase, text)
 
     def message(self, text: str, *, host: str | None = None, phase: str | None = None) -> None:
         self.emit(Event("message", host=host, phase=phase, message=text))

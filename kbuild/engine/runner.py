@@ -281,7 +281,12 @@ class HostRun:
 
     # -- facts ----------------------------------------------------------------------------------
 
+    def status(self, text: str) -> None:
+        """What this host is doing right now, for a live display; not logged."""
+        self.runner.reporter.status(self.name, self.phase, text)
+
     def gather(self, resources: list[Resource]) -> list[Any]:
+        self.status(f"gathering facts for {len(resources)} resources")
         marker = f"@@kb-{self.token}"
         lines = [FACT_FUNCTIONS]
         for i, resource in enumerate(resources):
@@ -354,7 +359,9 @@ class HostRun:
         command = ('KB_WORK=$(mktemp -d /var/tmp/kbuild.XXXXXX) || exit 1; export KB_WORK; '
                    'tar -xf - -C "$KB_WORK" || { rm -rf "$KB_WORK"; exit 1; }; '
                    'sh "$KB_WORK/script"; kb_rc=$?; rm -rf "$KB_WORK"; exit $kb_rc')
-        result = self.conn.run(command, stdin=stream)
+        total = sum(p.size for _, p in payloads)
+        self.status(f"applying {len(pending)} changes" + (f", sending {total / 1e6:.1f} MB" if total > 1e6 else ""))
+        result = self.conn.run(command, stdin=stream, progress=self._upload_progress(len(pending), total))
         self._read_apply_output(result.out, result.err, pending, restarts, marker)
         if self.outcome.status != HostStatus.FAILED:
             self.runner.defer(self.name, later)
@@ -410,6 +417,22 @@ class HostRun:
 
     # -- health gates ---------------------------------------------------------------------------
 
+    def _upload_progress(self, count: int, total: int) -> Callable[[int], None] | None:
+        if total < 1e6:
+            return None
+        sent = 0
+        last = 0.0
+
+        def advance(n: int) -> None:
+            nonlocal sent, last
+            sent += n
+            now = time.monotonic()
+            if now - last > 0.2:
+                last = now
+                self.status(f"applying {count} changes, sent {sent / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+        return advance
+
     def wait_for_gates(self, *, changed: bool) -> None:
         for gate in self.plan.gates:
             if not (changed or gate.always):
@@ -424,6 +447,7 @@ class HostRun:
             self.emit("gate", resource=gate.name, status="ok")
 
     def _wait(self, gate: Gate) -> str | None:
+        self.status(f"waiting for {gate.name} (up to {gate.timeout:.0f}s)")
         if gate.command is not None:
             script = (f"kb_end=$(( $(date +%s) + {int(gate.timeout)} ))\n"
                       f"while :; do\n"
