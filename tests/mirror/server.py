@@ -1,4 +1,5 @@
-"""Serve a mirror directory over HTTP on 127.0.0.1 (a random free port) from a thread, counting requests."""
+"""Serve a mirror directory over HTTP (127.0.0.1, or a lab bridge's address for pull mode) from a thread,
+on a random free port, counting requests."""
 
 from __future__ import annotations
 
@@ -30,15 +31,15 @@ class _Server(http.server.ThreadingHTTPServer):
 class MirrorServer:
     """`with MirrorServer(root) as server:` serves root at server.url until the block ends (or stop())."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = root
-        self._server = _Server(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+        self._server = _Server((host, 0), functools.partial(_Handler, directory=str(root)))
         self._server.requests = []
         self._server.lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, name="test-mirror", daemon=True)
         self._thread.start()
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.running = True
 
     @property
