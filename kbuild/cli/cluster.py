@@ -139,7 +139,8 @@ def reset(
                 console.print(f"  - {escape(line)}")
         console.print("nothing was changed; run again with --yes to reset these hosts")
         return
-    options = RunOptions(forks=forks, limit=limit, json=as_json)
+    # The session reaches every host: a control plane that stays may need to forget the reset nodes.
+    options = RunOptions(forks=forks, json=as_json)
     with engine_session(cluster, options, "reset") as session:
         reset_play.run(Context(cluster, session), plans)
     finish(session)

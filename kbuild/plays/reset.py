@@ -112,6 +112,23 @@ fi""")
     return "\n".join(lines)
 
 
+def forget_nodes(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.plays.phases.Context
+    """When some nodes are reset and a control plane stays, delete their Node objects (as `kubeadm reset`
+    users do by hand), so the API does not list ghosts. Best effort: the hosts are reset either way."""
+    cluster: Cluster = ctx.cluster
+    nodes = [h.name for h in cluster.kubelet_hosts if h.name in plans]
+    staying = [h for h in cluster.control_plane_hosts if h.name not in plans and h.name in ctx.session.pool.targets]
+    if not nodes or not staying:
+        return
+    from kbuild.plays.control_plane import kubectl
+
+    def delete(conn: Connection) -> str:
+        result = conn.run(kubectl("delete", "node", "--ignore-not-found", "--wait=false", *nodes))
+        return f"deleted Node objects {', '.join(nodes)}" if result.ok else f"could not delete Nodes: {result.err.strip()}"
+
+    ctx.runner.each("forget-nodes", [staying[0].name], delete, describe="Node objects of the reset hosts")
+
+
 def run(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.plays.phases.Context
     def reset(conn: Connection) -> str:
         p = plans[conn.target.name]
@@ -124,3 +141,4 @@ def run(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.play
     from kbuild.plays.phases import require_success
 
     require_success("reset", ctx.runner.each("reset", list(plans), reset, describe="removing what kbuild installed"))
+    forget_nodes(ctx, plans)

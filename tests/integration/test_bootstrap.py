@@ -224,6 +224,22 @@ def test_interrupted_bootstrap_converges_on_the_next_run(fresh):
     assert code == 0 and changed(events) == []
 
 
+def test_reset_of_one_node_forgets_its_node_object_and_it_can_rejoin(fresh):
+    handle = fresh[0]
+    master = next(m for m in handle.machines if m.role == "master")
+    worker = next(m for m in handle.machines if m.role == "worker")
+    nodes = "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o name"
+    assert f"node/{worker.name}" in handle.exec(master.name, nodes).stdout
+    code, _, stderr = kbuild_on(fresh, "reset", "--yes", "--limit", worker.name)
+    assert code == 0, stderr
+    assert f"node/{worker.name}" not in handle.exec(master.name, nodes).stdout
+    assert handle.exec(master.name, "systemctl is-active kube-apiserver etcd").stdout.split() == ["active", "active"]
+    code, events, stderr = kbuild_on(fresh, "bootstrap")
+    assert code == 0, stderr
+    assert {e["host"] for e in events if e["event"] == "resource" and e["status"] == "changed"} == {worker.name}
+    assert f"node/{worker.name}" in handle.exec(master.name, nodes).stdout
+
+
 def test_reset_removes_everything_and_keeps_etcd_data(fresh):
     handle = fresh[0]
     master = next(m for m in handle.machines if m.role == "master")
