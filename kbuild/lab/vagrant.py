@@ -1,4 +1,4 @@
-"""A kbuild inventory for the Vagrant lab, from `vagrant ssh-config` output and the Vagrantfile's address scheme (pure)."""
+"""A kbuild inventory for the Vagrant lab from `vagrant ssh-config` output and the Vagrantfile's addresses (pure)."""
 
 from __future__ import annotations
 

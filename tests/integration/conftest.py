@@ -17,7 +17,8 @@ Fixtures:
 Settings (environment):
   KBUILD_TEST_LAB_NAME     shared lab's name (default kbtest)
   KBUILD_TEST_LAB_SUBNET   its subnet (default 198.18.0.240/28)
-  KBUILD_TEST_LAB_POOL     where lab_factory labs get their subnets (default 198.18.0.0/25)
+  KBUILD_TEST_LAB_POOL     where lab_factory labs get their subnets, comma-separated networks
+                           (default 198.18.0.32/27,198.18.0.64/26,198.18.0.128/26)
   KBUILD_TEST_LAB_KEEP=1   leave the shared lab up after the session (for debugging; `kbuild lab
                            down --name kbtest` removes it)
 """
@@ -44,7 +45,8 @@ from kbuild.lab.preflight import BUILD_TOOLS, RUN_TOOLS, check_host
 SHARED_NAME = os.environ.get("KBUILD_TEST_LAB_NAME", "kbtest")
 SHARED_SUBNET = os.environ.get("KBUILD_TEST_LAB_SUBNET", "198.18.0.240/28")
 # Blocks for lab_factory labs: a /28 holds up to 5 machines, a /27 up to 21 (gateway .1, machines from .10).
-POOL = os.environ.get("KBUILD_TEST_LAB_POOL", "198.18.0.0/25")
+# The default leaves 198.18.0.0/27 alone: a default `kbuild lab up` (198.18.0.1, .10 and up) may be running.
+POOL = os.environ.get("KBUILD_TEST_LAB_POOL", "198.18.0.32/27,198.18.0.64/26,198.18.0.128/26")
 SHARED_MASTERS = 1
 SHARED_WORKERS = 2
 
@@ -212,20 +214,24 @@ class LabFactory:
 
     def __init__(self) -> None:
         self.labs: list[LabHandle] = []
-        self.pool = ipaddress.ip_network(POOL)
+        self.pools = [ipaddress.ip_network(p.strip()) for p in POOL.split(",") if p.strip()]
         self.taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
 
-    def _allocate(self, machines: int) -> str:
+    def allocate(self, machines: int) -> str:
+        """A free subnet for a lab of `machines` (for tests that bring labs up through other tools)."""
         needed = machines + 11  # .0 network, .1 gateway, .2-.9 unused, machines from .10, broadcast
-        prefix = self.pool.max_prefixlen - max(4, (needed - 1).bit_length())
-        for candidate in self.pool.subnets(new_prefix=max(prefix, self.pool.prefixlen)):
-            if not any(candidate.overlaps(t) for t in self.taken):
-                self.taken.append(candidate)
-                return str(candidate)
+        for pool in self.pools:
+            prefix = pool.max_prefixlen - max(4, (needed - 1).bit_length())
+            if prefix < pool.prefixlen:
+                continue
+            for candidate in pool.subnets(new_prefix=prefix):
+                if not any(candidate.overlaps(t) for t in self.taken):
+                    self.taken.append(candidate)
+                    return str(candidate)
         pytest.fail(f"KBUILD_TEST_LAB_POOL {POOL} has no free block for a lab of {machines} machines", pytrace=False)
 
     def __call__(self, name: str, *, masters: int = 1, workers: int = 1, subnet: str | None = None) -> LabHandle:
-        handle = _bring_up(f"{SHARED_NAME}-{name}"[:20], masters, workers, subnet or self._allocate(masters + workers))
+        handle = _bring_up(f"{SHARED_NAME}-{name}"[:20], masters, workers, subnet or self.allocate(masters + workers))
         self.labs.append(handle)
         return handle
 

@@ -137,7 +137,8 @@ def test_vagrant_inventory_matches_the_vagrantfile_defaults():
         assert host.role_names == (["etcd", "control-plane"] if host.name.startswith("master-") else ["worker"])
         # Vagrant's per-machine key (VirtualBox, the default provider), reached on the private address.
         assert host.ssh.key_file == str(INVENTORIES / ".." / ".vagrant/machines" / host.name / "virtualbox/private_key")
-        assert (host.ssh.user, host.ssh.become, host.ssh.host, host.ssh.port) == ("vagrant", True, str(host.address), 22)
+        ssh = (host.ssh.user, host.ssh.become, host.ssh.host, host.ssh.port)
+        assert ssh == ("vagrant", True, str(host.address), 22)
 
 
 def test_vagrant_inventory_command_agrees_with_the_static_inventory():
@@ -147,7 +148,8 @@ def test_vagrant_inventory_command_agrees_with_the_static_inventory():
         f"Host {name}\n  HostName 127.0.0.1\n  User vagrant\n  Port {port}\n"
         f"  IdentityFile {INVENTORIES / '..' / '.vagrant/machines' / name / 'virtualbox/private_key'}\n"
         for name, port in (("master-1", 2222), ("worker-1", 2200), ("worker-2", 2201)))
-    generated = vagrant.vagrant_inventory(vagrant.parse_ssh_config(config), vagrant.parse_subnet(vagrant.DEFAULT_SUBNET))
+    subnet = vagrant.parse_subnet(vagrant.DEFAULT_SUBNET)
+    generated = vagrant.vagrant_inventory(vagrant.parse_ssh_config(config), subnet)
     static = yaml.safe_load((INVENTORIES / "vagrant.yaml").read_text())
     assert generated["cluster"] == static["cluster"] and generated["ssh"] == static["ssh"]
     assert list(generated["hosts"]) == list(static["hosts"])
@@ -204,7 +206,8 @@ def test_vagrantfile_refuses_bad_settings_in_one_line(env, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def vagrant_validate(directory: Path, provider: str, path_prefix: Path | None = None) -> subprocess.CompletedProcess[str]:
+def vagrant_validate(directory: Path, provider: str,
+                     path_prefix: Path | None = None) -> subprocess.CompletedProcess[str]:
     binary = _require("vagrant")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KBUILD_VAGRANT_")}
     env.update(VAGRANT_DEFAULT_PROVIDER=provider, VAGRANT_CWD=str(directory), VAGRANT_CHECKPOINT_DISABLE="1")
