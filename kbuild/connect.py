@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+from pathlib import Path
 
 from kbuild.engine.ssh import ConnectionPool, Jump, SSHTarget
 from kbuild.errors import UsageError
@@ -23,6 +25,7 @@ def target_for(host: Host) -> SSHTarget:
 
 def open_pool(cluster: Cluster, hosts: list[Host] | None = None, *, strict: bool | None = None) -> ConnectionPool:
     chosen = hosts if hosts is not None else list(cluster.hosts)
+    check_key_files(cluster, chosen)
     if strict is None:
         strict = cluster.host_key_policy is HostKeyPolicy.STRICT
     return ConnectionPool({h.name: target_for(h) for h in chosen}, cluster.known_hosts, strict=strict)
@@ -51,3 +54,21 @@ def select_hosts(cluster: Cluster, limit: str | None) -> list[Host]:
                              hint=f"hosts are: {', '.join(h.name for h in cluster.hosts)}")
         chosen += [h for h in matched if h not in chosen]
     return [h for h in cluster.hosts if h in chosen]  # inventory order
+
+
+def check_key_files(cluster: Cluster, hosts: list[Host]) -> None:
+    """A key file that is missing or unreadable is bad input, found before any host is contacted."""
+    problems = []
+    for host in hosts:
+        for what, key in (("key_file", host.ssh.key_file),
+                          ("bastion.key_file", host.ssh.bastion.key_file if host.ssh.bastion else None)):
+            if not key:
+                continue
+            path = Path(os.path.expanduser(key))
+            if not path.is_file():
+                problems.append(f"hosts.{host.name}: ssh.{what} {path} does not exist")
+            elif not os.access(path, os.R_OK):
+                problems.append(f"hosts.{host.name}: ssh.{what} {path} is not readable by this user")
+    if problems:
+        raise UsageError(f"{cluster.inventory_path}: " + "; ".join(dict.fromkeys(problems)),
+                         hint="fix ssh.key_file in the inventory (or the host's ssh override), or the file's permissions")

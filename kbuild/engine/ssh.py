@@ -112,7 +112,9 @@ class Connection:
             channel.shutdown_write()
             while True:
                 got = self._drain(channel, out, err, stdout_sink)
-                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                # sshd may send the exit status before the last of the output: done only after its EOF.
+                finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
+                if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     channel.close()
@@ -209,6 +211,9 @@ def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats 
                 f"{target.name}: authentication failed for {target.user}@{target.host}:{target.port}{key}: {exc}",
                 hint="check ssh.user and ssh.key_file in the inventory, and the host's authorized_keys",
             ) from None
+        except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            _close(jump_client)  # a local file problem (a key file, say): retrying will not help
+            raise KbuildError(f"{target.name}: cannot read {exc.filename or 'a local file'}: {exc.strerror}") from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
             _close(jump_client)
             last = exc
