@@ -12,7 +12,7 @@ from kbuild import layout, pki
 from kbuild.artifacts import cluster_artifacts
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
-from kbuild.plays import control_plane, etcd, node, preflight
+from kbuild.plays import control_plane, etcd, node, preflight, upgrade
 from kbuild.plays.desired import gather_inputs
 from kbuild.plays.phases import Context, Phase, require_success
 
@@ -141,6 +141,10 @@ def phase_handlers(ctx: Context) -> None:
 PHASES = [
     Phase("preflight", "check every host before anything changes", phase_preflight),
     Phase("pki", "certificates, keys and kubeconfigs on the controller", phase_pki),
+    # Hosts running other versions than the inventory: checked against the skew policy before anything is
+    # fetched, then rolled exactly as `kbuild upgrade apply` does (snapshot, etcd leader last, apiservers
+    # one by one, workers drained), never replaced in parallel by the phases below.
+    Phase("upgrade", "rolling upgrade of hosts that run other versions than the inventory", upgrade.bootstrap_phase),
     Phase("artifacts", "binaries fetched and verified", phase_artifacts),
     Phase("etcd", "etcd members", phase_etcd),
     Phase("control-plane", "apiserver, controller-manager, scheduler", phase_control_plane),

@@ -57,13 +57,15 @@ class UpgradeRule:
     family: str  # the inventory's versions field: kubernetes | etcd | containerd
     max_minor_step: int | None  # None: no limit kbuild knows of
     source: str
+    major: bool = False  # may move to the next major version
 
 
 UPGRADE_RULES = {
     "kubernetes": UpgradeRule("kubernetes", 1, K8S_SKEW),
     "etcd": UpgradeRule("etcd", 1, ETCD_POLICY),
-    # containerd publishes no skip rule; kbuild renders configs for 1.6, 1.7 and 2.x alike.
-    "containerd": UpgradeRule("containerd", None, "https://containerd.io/releases/"),
+    # containerd publishes no skip rule for its minors, and 2.x reads a 1.x configuration; kbuild renders
+    # the configuration each version wants (kbuild.render.versions). Nodes are drained before it changes.
+    "containerd": UpgradeRule("containerd", None, "https://containerd.io/releases/", major=True),
 }
 
 
@@ -97,10 +99,11 @@ SKEW_RULES = (
              source=ETCD_3_5),
 )
 
-# etcd releases its maintainers advise against running (data inconsistency fixed in 3.5.3; see the
-# 3.5 CHANGELOG and https://etcd.io/docs/v3.5/op-guide/data_corruption/).
-ETCD_ADVISORIES = {(3, 5, p): "etcd 3.5.0-3.5.2 can lose consistency after a crash under load; "
-                              "etcd recommends 3.5.3 or later for production" for p in (0, 1, 2)}
+# The oldest patch releases etcd recommends for production, per minor (etcd's CHANGELOG/README.md and
+# https://kubernetes.io/docs/tasks/administer-cluster/configure-upgrade-etcd/): earlier ones have known
+# data-inconsistency bugs (3.5.0-3.5.2 after a crash under load; 3.5.0-3.5.5 during defragmentation).
+ETCD_MIN_RECOMMENDED = {(3, 4): Version(3, 4, 22), (3, 5): Version(3, 5, 6)}
+ETCD_RECOMMENDATION = "https://kubernetes.io/docs/tasks/administer-cluster/configure-upgrade-etcd/"
 
 
 def _where(keys: Iterable[Key]) -> str:
@@ -123,41 +126,47 @@ def check_known(target: Mapping[str, Version]) -> list[Finding]:
     return found
 
 
-def check_transitions(current: Mapping[Key, Version], target: Mapping[str, Version]) -> list[Finding]:
-    """Each installed component's move to its target: no downgrade, no major change, no skipped minor."""
+def check_transitions(current: Mapping[Key, Version], target: Mapping[str, Version],
+                      moving: Iterable[Key] | None = None) -> list[Finding]:
+    """Each installed component's move to its target (those in `moving`, default all): no downgrade, no
+    major change, no skipped minor. One finding per family and version found, naming components and hosts."""
     groups: dict[tuple[str, str, Version], list[Key]] = {}
+    chosen = set(current if moving is None else moving)
     for key, version in current.items():
-        component = key[1]
-        want = target.get(component)
-        if want is None or version == want:
+        want = target.get(key[1])
+        if want is None or version == want or key not in chosen:
             continue
-        rule = UPGRADE_RULES[BY_NAME[component].follows]
+        family = BY_NAME[key[1]].follows
+        rule = UPGRADE_RULES[family]
         if want < version:
             kind = "downgrade"
-        elif want.major != version.major:
+        elif want.major != version.major and not (rule.major and want.major == version.major + 1):
             kind = "major"
         elif rule.max_minor_step is not None and version.minors_to(want) > rule.max_minor_step:
             kind = "skip"
         else:
             continue
-        groups.setdefault((kind, component, version), []).append(key)
+        groups.setdefault((kind, family, version), []).append(key)
     found = []
-    for (kind, component, version), keys in sorted(groups.items(), key=lambda item: (item[0][1], str(item[0][2]))):
-        want = target[component]
-        family = BY_NAME[component].follows
-        rule = UPGRADE_RULES[family]
-        where = f"{component} {version} on {_where(keys)}"
+    for (kind, family, version), keys in sorted(groups.items(), key=lambda item: (item[0][1], item[0][2])):
+        want = target[keys[0][1]]
+        components = sorted({c for _, c in keys}, key=list(BY_NAME).index)
+        where = f"{family} {version} ({', '.join(components)} on {_where(keys)})"
         if kind == "downgrade":
-            message = (f"{where}: {want} would be a downgrade; kbuild only upgrades ({family} downgrades are not "
-                       f"a supported rolling operation). Set cluster.versions.{family} to {version} or newer")
+            message = (f"{where} -> {want} is a downgrade: kbuild only upgrades (a downgrade is not a rolling "
+                       f"operation either project supports); set cluster.versions.{family} to {version} or newer")
         elif kind == "major":
-            message = f"{where}: {want} is another major version; kbuild upgrades within major version {version.major}"
+            message = f"{where} -> {want} changes the major version; kbuild upgrades within {version.major}.x"
         else:
             step = Version(version.major, version.minor + 1, 0).short
-            message = (f"{where}: {want} would skip {_skipped(version, want)}; upgrade one minor version at a "
-                       f"time: first to the latest {step}.x, then to {want.short}")
-        found.append(Finding(REFUSE, kind, message, rule.source))
+            message = (f"{where} -> {want} skips {_skipped(version, want)}: upgrade one minor version at a "
+                       f"time, first to the latest {step}.x, then to {want.short}")
+        found.append(Finding(REFUSE, kind, message, UPGRADE_RULES[family].source))
     return found
+
+
+def _minors(n: int) -> str:
+    return f"{n} minor version{'s' if n != 1 else ''}"
 
 
 def _skipped(old: Version, new: Version) -> str:
@@ -165,26 +174,46 @@ def _skipped(old: Version, new: Version) -> str:
     return minors[0] if len(minors) == 1 else f"{', '.join(minors[:-1])} and {minors[-1]}"
 
 
-def check_skew(state: Mapping[Key, Version]) -> list[Finding]:
-    """Every pair the skew rules constrain, in one state of the cluster."""
+@dataclass(frozen=True)
+class Violation:
+    """Instances of `rule.component` at `version` out of bounds against `rule.reference` at `ref`."""
+
+    rule: SkewRule
+    version: Version
+    ref: Version
+    hosts: tuple[str, ...]
+    ref_hosts: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple:
+        return (self.rule, self.version.minor_key, self.ref.minor_key)
+
+    def message(self) -> str:
+        ahead = self.ref.minors_to(self.version)
+        relation = f"{_minors(ahead)} newer" if ahead > 0 else f"{_minors(-ahead)} older"
+        return (f"{self.rule.component} {self.version.short} (on {_where((h, '') for h in self.hosts)}) would be "
+                f"{relation} than {self.rule.reference} {self.ref.short} (on "
+                f"{_where((h, '') for h in self.ref_hosts)}): {self.rule.why}")
+
+
+def check_skew(state: Mapping[Key, Version]) -> list[Violation]:
+    """Every pair the skew rules constrain, in one state of the cluster, grouped by versions."""
     by_component: dict[str, list[tuple[Key, Version]]] = {}
     for key, version in state.items():
         by_component.setdefault(key[1], []).append((key, version))
-    found: dict[str, Finding] = {}
+    pairs: dict[tuple, tuple[set[str], set[str]]] = {}
     for rule in SKEW_RULES:
         for key, version in by_component.get(rule.component, []):
             for ref_key, ref in by_component.get(rule.reference, []):
                 if ref_key == key or (rule.same_host and ref_key[0] != key[0]) or ref.major != version.major:
                     continue
-                ahead = ref.minors_to(version)  # >0: the component is newer than the reference
-                if -rule.older <= ahead <= rule.newer:
+                if -rule.older <= ref.minors_to(version) <= rule.newer:
                     continue
-                relation = f"{ahead} minor{'s' if abs(ahead) != 1 else ''} newer" if ahead > 0 else \
-                    f"{-ahead} minors older"
-                message = (f"{rule.component} {version.short} on {key[0]} would be {relation} than "
-                           f"{rule.reference} {ref.short} on {ref_key[0]}: {rule.why}")
-                found.setdefault(message, Finding(REFUSE, "skew", message, rule.source))
-    return list(found.values())
+                hosts, ref_hosts = pairs.setdefault((rule, version.minor_key, ref.minor_key), (set(), set()))
+                hosts.add(key[0])
+                ref_hosts.add(ref_key[0])
+    return [Violation(rule, Version(*v, 0), Version(*r, 0), tuple(sorted(h)), tuple(sorted(rh)))
+            for (rule, v, r), (h, rh) in pairs.items()]
 
 
 def check_plan(current: Mapping[Key, Version], target: Mapping[str, Version],
@@ -193,25 +222,34 @@ def check_plan(current: Mapping[Key, Version], target: Mapping[str, Version],
 
     `current` holds what is installed (hosts kbuild manages, and kubelets of Nodes it does not, keyed
     "node/NAME"); `stages` is the plan's order, each naming the (host, component) pairs it moves to the
-    target. A state the cluster is already in is only a warning (the upgrade may well repair it);
-    a state the plan would create is a refusal.
+    target. A state the cluster is already in is only a warning (the upgrade may well repair it); a
+    state the plan would create is a refusal, reported once, at the first stage that creates it.
+    Moves that are refused already (a downgrade, a skipped minor) are not simulated further.
     """
-    findings = check_known(target) + check_transitions(current, target)
+    moving = {key for _, keys in stages for key in keys}
+    findings = check_known(target) + check_transitions(current, target, moving)
+    if any(f.refused for f in findings):
+        return findings
     state = dict(current)
-    before = {f.message for f in check_skew(state)}
-    for message in sorted(before):
-        findings.append(Finding(WARN, "skew-now", f"already outside the skew policy: {message}", K8S_SKEW))
-    seen = set(before)
+    seen = set()
+    for violation in check_skew(state):
+        seen.add(violation.key)
+        findings.append(Finding(WARN, "skew-now", f"already outside the skew policy: {violation.message()}",
+                                violation.rule.source))
     for name, keys in stages:
         for key in keys:
             state[key] = target[key[1]]
-        for finding in check_skew(state):
-            if finding.message not in seen:
-                seen.add(finding.message)
-                findings.append(Finding(REFUSE, "skew", f"after {name}: {finding.message}", finding.source))
-    advisory = ETCD_ADVISORIES.get((target["etcd"].major, target["etcd"].minor, target["etcd"].patch))
-    if advisory and any(k[1] == "etcd" for k in current):
-        findings.append(Finding(WARN, "etcd-advisory", f"target etcd {target['etcd']}: {advisory}", ETCD_3_5))
+        for violation in check_skew(state):
+            if violation.key not in seen:
+                seen.add(violation.key)
+                findings.append(Finding(REFUSE, "skew", f"after {name}: {violation.message()}",
+                                        violation.rule.source))
+    etcd = target["etcd"]
+    floor = ETCD_MIN_RECOMMENDED.get(etcd.minor_key)
+    if floor is not None and etcd < floor and any(k[1] == "etcd" for k in current):
+        findings.append(Finding(WARN, "etcd-advisory", f"target etcd {etcd} is older than {floor}, the oldest "
+                                f"{etcd.short} release etcd recommends for production (known data-inconsistency "
+                                "bugs)", ETCD_RECOMMENDATION))
     return findings
 
 

@@ -153,8 +153,8 @@ def probe_script(host: Host, known: dict[str, tuple[str, str]] | None = None) ->
             f"if [ -x {b} ]; then {version}; else v=absent; fi",
             f'printf "{MARK} {name} version %s\\n" "$v"',
             f'printf "{MARK} {name} active %s\\n" "$(systemctl is-active {unit} 2>/dev/null || true)"',
-            f'printf "{MARK} {name} started %s\\n" '
-            f'"$(systemctl show -P ExecMainStartTimestamp --timestamp=unix {unit} 2>/dev/null || true)"',
+            (f'printf "{MARK} {name} started %s\\n" '
+             f'"$(systemctl show -P ExecMainStartTimestamp --timestamp=unix {unit} 2>/dev/null || true)"'),
             f'printf "{MARK} {name} mtime %s\\n" "$(stat -c %Y {b} 2>/dev/null || true)"',
         ]
     return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""`kbuild upgrade plan|apply`: roll a cluster to new versions in the order the version skew policy requires."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from kbuild.cli.common import InventoryOption, StateDirOption, load
+from kbuild.cli.session import (
+    ForksOption,
+    JsonEventsOption,
+    RunOptions,
+    VerboseOption,
+    engine_session,
+    finish,
+)
+from kbuild.engine.report import Event
+from kbuild.errors import ExitCode, KbuildError, UsageError
+from kbuild.inventory import Cluster
+from kbuild.plays import bootstrap as bootstrap_play
+from kbuild.plays.phases import Context, run_phases
+from kbuild.plays.upgrade import (
+    UpgradePlan,
+    UpgradeRefused,
+    UpgradeStopped,
+    Version,
+    run,
+    survey,
+)
+from kbuild.plays.upgrade.guard import known_binaries
+
+app = typer.Typer(help="Rolling upgrades: etcd and the control plane one host at a time, workers drained in batches.",
+                  no_args_is_help=True)
+
+ToOption = Annotated[Optional[str], typer.Option(
+    "--to", help="Kubernetes version to upgrade to (default: cluster.versions.kubernetes in the inventory).")]
+MaxUnavailableOption = Annotated[int, typer.Option(
+    "--max-unavailable", min=1, max=1000, help="Workers cordoned, drained and upgraded at a time.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+PHASE = "upgrade"
+
+
+def target_cluster(cluster: Cluster, to: str | None) -> Cluster:
+    """The cluster as it should be after the upgrade: the inventory, with --to as its Kubernetes version."""
+    if to is None:
+        return cluster
+    try:
+        version = Version.parse(to)
+    except UsageError as exc:
+        raise UsageError(f"--to: {exc.message}") from None
+    settings = cluster.settings
+    versions = settings.versions.model_copy(update={"kubernetes": str(version)})
+    return dataclasses.replace(cluster, settings=settings.model_copy(update={"versions": versions}))
+
+
+def plan(
+    inventory: InventoryOption, to: ToOption = None, state_dir: StateDirOption = None,
+    max_unavailable: MaxUnavailableOption = 1, forks: ForksOption = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON document.")] = False,
+) -> None:
+    """Read the versions running on every host, check the target against the skew policy, print the steps.
+
+    Exit 0 when the upgrade may go ahead (or there is nothing to do), 2 when the policy refuses it.
+    """
+    cluster = target_cluster(load(inventory, state_dir), to)
+    with engine_session(cluster, RunOptions(forks=forks, quiet=True), "upgrade-plan") as session:
+        ctx = Context(cluster, session)
+        result = survey(ctx, max_unavailable=max_unavailable, known=known_binaries(ctx))
+        session.reporter.emit(Event("upgrade.plan", data=result.as_json()))
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2))
+    else:
+        typer.echo(f"upgrade plan for cluster {cluster.name} ({inventory}):\n")
+        typer.echo(result.text())
+        if result.work and not result.refusals:
+            typer.echo(f"\nrun `kbuild upgrade apply -i {inventory}{f' --to {to}' if to else ''}` to apply it")
+    if result.refusals:
+        raise typer.Exit(int(ExitCode.BAD_INPUT))
+    finish(session)
+
+
+def apply(
+    inventory: InventoryOption, to: ToOption = None, state_dir: StateDirOption = None,
+    max_unavailable: MaxUnavailableOption = 1, yes: YesOption = False, forks: ForksOption = 10,
+    as_json: JsonEventsOption = False, verbose: VerboseOption = False,
+) -> None:
+    """Upgrade: an etcd snapshot (kept); etcd members one at a time, the leader last; kube-apiservers one at a
+    time; controller-managers and schedulers; workers in batches (cordon, drain, upgrade, Ready, uncordon).
+
+    Hosts already at the target are skipped, so a stopped or failed upgrade resumes when run again.
+    Ctrl-C stops after the host in progress (exit 130), never in the middle of one.
+    """
+    loaded = load(inventory, state_dir)
+    cluster = target_cluster(loaded, to)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    options = RunOptions(forks=forks, json=as_json, verbose=verbose)
+    with engine_session(cluster, options, "upgrade") as session:
+        ctx = Context(cluster, session)
+        result = survey(ctx, max_unavailable=max_unavailable, known=known_binaries(ctx))
+        session.reporter.emit(Event("upgrade.plan", data=result.as_json()))
+        if not as_json:
+            console.print(result.text(), markup=False)
+        if result.refusals:
+            raise UpgradeRefused(result, command="kbuild upgrade apply")
+        if not result.work:
+            session.reporter.message("nothing to do: every host runs the target versions", phase=PHASE)
+            return
+        _confirm(result, yes=yes, as_json=as_json)
+        try:
+            run_phases(ctx, [p for p in bootstrap_play.PHASES if p.name in ("pki", "artifacts")])
+            done = run(ctx, result, ctx.data["inputs"])
+        except UpgradeStopped as exc:
+            # The stop itself was reported as an event; what remains to say is how to go on.
+            console.print(f"hint: {exc.hint}", markup=False)
+            raise typer.Exit(int(exc.exit_code)) from None
+        finally:
+            bootstrap_play.cleanup(ctx)
+        session.reporter.message(f"upgrade complete: {len(done)} step(s) done", phase=PHASE)
+        if to and loaded.settings.versions.kubernetes != cluster.settings.versions.kubernetes:
+            session.reporter.message(
+                f"set cluster.versions.kubernetes to {cluster.settings.versions.kubernetes} in {inventory}: until "
+                f"then `kbuild bootstrap` sees a downgrade to {loaded.settings.versions.kubernetes} and refuses it",
+                phase=PHASE)
+    finish(session)
+
+
+def _confirm(result: UpgradePlan, *, yes: bool, as_json: bool) -> None:
+    if yes:
+        return
+    if as_json or not sys.stdin.isatty():
+        raise UsageError("kbuild upgrade apply asks for confirmation, and cannot here (no terminal, or --json)",
+                         hint="review `kbuild upgrade plan`, then add --yes")
+    steps = len(result.work)
+    if not typer.confirm(f"apply these {steps} step(s)?", default=False, err=True):
+        raise KbuildError("not confirmed: nothing was changed")
+
+
+app.command("plan")(plan)
+app.command("apply")(apply)

@@ -1,0 +1,80 @@
+"""Look at the running cluster (versions on every host, the etcd leader and cluster version, the Nodes) and plan."""
+
+from __future__ import annotations
+
+from kbuild.errors import KbuildError
+from kbuild.inventory import Cluster
+from kbuild.plays.phases import Context
+from kbuild.plays.upgrade import etcdstate, nodes, plan, policy
+from kbuild.plays.upgrade.versions import HostVersions, Version, cluster_target, detect
+
+
+def survey(ctx: Context, *, max_unavailable: int = 1, known: dict | None = None) -> plan.UpgradePlan:
+    """The plan for bringing every host of ctx.cluster (the target) to its versions, checked against the policy."""
+    cluster: Cluster = ctx.cluster
+    target = cluster_target(cluster)
+    observed = detect(ctx, list(cluster.hosts), known)
+    findings: list[policy.Finding] = []
+    leader, cluster_version = _etcd(ctx, cluster, observed, target, findings)
+    found_nodes = _nodes(ctx, cluster, observed, findings)
+    return plan.build(cluster, observed, target, etcd_leader=leader, nodes=found_nodes,
+                      etcd_cluster_version=cluster_version, max_unavailable=max_unavailable,
+                      extra_findings=findings)
+
+
+def _running(observed: dict[str, HostVersions], component: str) -> list[str]:
+    return [h for h, hv in observed.items() if (i := hv.get(component)) is not None and i.present and i.active]
+
+
+def _etcd(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions], target: dict[str, Version],
+          findings: list[policy.Finding]) -> tuple[str | None, Version | None]:
+    """The leader and the cluster version, when some member moves to another etcd version.
+
+    etcd upgrades start from a healthy cluster: a member down at its old version refuses the plan. A member
+    down at the target version is one an earlier run upgraded and could not start; the plan starts it
+    first (behind a check that every other member is healthy), so it does not block the rest."""
+    members = {h: i for h, hv in observed.items() if (i := hv.get("etcd")) is not None and i.present}
+    if not any(i.version != target["etcd"] for i in members.values()):
+        return None, None  # the leader and cluster version only matter to members that change version
+    down = sorted(h for h, i in members.items() if not i.active and i.version != target["etcd"])
+    if down:
+        findings.append(policy.Finding(policy.REFUSE, "etcd-unhealthy", f"etcd is not running on {', '.join(down)}: "
+                                       "etcd is upgraded only from a healthy cluster; start it (kbuild bootstrap "
+                                       "at the current versions) first", policy.ETCD_3_5))
+        return None, None
+    running = [h for h, i in members.items() if i.active]
+    urls = ",".join(url for url, name in etcdstate.endpoints(cluster).items() if name in running)
+    errors = []
+    for name in running:
+        conn = ctx.session.pool.get(name)
+        status = conn.run(etcdstate.status_command(cluster, urls))
+        version = conn.run(etcdstate.version_command())
+        if status.ok and version.ok:
+            try:
+                parsed = etcdstate.parse_endpoint_status(status.out, etcdstate.endpoints(cluster))
+            except (ValueError, KeyError) as exc:
+                errors.append(f"{name}: unexpected `etcdctl endpoint status` output ({exc})")
+                continue
+            leader = next((m.host for m in parsed if m.leader), None)
+            return leader, etcdstate.parse_cluster_version(version.out)
+        errors.append(f"{name}: {(status.err or version.err or status.out).strip()[-300:]}")
+    findings.append(policy.Finding(policy.REFUSE, "etcd-unhealthy", "etcd does not answer for every running member ("
+                                   + "; ".join(errors) + "): etcd is upgraded only from a healthy cluster",
+                                   policy.ETCD_3_5))
+    return None, None
+
+
+def _nodes(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions],
+           findings: list[policy.Finding]) -> dict[str, nodes.NodeState]:
+    if not cluster.kubelet_hosts:
+        return {}
+    apiservers = _running(observed, "kube-apiserver")
+    if not apiservers:
+        return {}
+    try:
+        return nodes.read_nodes(ctx.session.pool.get(apiservers[0]))
+    except KbuildError as exc:
+        findings.append(policy.Finding(policy.WARN, "nodes-unknown", f"cannot list the Nodes ({exc}): kubelets "
+                                       "kbuild does not manage are not checked against the skew policy",
+                                       policy.K8S_SKEW))
+        return {}

@@ -1,0 +1,350 @@
+"""Rolling upgrades on lab hosts: etcd 3.4.23 -> 3.5.1 (the real binaries: Debian's 3.4.23, the official 3.5.1)
+under a steady stream of writes, and Kubernetes 1.33.5 -> 1.34.1 (the kube stand-ins, real flag lists and TLS,
+storing in that etcd), on a lab of 3 masters (etcd + control plane) and 2 workers. Real kubectl drains the nodes.
+
+One lab, in order: refusals that change nothing; then an upgrade stopped with Ctrl-C while the first
+kube-apiserver is being upgraded, resumed by `kbuild upgrade apply`, stopped again at the first worker,
+and finished by `kbuild bootstrap` (which must go through the same rolling order); the JSON event logs of
+the three runs give the order of every restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import itertools
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import inventory_with_mirror
+
+pytestmark = pytest.mark.integration
+
+OLD = {"kubernetes": "1.33.5", "etcd": "3.4.23"}
+NEW = {"kubernetes": "1.34.1", "etcd": "3.5.1"}
+BINARIES = ("etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
+            "containerd")
+UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet",
+         "kube-proxy")
+# Until kbuild.plays.etcd_backup is in main the snapshot step is skipped, loudly, by this marker; once the
+# module exists the marker has no effect and every run below takes a real snapshot first.
+ENV = {**os.environ, "KBUILD_TEST_SKIP_UPGRADE_SNAPSHOT": "1"}
+
+
+@dataclass
+class UpgradeLab:
+    lab: object  # tests.integration.conftest.LabHandle
+    mirror: Path
+    base: Path
+    inventory: Path = field(init=False)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.base / "state"
+
+    def write_inventory(self, versions: dict[str, str], name: str = "inventory.yaml") -> Path:
+        """The lab's inventory with the test mirror and these versions; it becomes the one runs use."""
+        self.inventory = inventory_with_mirror(self.lab.inventory, self.base / name, self.mirror,  # type: ignore[attr-defined]
+                                               cluster={"versions": versions})
+        return self.inventory
+
+    def kbuild(self, *args: str, inventory: Path | None = None) -> tuple[int, list[dict], str]:
+        argv = [*args, "-i", str(inventory or self.inventory), "--state-dir", str(self.state_dir)]
+
+        def once() -> tuple[int, list[dict], str]:
+            proc = subprocess.run([sys.executable, "-m", "kbuild", *argv, "--json"], capture_output=True,
+                                  text=True, timeout=900, env=ENV, check=False)
+            return proc.returncode, _events(proc.stdout), proc.stderr
+
+        return snapshot_flake_retried(once)
+
+    def machines(self, role: str) -> list:
+        return [m for m in self.lab.machines if m.role == role]  # type: ignore[attr-defined]
+
+    def version(self, machine: str, binary: str) -> str:
+        out = self.lab.exec(machine, f"/usr/local/bin/{binary} --version").stdout  # type: ignore[attr-defined]
+        return out.split()[2] if binary == "etcd" else out.split()[1].lstrip("v")
+
+
+def _events(text: str) -> list[dict]:
+    found = []
+    for line in text.splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            pass
+    return found
+
+
+@pytest.fixture(scope="module")
+def upgrade_lab(lab_factory, built_mirror, tmp_path_factory) -> UpgradeLab:
+    handle = UpgradeLab(lab_factory("upg", masters=3, workers=2), built_mirror.root,
+                        tmp_path_factory.mktemp("upgrade"))
+    handle.write_inventory(OLD)
+    code, events, stderr = handle.kbuild("bootstrap")
+    assert code == 0, f"bootstrap at the old versions failed: {[e for e in events if e.get('status') == 'failed']}" \
+                      f"\n{stderr[-2000:]}"
+    return handle
+
+
+def host_state(ul: UpgradeLab) -> dict[str, str]:
+    """Every binary's checksum and every unit's invocation: equal before and after means nothing changed."""
+    state = {}
+    for machine in ul.lab.machines:  # type: ignore[attr-defined]
+        out = ul.lab.exec(machine.name, "cd /usr/local/bin && sha256sum " + " ".join(BINARIES) + " 2>/dev/null; "  # type: ignore[attr-defined]
+                          + "; ".join(f"echo {u} $(systemctl show -p InvocationID --value {u})" for u in UNITS)).stdout
+        state[machine.name] = out
+    return state
+
+
+def test_skipping_a_minor_and_a_downgrade_are_refused_and_change_nothing(upgrade_lab: UpgradeLab):
+    ul = upgrade_lab
+    before = host_state(ul)
+    backups = sorted((ul.state_dir / "backups").glob("*")) if (ul.state_dir / "backups").exists() else []
+
+    code, events, stderr = ul.kbuild("upgrade", "apply", "--yes", "--to", "1.32.4")
+    assert code == 2, stderr
+    assert "kubernetes 1.33.5" in stderr and "-> 1.32.4 is a downgrade" in stderr, stderr
+    plan = next(e for e in events if e["event"] == "upgrade.plan")["data"]
+    assert plan["refused"] and [f["rule"] for f in plan["findings"]] == ["downgrade"]
+
+    skipping = ul.write_inventory({**OLD, "etcd": "3.6.0"}, "skip.yaml")
+    code, _, stderr = ul.kbuild("upgrade", "apply", "--yes", inventory=skipping)
+    assert code == 2 and "etcd 3.4.23" in stderr and "skips 3.5" in stderr, stderr
+    # `kbuild bootstrap` with that inventory is refused the same way, before any host changes.
+    code, events, stderr = ul.kbuild("bootstrap", inventory=skipping)
+    assert code == 2 and "skips 3.5" in stderr, stderr
+    assert not [e for e in events if e["event"] in ("resource", "handler") and e.get("status") == "changed"]
+
+    assert host_state(ul) == before
+    after = sorted((ul.state_dir / "backups").glob("*")) if (ul.state_dir / "backups").exists() else []
+    assert after == backups  # not even a snapshot
+    ul.write_inventory(OLD)
+
+
+class Writer(threading.Thread):
+    """Puts keys through etcd's gRPC gateway (mTLS, the healthcheck client certificate from the state dir)
+    as fast as one at a time allows, failing over to the next member when one does not answer; remembers
+    every put etcd acknowledged and when."""
+
+    def __init__(self, state_dir: Path, addresses: list[str]) -> None:
+        super().__init__(daemon=True)
+        pki = state_dir / "pki" / "etcd"
+        self.tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        self.tls.load_cert_chain(str(pki / "healthcheck-client.crt"), str(pki / "healthcheck-client.key"))
+        self.addresses = addresses
+        self.acked: list[tuple[str, str, float]] = []
+        self.failures = 0
+        self.halt = threading.Event()
+
+    def request(self, conn: http.client.HTTPSConnection, path: str, body: dict) -> dict:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise OSError(f"HTTP {response.status}: {data[:200]!r}")
+        return json.loads(data)
+
+    def run(self) -> None:
+        current, conn, n = 0, None, 0
+        while not self.halt.is_set():
+            key, value = f"/kbuild-upgrade-test/{n:07d}", f"value-{n}"
+            try:
+                if conn is None:
+                    conn = http.client.HTTPSConnection(self.addresses[current], 2379, context=self.tls, timeout=2)
+                self.request(conn, "/v3/kv/put", {"key": _b64(key), "value": _b64(value)})
+                self.acked.append((key, value, time.monotonic()))
+                n += 1
+                time.sleep(0.01)
+            except (OSError, http.client.HTTPException, ValueError):
+                self.failures += 1
+                if conn is not None:
+                    conn.close()
+                conn, current = None, (current + 1) % len(self.addresses)
+                time.sleep(0.05)
+
+    def longest_gap(self, since: float) -> float:
+        times = [since] + [t for _, _, t in self.acked if t >= since]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+    def stored(self) -> dict[str, str]:
+        conn = http.client.HTTPSConnection(self.addresses[0], 2379, context=self.tls, timeout=10)
+        data = self.request(conn, "/v3/kv/range", {"key": _b64("/kbuild-upgrade-test/"),
+                                                   "range_end": _b64("/kbuild-upgrade-test0")})
+        return {_unb64(kv["key"]): _unb64(kv["value"]) for kv in data.get("kvs", [])}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _unb64(text: str) -> str:
+    return base64.b64decode(text).decode()
+
+
+def snapshot_flake_retried(run):  # noqa: ANN001, ANN201
+    """Run again when the pre-upgrade snapshot failed in transfer. TODO(engine-ssh): drop this once
+    Connection.run reads stdout to EOF (it stops at the exit status, which OpenSSH may send before the last
+    data, so a streamed snapshot sometimes arrives short). The upgrade itself then correctly stops before
+    changing anything, which is what a retry relies on."""
+    for _ in range(2):
+        code, events, stderr = run()
+        if not (code == 1 and "no snapshot was taken" in stderr):
+            break
+        print(f"\n[upgrade] snapshot transfer failed, running again: {stderr.strip()[:200]}")
+    return code, events, stderr
+
+
+def interrupted(ul: UpgradeLab, args: list[str], when) -> tuple[int, list[dict], str]:  # noqa: ANN001
+    """Run kbuild with --json and send it SIGINT (Ctrl-C) at the first event `when` accepts."""
+    argv = [sys.executable, "-m", "kbuild", *args, "-i", str(ul.inventory), "--state-dir", str(ul.state_dir), "--json"]
+
+    def once() -> tuple[int, list[dict], str]:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        events, sent = [], False
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            events += _events(line)
+            if not sent and events and when(events[-1]):
+                proc.send_signal(signal.SIGINT)
+                sent = True
+        stderr = proc.stderr.read() if proc.stderr else ""
+        return proc.wait(timeout=600), events, stderr
+
+    return snapshot_flake_retried(once)
+
+
+def step_event(kind: str, status: str):  # noqa: ANN201
+    return lambda e: e.get("event") == "message" and (e.get("data") or {}).get("step") == kind \
+        and e.get("status") == status
+
+
+def marks(events: list[dict], status: str, kind: str | None = None) -> list[tuple[float, str]]:
+    return [(e["time"], e.get("host") or ",".join(e["data"]["hosts"])) for e in events
+            if e.get("event") == "message" and (e.get("data") or {}).get("upgrade") == status
+            and (kind is None or e["data"]["step"] == kind)]
+
+
+def restarts(events: list[dict]) -> list[tuple[float, str, str, str]]:
+    return [(e["time"], e["phase"], e["host"], e["resource"].removeprefix("service "))
+            for e in events if e["event"] == "handler" and e["status"] == "restarted"]
+
+
+def test_rolling_upgrade_under_writes_stops_on_ctrl_c_and_resumes(upgrade_lab: UpgradeLab):
+    ul = upgrade_lab
+    masters, workers = ul.machines("master"), ul.machines("worker")
+    writer = Writer(ul.state_dir, [m.address for m in masters])
+    writer.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    ul.write_inventory(NEW)
+
+    # Run A: Ctrl-C while the first kube-apiserver is being upgraded: that host is finished, then it stops.
+    code, run_a, stderr = interrupted(ul, ["upgrade", "apply", "--yes"], step_event("apiserver", "start"))
+    assert code == 130, stderr
+    assert "stop requested" in stderr and "run the same command again" in stderr
+    first = masters[0].name
+    assert [h for _, h in marks(run_a, "done", "apiserver")] == [first]
+    stopped = [e for e in run_a if (e.get("data") or {}).get("upgrade") == "stopped"]
+    assert len(stopped) == 1 and f"after apiserver on {first}" in stopped[0]["message"]
+    assert ul.version(first, "kube-apiserver") == NEW["kubernetes"]
+    assert all(ul.version(m.name, "kube-apiserver") == OLD["kubernetes"] for m in masters[1:])
+    assert all(ul.version(m.name, "etcd") == NEW["etcd"] for m in masters)
+    assert all(ul.version(w.name, "kubelet") == OLD["kubernetes"] for w in workers)
+    snapshot = [e for e in run_a if (e.get("data") or {}).get("step") == "snapshot"
+                and e["status"] in ("done", "skipped")]
+    assert len(snapshot) == 1 and (snapshot[0]["status"] == "skipped" and "SKIPPED" in snapshot[0]["message"]
+                                   or Path(snapshot[0]["data"]["path"]).is_file())
+
+    # Run B, the same command: what is done is skipped; Ctrl-C as the first worker batch starts.
+    code, run_b, stderr = interrupted(ul, ["upgrade", "apply", "--yes"], step_event("workers", "start"))
+    assert code == 130, stderr
+    skipped = {(e["data"]["step"], e.get("host")) for e in run_b if (e.get("data") or {}).get("upgrade") == "skipped"}
+    assert {("etcd", m.name) for m in masters} | {("apiserver", first)} <= skipped
+    assert not [r for r in restarts(run_b) if r[3] == "etcd" or r[2] == first and r[3] == "kube-apiserver"]
+    assert [h for _, h in marks(run_b, "done", "workers")] == [workers[0].name]
+
+    # Run C: `kbuild bootstrap` with the same inventory finishes through the same rolling order, and its
+    # own phases after it find nothing to restart (no parallel replace).
+    code, run_c, stderr = ul.kbuild("bootstrap")
+    assert code == 0, stderr[-3000:]
+    writer.halt.set()
+    writer.join(timeout=10)
+    assert [h for _, h in marks(run_c, "done", "workers")] == [workers[1].name]
+    assert all(phase.startswith("upgrade-") for _, phase, _, _ in restarts(run_c))
+    assert all(ul.version(w.name, "kubelet") == NEW["kubernetes"] for w in workers)
+
+    # The order of every restart over the three runs, from the JSON event logs.
+    events = run_a + run_b + run_c
+    check_restart_order(events, masters, workers)
+
+    # Every write etcd acknowledged is there, and writes never stopped for longer than one member's restart.
+    stored = writer.stored()
+    missing = [k for k, v, _ in writer.acked if stored.get(k) != v]
+    assert writer.acked and not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
+    gap = writer.longest_gap(started)
+    etcd_steps = step_durations(run_a, "etcd")
+    etcd_part = marks(run_a, "done", "etcd")[-1][0] - marks(run_a, "start", "etcd")[0][0]
+    print(f"\n[upgrade] {len(writer.acked)} acknowledged writes, {writer.failures} failed attempts; longest gap "
+          f"{gap:.2f}s; etcd member steps took {', '.join(f'{d:.1f}s' for d in etcd_steps)}; whole etcd part "
+          f"{etcd_part:.1f}s")
+    # A correctness bound, not a benchmark: one member down at a time leaves a quorum, so a client that fails
+    # over keeps writing; two down at once would stall writes until one came back, for longer than the
+    # restart of a single member. The margin covers a leader election and the client's reconnect.
+    assert gap < max(etcd_steps) + 3.0
+
+    # And now there is nothing left to do.
+    plan = subprocess.run([sys.executable, "-m", "kbuild", "upgrade", "plan", "-i", str(ul.inventory),
+                           "--state-dir", str(ul.state_dir), "--json"], capture_output=True, text=True, env=ENV,
+                          timeout=120, check=False)
+    assert plan.returncode == 0, plan.stderr
+    data = json.loads(plan.stdout)
+    assert not data["refused"] and [s for s in data["steps"] if not s["skip"]] == []
+
+
+def step_durations(events: list[dict], kind: str) -> list[float]:
+    starts = {h: t for t, h in marks(events, "start", kind)}
+    return [t - starts[h] for t, h in marks(events, "done", kind) if h in starts]
+
+
+def check_restart_order(events: list[dict], masters: list, workers: list) -> None:
+    order = restarts(events)
+    phases = [phase for _, phase, _, _ in order]
+    # etcd, then apiservers, then controller-manager/scheduler, then workers: phases never go back.
+    rank = {"upgrade-etcd": 0, "upgrade-apiserver": 1, "upgrade-controllers": 2, "upgrade-workers": 3}
+    assert [rank[p] for p in phases] == sorted(rank[p] for p in phases), phases
+    by_phase = {p: [(h, s) for _, ph, h, s in order if ph == p] for p in rank}
+    assert sorted(h for h, _ in by_phase["upgrade-etcd"]) == sorted(m.name for m in masters)
+    assert {s for _, s in by_phase["upgrade-etcd"]} == {"etcd"}
+    assert [h for h, _ in by_phase["upgrade-apiserver"]] == [m.name for m in masters]  # one by one
+    assert {s for _, s in by_phase["upgrade-controllers"]} == {"kube-controller-manager", "kube-scheduler"}
+    # The etcd member restarted last was the leader when it was picked.
+    etcd_starts = [e for e in events if step_event("etcd", "start")(e)]
+    assert "leader" in etcd_starts[-1]["message"] and all("leader" not in e["message"] for e in etcd_starts[:-1])
+    # Each etcd member and each apiserver: started, restarted and healthy before the next one starts.
+    for kind in ("etcd", "apiserver"):
+        spans = list(zip(marks(events, "start", kind), marks(events, "done", kind), strict=True))
+        for (s1, d1), (s2, _) in itertools.pairwise(spans):
+            assert s1[0] <= d1[0] <= s2[0] and s1[1] == d1[1]
+    # Workers in batches of one: cordon, then its restarts, then uncordon, before the next is cordoned.
+    timeline = []
+    for name in (w.name for w in workers):
+        cordon = [t for t, h in marks(events, "cordoned", "workers") if h == name]
+        uncordon = [t for t, h in marks(events, "uncordoned", "workers") if h == name]
+        worker_restarts = [t for t, p, h, _ in order if h == name]
+        assert len(cordon) == 1 and len(uncordon) == 1 and worker_restarts, name
+        assert cordon[0] < min(worker_restarts) <= max(worker_restarts) < uncordon[0], name
+        timeline.append((cordon[0], uncordon[0]))
+    assert timeline[0][1] < timeline[1][0]
+    last_control_plane = max(t for t, p, _, _ in order if p != "upgrade-workers")
+    assert last_control_plane < timeline[0][0]

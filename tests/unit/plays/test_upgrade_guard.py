@@ -1,0 +1,91 @@
+"""`kbuild bootstrap`'s upgrade phase: when it rolls, when it only reports, and when it refuses."""
+
+from __future__ import annotations
+
+import textwrap
+import types
+
+import pytest
+
+from kbuild.errors import ExitCode, UsageError
+from kbuild.inventory import load_cluster
+from kbuild.plays.phases import Context
+from kbuild.plays.upgrade import guard
+from kbuild.plays.upgrade.plan import build
+from kbuild.plays.upgrade.versions import (
+    HostVersions,
+    Installed,
+    Version,
+    cluster_target,
+)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    path = tmp_path / "inv.yaml"
+    path.write_text(textwrap.dedent("""\
+        cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
+        hosts:
+          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
+          w1: {address: 198.18.0.11, roles: [worker]}
+        """))
+    return load_cluster(path)
+
+
+def running(cluster, kube: str, *, active: bool = True) -> dict[str, HostVersions]:
+    found = {}
+    for host in cluster.hosts:
+        names = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler") if host.is_etcd \
+            else ("containerd", "kubelet", "kube-proxy")
+        found[host.name] = HostVersions(host.name, {
+            c: Installed(c, Version(3, 5, 6) if c == "etcd" else Version(1, 6, 20) if c == "containerd"
+                         else Version.parse(kube), active or c != "kubelet") for c in names})
+    return found
+
+
+@pytest.fixture
+def phase(cluster, monkeypatch):
+    """Run the phase with the survey's answer given; returns what it said and whether it rolled."""
+    said, rolled = [], []
+    monkeypatch.setattr(guard, "known_binaries", lambda ctx: {})
+    monkeypatch.setattr(guard, "prepare_inputs", lambda ctx: {})
+    monkeypatch.setattr(guard.rolling, "run", lambda ctx, plan, inputs: rolled.append(plan))
+
+    def run(observed, *, check=False, hosts=None):  # noqa: ANN001, ANN202
+        plan = build(cluster, observed, cluster_target(cluster))
+        monkeypatch.setattr(guard, "survey", lambda ctx, known: plan)
+        monkeypatch.setattr(guard, "detect", lambda ctx, hosts, known: observed)
+        session = types.SimpleNamespace(hosts=hosts or list(cluster.hosts))
+        ctx = Context(cluster, session, check=check)
+        ctx.say = lambda text, phase=None: said.append(text)  # type: ignore[method-assign]
+        guard.bootstrap_phase(ctx)
+        return said, rolled
+
+    return run
+
+
+def test_other_versions_on_the_hosts_are_rolled_in_the_upgrade_order(phase, cluster):
+    said, rolled = phase(running(cluster, "1.33.5"))
+    assert len(rolled) == 1 and [s.kind for s in rolled[0].work] == ["apiserver", "controllers", "workers"]
+    assert "the same as `kbuild upgrade apply`" in said[0]
+
+
+def test_check_mode_shows_the_plan_and_rolls_nothing(phase, cluster):
+    said, rolled = phase(running(cluster, "1.33.5"), check=True)
+    assert rolled == [] and "would roll" in said[0] and "steps, in this order" in said[0]
+
+
+def test_a_stopped_unit_with_the_right_versions_is_left_to_the_other_phases(phase, cluster):
+    said, rolled = phase(running(cluster, "1.34.1", active=False))
+    assert rolled == [] and said == ["every host runs the inventory's versions"]
+
+
+def test_a_forbidden_upgrade_is_refused_before_anything_changes(phase, cluster):
+    with pytest.raises(guard.UpgradeRefused) as refused:
+        phase(running(cluster, "1.32.4"))
+    assert refused.value.exit_code == ExitCode.BAD_INPUT and "skips 1.33" in str(refused.value)
+
+
+def test_an_upgrade_is_never_planned_under_limit(phase, cluster):
+    with pytest.raises(UsageError, match="never under --limit"):
+        phase(running(cluster, "1.33.5"), hosts=[cluster.host("w1")])

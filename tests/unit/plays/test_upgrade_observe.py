@@ -1,0 +1,66 @@
+"""The look at etcd before a plan: refuse an upgrade from an unhealthy cluster, but finish a member left half done."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import types
+
+import pytest
+
+from kbuild.engine.ssh import Result
+from kbuild.inventory import load_cluster
+from kbuild.plays.phases import Context
+from kbuild.plays.upgrade import observe
+from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    path = tmp_path / "inv.yaml"
+    path.write_text(textwrap.dedent("""\
+        cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
+        hosts:
+          m1: {address: 198.18.0.11, roles: [etcd]}
+          m2: {address: 198.18.0.12, roles: [etcd]}
+          m3: {address: 198.18.0.13, roles: [etcd]}
+          c1: {address: 198.18.0.14, roles: [control-plane]}
+        """))
+    return load_cluster(path)
+
+
+def run(cluster, monkeypatch, members: dict[str, Installed]):  # noqa: ANN001, ANN201
+    commands = []
+
+    class Conn:
+        def run(self, command: str) -> Result:
+            commands.append(command)
+            if "endpoint status" in command:
+                return Result(0, json.dumps([{"Endpoint": "https://198.18.0.12:2379", "Status": {
+                    "header": {"member_id": 2}, "leader": 2, "version": "3.4.23"}}]).encode(), b"")
+            return Result(0, b'{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}', b"")
+
+    observed = {h: HostVersions(h, {"etcd": i}) for h, i in members.items()}
+    monkeypatch.setattr(observe, "detect", lambda ctx, hosts, known: observed)
+    session = types.SimpleNamespace(pool=types.SimpleNamespace(get=lambda name: Conn()), hosts=list(cluster.hosts))
+    return observe.survey(Context(cluster, session)), commands
+
+
+OLD, NEW = Version(3, 4, 23), Version(3, 5, 6)
+
+
+def test_a_member_down_at_its_old_version_refuses_the_etcd_upgrade(cluster, monkeypatch):
+    plan, commands = run(cluster, monkeypatch, {"m1": Installed("etcd", OLD, False), "m2": Installed("etcd", OLD, True),
+                                                "m3": Installed("etcd", OLD, True)})
+    assert [f.rule for f in plan.refusals] == ["etcd-unhealthy"] and "not running on m1" in plan.refusals[0].message
+    assert commands == []
+
+
+def test_a_member_left_down_at_the_target_is_started_first_and_the_leader_still_goes_last(cluster, monkeypatch):
+    plan, commands = run(cluster, monkeypatch, {"m1": Installed("etcd", OLD, True), "m2": Installed("etcd", OLD, True),
+                                                "m3": Installed("etcd", NEW, False)})
+    assert plan.refusals == []
+    assert [(s.hosts[0], s.changes[0].action) for s in plan.pending if s.kind == "etcd"] == [
+        ("m3", "start"), ("m1", "upgrade"), ("m2", "upgrade")]  # m2 leads
+    # The leader is asked of the running members only (m3 would make `--cluster` fail).
+    assert "--endpoints=https://198.18.0.11:2379,https://198.18.0.12:2379" in commands[0]
