@@ -68,6 +68,7 @@ CNI_BRIDGE_CONF = CNI_CONF_DIR / "10-bridge.conf"
 CNI_LOOPBACK_CONF = CNI_CONF_DIR / "99-loopback.conf"
 
 ETCD_DATA_DIR_DEFAULT = P("/var/lib/etcd")  # the inventory's etcd.data_dir wins
+ETCD_BACKUP_SCRIPT = P("/usr/local/sbin/kbuild-etcd-backup")  # run by etcd-backup.service (etcd.backup)
 
 # -- ports ----------------------------------------------------------------------------------------------
 ETCD_CLIENT_PORT = 2379

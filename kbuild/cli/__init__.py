@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from kbuild import __version__
-from kbuild.cli import artifacts, certs, cluster, hosts, inventory_cmd, lab, render_cmd
+from kbuild.cli import artifacts, certs, cluster, etcd_cmd, hosts, inventory_cmd, lab, render_cmd, upgrade
 from kbuild.errors import ExitCode, KbuildError
 
 app = typer.Typer(
@@ -40,6 +40,8 @@ app.add_typer(inventory_cmd.app, name="inventory")
 app.command("ping")(hosts.ping)
 app.command("exec")(hosts.exec_command)
 app.add_typer(lab.app, name="lab")
+app.add_typer(etcd_cmd.app, name="etcd")
+app.add_typer(upgrade.app, name="upgrade")
 
 
 def _version(value: bool) -> None:

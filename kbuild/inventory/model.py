@@ -100,6 +100,22 @@ class EtcdBackupSettings(Strict):
     keep: int = Field(7, ge=1, le=1000)
     dir: str = "/var/backups/etcd"
 
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        # Checked fully by systemd on the host; here only what would break the rendered timer.
+        if not value.strip() or not value.isprintable():
+            raise ValueError(f"{value!r} is not a systemd OnCalendar expression (e.g. daily, *-*-* 02:30:00)")
+        return value.strip()
+
+    @field_validator("dir")
+    @classmethod
+    def _dir(cls, value: str) -> str:
+        # The backup script uses it unquoted: an absolute path of plain characters.
+        if not re.fullmatch(r"/[A-Za-z0-9._/-]*", value) or "/../" in value + "/" or value.rstrip("/") == "":
+            raise ValueError(f"{value!r} is not an absolute directory path of letters, digits and ._-/")
+        return value.rstrip("/")
+
 
 class EtcdSettings(Strict):
     data_dir: str = "/var/lib/etcd"

@@ -32,7 +32,10 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     files = artifact_resources(inputs, "etcd") + pki_resources(inputs, "etcd") + rendered_resources(inputs, "etcd")
     # etcd refuses a data directory others can read (it warns, and 3.6 fails): 0700 from the start.
     data_dir = Directory(cluster.etcd.data_dir, mode=0o700)
-    return Plan([*parents_of(files), data_dir, *files, Service("etcd")], gates=[health_gate(cluster)])
+    # Scheduled snapshots (etcd.backup): the timer runs when enabled, and is stopped and disabled otherwise.
+    backups = cluster.etcd.backup.enabled
+    timer = Service("etcd-backup.timer", enabled=backups, running=backups)
+    return Plan([*parents_of(files), data_dir, *files, Service("etcd"), timer], gates=[health_gate(cluster)])
 
 
 def initialized_members(ctx) -> set[str]:  # noqa: ANN001 - kbuild.plays.phases.Context

@@ -44,6 +44,14 @@ def _unit(name: str) -> FileSpec:
 
 ETCD_FILES = (_unit("etcd"),)
 
+# Scheduled snapshots (etcd.backup.enabled): a script, its oneshot service, and the timer. Only a
+# changed timer restarts anything (itself); the service and script are read afresh on each run.
+ETCD_BACKUP_FILES = (
+    FileSpec("etcd-backup.sh.j2", layout.ETCD_BACKUP_SCRIPT, (), mode=0o755),
+    FileSpec("etcd-backup.service.j2", layout.unit_path("etcd-backup"), ()),
+    FileSpec("etcd-backup.timer.j2", layout.UNIT_DIR / "etcd-backup.timer", ("etcd-backup.timer",)),
+)
+
 CONTROL_PLANE_FILES = (
     _unit("kube-apiserver"),
     FileSpec("audit-policy.yaml.j2", layout.AUDIT_POLICY, ("kube-apiserver",)),
@@ -110,7 +118,8 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
     environment = jinja_env.environment(user_templates_dir(cluster))
     base = context(facts, versions)
     rendered: list[RenderedFile] = []
-    for role, spec in _role_specs(host):
+    backup = [("etcd", spec) for spec in ETCD_BACKUP_FILES] if host.is_etcd and cluster.etcd.backup.enabled else []
+    for role, spec in _role_specs(host) + backup:
         if spec.when is not None and not spec.when(versions):
             continue
         ctx = dict(base, template=spec.template)
@@ -182,6 +191,13 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
             "data_dir": cluster.etcd.data_dir,
             # etcd before 3.5 refuses to start on arm64 unless told this platform is unsupported.
             "unsupported_arch": host.arch if host.arch != "amd64" and versions.etcd < (3, 5) else None,
+            "backup": {
+                **cluster.etcd.backup.model_dump(),
+                "script": str(layout.ETCD_BACKUP_SCRIPT),
+                "endpoint": f"https://{facts.loopback}:{layout.ETCD_CLIENT_PORT}",
+                # etcdutl reads snapshots from 3.5 on (etcdctl's offline commands are deprecated there).
+                "status_tool": str(layout.binary_path("etcdutl" if versions.etcd >= (3, 5) else "etcdctl")),
+            },
         },
         "apiserver": {
             "authentication_config_api": versions.profile.authentication_config_api,

@@ -1,0 +1,132 @@
+"""One read-only probe per host for etcd operations: member health and status, data directory, tools,
+free space, services. The script is generated and its output parsed by pure functions."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from kbuild import layout
+from kbuild.engine.facts import q
+from kbuild.engine.runner import HostStatus
+from kbuild.engine.ssh import Connection
+from kbuild.errors import KbuildError
+from kbuild.inventory import Cluster, Host
+from kbuild.plays.etcd_ops.commands import EndpointStatus, ctl, parse_endpoint_status
+
+MARK = "@@kb-etcd"
+CONTROL_PLANE_SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+@dataclass(frozen=True)
+class HostProbe:
+    name: str
+    is_etcd: bool
+    healthy: bool = False
+    health_error: str = ""
+    status: EndpointStatus | None = None
+    data_dir: str = "absent"  # member | empty | absent | other (a file, say)
+    mountpoint: bool = False
+    tools: frozenset[str] = frozenset()
+    free_kb: int | None = None  # in the data directory's parent filesystem
+    active: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    def describe(self) -> str:
+        if not self.is_etcd:
+            return "control plane: " + ", ".join(f"{s} {self.active.get(s, '?')}" for s in CONTROL_PLANE_SERVICES)
+        state = "healthy" if self.healthy else f"NOT healthy ({self.health_error or 'no answer'})"
+        if self.status is not None:
+            role = "leader" if self.status.is_leader else "follower"
+            state += f", {role}, etcd {self.status.version}, revision {self.status.revision}"
+        return state
+
+
+def probe_script(cluster: Cluster, host: Host) -> str:
+    data_dir = cluster.etcd.data_dir
+    lines = ["set +e"]
+    if host.is_etcd:
+        lines += [
+            f"echo '{MARK} health'",
+            f"{ctl(cluster, 'endpoint', 'health')} 2>&1; echo \"rc $?\"",
+            f"echo '{MARK} status'",
+            f"{ctl(cluster, 'endpoint', 'status', '--write-out=json')} 2>/dev/null",
+            f"echo '{MARK} facts'",
+            (f"if [ -d {q(data_dir + '/member')} ]; then echo 'data member'; "
+             f"elif [ -d {q(data_dir)} ] && [ -z \"$(ls -A {q(data_dir)})\" ]; then echo 'data empty'; "
+             f"elif [ -e {q(data_dir)} ]; then echo 'data other'; else echo 'data absent'; fi"),
+            f"if mountpoint -q {q(data_dir)} 2>/dev/null; then echo 'mountpoint yes'; else echo 'mountpoint no'; fi",
+            f"for t in etcdctl etcdutl; do [ -x {layout.BIN_DIR}/$t ] && echo \"tool $t\"; done",
+            (f"echo \"free $(df -Pk {q(posixpath.dirname(data_dir.rstrip('/')) or '/')} 2>/dev/null | "
+             "awk 'NR==2 {print $4}')\""),
+        ]
+    else:
+        lines.append(f"echo '{MARK} facts'")
+    services = (("etcd",) if host.is_etcd else ()) + (CONTROL_PLANE_SERVICES if host.is_control_plane else ())
+    for service in services:
+        lines.append(f"echo \"active {service} $(systemctl is-active {service} 2>/dev/null || true)\"")
+    return "\n".join(lines)
+
+
+def sections(text: str) -> dict[str, str]:
+    """Output split at `MARK name` lines: name -> the lines after it (stripped)."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith(MARK + " "):
+            current = line[len(MARK) + 1:].strip()
+            found[current] = []
+        elif current is not None:
+            found[current].append(line)
+    return {k: "\n".join(v).strip() for k, v in found.items()}
+
+
+def parse_probe(host: Host, text: str) -> HostProbe:
+    parts = sections(text)
+    healthy, error, status = False, "", None
+    if host.is_etcd:
+        health = parts.get("health", "").splitlines()
+        healthy = bool(health) and health[-1].strip() == "rc 0"
+        if not healthy:
+            error = " ".join(line.strip() for line in health[:-1] if line.strip() and not line.startswith("{"))[-300:]
+        try:
+            found = parse_endpoint_status(parts.get("status", ""))
+            status = found[0] if found else None
+        except (ValueError, KeyError, TypeError):
+            status = None
+    facts: dict[str, str] = {}
+    active: dict[str, str] = {}
+    tools: set[str] = set()
+    for line in parts.get("facts", "").splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key == "active":
+            service, _, state = value.partition(" ")
+            active[service] = state.strip() or "unknown"
+        elif key == "tool":
+            tools.add(value.strip())
+        elif key:
+            facts[key] = value.strip()
+    free = facts.get("free", "")
+    return HostProbe(host.name, host.is_etcd, healthy, error, status, facts.get("data", "absent"),
+                     facts.get("mountpoint") == "yes", frozenset(tools), int(free) if free.isdigit() else None, active)
+
+
+def probe_hosts(ctx, hosts: list[Host], *, phase: str = "etcd-probe",
+                describe: str = "etcd members and control planes, read only") -> dict[str, HostProbe | None]:
+    """Probe `hosts` in parallel; an unreachable host (or one whose probe failed) maps to None."""
+    results: dict[str, HostProbe | None] = {}
+    by_name = {h.name: h for h in hosts}
+
+    def task(conn: Connection) -> str:
+        host = by_name[conn.target.name]
+        result = conn.run(probe_script(ctx.cluster, host), timeout=120)
+        if MARK not in result.out:
+            raise KbuildError(f"the probe printed nothing usable (exit {result.rc}): {result.err.strip()[:300]}")
+        probe = parse_probe(host, result.out)
+        results[host.name] = probe
+        return probe.describe()
+
+    outcomes = ctx.runner.each(phase, list(by_name), task, describe=describe)
+    for name, outcome in outcomes.items():
+        if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.SKIPPED):
+            results[name] = None
+    return results
