@@ -53,7 +53,9 @@ def plan(cluster: Cluster, host: Host, *, purge_data: bool = False, stamp: str |
     result = ResetPlan(host.name)
     result.stop_units = [f"{u}.service" for u in reversed(units)] + (list(EXTRA_UNITS) if host.is_etcd else [])
     result.remove_files = [str(layout.unit_path(u)) for u in units]
-    result.remove_files += [f"/etc/systemd/system/{u}" for u in EXTRA_UNITS if host.is_etcd]
+    if host.is_etcd:
+        # The scheduled-backup machinery goes; the snapshots it wrote (etcd.backup.dir) are data and stay.
+        result.remove_files += [f"/etc/systemd/system/{u}" for u in EXTRA_UNITS] + [str(layout.ETCD_BACKUP_SCRIPT)]
     result.remove_files += sorted({str(b.remote_path) for b in host_binaries(cluster.settings.versions, host)})
     if host.runs_kubelet:
         result.remove_files += [str(layout.CONTAINERD_CONFIG)]

@@ -14,7 +14,6 @@ import base64
 import http.client
 import itertools
 import json
-import os
 import signal
 import ssl
 import subprocess
@@ -38,7 +37,6 @@ UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", 
          "kube-proxy")
 # Until kbuild.plays.etcd_backup is in main the snapshot step is skipped, loudly, by this marker; once the
 # module exists the marker has no effect and every run below takes a real snapshot first.
-ENV = {**os.environ, "KBUILD_TEST_SKIP_UPGRADE_SNAPSHOT": "1"}
 
 
 @dataclass
@@ -63,10 +61,10 @@ class UpgradeLab:
 
         def once() -> tuple[int, list[dict], str]:
             proc = subprocess.run([sys.executable, "-m", "kbuild", *argv, "--json"], capture_output=True,
-                                  text=True, timeout=900, env=ENV, check=False)
+                                  text=True, timeout=900, check=False)
             return proc.returncode, _events(proc.stdout), proc.stderr
 
-        return snapshot_flake_retried(once)
+        return once()
 
     def machines(self, role: str) -> list:
         return [m for m in self.lab.machines if m.role == role]  # type: ignore[attr-defined]
@@ -192,25 +190,12 @@ def _unb64(text: str) -> str:
     return base64.b64decode(text).decode()
 
 
-def snapshot_flake_retried(run):  # noqa: ANN001, ANN201
-    """Run again when the pre-upgrade snapshot failed in transfer. TODO(engine-ssh): drop this once
-    Connection.run reads stdout to EOF (it stops at the exit status, which OpenSSH may send before the last
-    data, so a streamed snapshot sometimes arrives short). The upgrade itself then correctly stops before
-    changing anything, which is what a retry relies on."""
-    for _ in range(2):
-        code, events, stderr = run()
-        if not (code == 1 and "no snapshot was taken" in stderr):
-            break
-        print(f"\n[upgrade] snapshot transfer failed, running again: {stderr.strip()[:200]}")
-    return code, events, stderr
-
-
 def interrupted(ul: UpgradeLab, args: list[str], when) -> tuple[int, list[dict], str]:  # noqa: ANN001
     """Run kbuild with --json and send it SIGINT (Ctrl-C) at the first event `when` accepts."""
     argv = [sys.executable, "-m", "kbuild", *args, "-i", str(ul.inventory), "--state-dir", str(ul.state_dir), "--json"]
 
     def once() -> tuple[int, list[dict], str]:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         events, sent = [], False
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -221,7 +206,7 @@ def interrupted(ul: UpgradeLab, args: list[str], when) -> tuple[int, list[dict],
         stderr = proc.stderr.read() if proc.stderr else ""
         return proc.wait(timeout=600), events, stderr
 
-    return snapshot_flake_retried(once)
+    return once()
 
 
 def step_event(kind: str, status: str):  # noqa: ANN201
@@ -305,7 +290,7 @@ def test_rolling_upgrade_under_writes_stops_on_ctrl_c_and_resumes(upgrade_lab: U
 
     # And now there is nothing left to do.
     plan = subprocess.run([sys.executable, "-m", "kbuild", "upgrade", "plan", "-i", str(ul.inventory),
-                           "--state-dir", str(ul.state_dir), "--json"], capture_output=True, text=True, env=ENV,
+                           "--state-dir", str(ul.state_dir), "--json"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert plan.returncode == 0, plan.stderr
     data = json.loads(plan.stdout)

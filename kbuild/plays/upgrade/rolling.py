@@ -4,7 +4,6 @@ schedulers, then workers in drained batches. Every host is gated on health befor
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from kbuild.engine.report import Event
 from kbuild.engine.resources import Service
@@ -22,8 +21,6 @@ PHASES = {"snapshot": "upgrade-snapshot", "etcd": "upgrade-etcd", "apiserver": "
           "controllers": "upgrade-controllers", "workers": "upgrade-workers"}
 APISERVER = frozenset({"kube-apiserver"})
 CONTROLLERS = frozenset({"kube-controller-manager", "kube-scheduler"})
-# TODO(etcd-backup): delete with the fallback in _snapshot once kbuild.plays.etcd_backup is in main.
-SKIP_SNAPSHOT_ENV = "KBUILD_TEST_SKIP_UPGRADE_SNAPSHOT"
 
 
 def split_plan(plan: Plan, services: frozenset[str], *, unowned: bool) -> list:
@@ -123,19 +120,9 @@ class Rollout:
         if not step.pending:
             return
         self.begin(step)
-        try:
-            from kbuild.plays.etcd_backup import take_snapshot
-        except ModuleNotFoundError as exc:
-            if exc.name != "kbuild.plays.etcd_backup":
-                raise
-            # TODO(etcd-backup): the snapshot module is being written concurrently; until it lands, tests
-            # skip this step explicitly and loudly, and a real run refuses rather than upgrade without one.
-            if os.environ.get(SKIP_SNAPSHOT_ENV) == "1":
-                self.event(step, "skipped", f"SKIPPED the etcd snapshot: kbuild.plays.etcd_backup is not available "
-                           f"yet and {SKIP_SNAPSHOT_ENV}=1 (test-only marker)")
-                return
-            raise KbuildError("the pre-upgrade etcd snapshot cannot be taken: kbuild.plays.etcd_backup is missing "
-                              "from this kbuild; nothing was changed") from None
+        # Imported here so tests can stand in for the module; there is no way to upgrade without it.
+        from kbuild.plays.etcd_backup import take_snapshot
+
         snapshot = take_snapshot(self.snapshot_context(), reason=f"upgrade to {self.describe_target()}")
         self.event(step, "done", f"etcd snapshot kept at {snapshot.path}", path=str(snapshot.path))
 

@@ -69,6 +69,8 @@ def test_reset_plan_keeps_etcd_data_by_default(cluster):
     assert p.etcd_data == "/data/etcd" and p.etcd_data_to == "/data/etcd.reset-20260101T000000"
     assert p.stop_units[0] == "kube-scheduler.service" and "etcd.service" in p.stop_units
     assert "/usr/local/bin/etcdctl" in p.remove_files and "/usr/local/bin/kube-apiserver" in p.remove_files
+    assert "/usr/local/sbin/kbuild-etcd-backup" in p.remove_files
+    assert not any("/var/backups" in path for path in p.remove_files + p.remove_dirs)  # snapshots are kept
     assert not p.kube_proxy_cleanup and p.routes == []
     script = reset.script(p)
     assert "mv /data/etcd /data/etcd.reset-20260101T000000" in script

@@ -15,7 +15,7 @@ import pytest
 
 from kbuild.engine.runner import HostOutcome, HostStatus, Plan
 from kbuild.engine.ssh import Result
-from kbuild.errors import ExitCode, KbuildError
+from kbuild.errors import ExitCode
 from kbuild.inventory import load_cluster
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import rolling
@@ -213,17 +213,3 @@ def test_ctrl_c_finishes_the_host_in_progress_then_stops(cluster, snapshots):
     assert world.applied[-1] == ("upgrade-apiserver", ("m1",))  # m1 finished, m2 never started
     assert events.upgrade()[-3:] == [("start", "m1"), ("done", "m1"), ("stopped", None)]
     assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C means Ctrl-C again afterwards
-
-
-def test_without_the_snapshot_module_the_upgrade_refuses_unless_the_test_marker_is_set(cluster, monkeypatch):
-    monkeypatch.setitem(sys.modules, "kbuild.plays.etcd_backup", None)  # import fails
-    world = World(leaders=["m1"])
-    ctx, events = context(cluster, world)
-    plan = build(cluster, old_cluster(cluster), cluster_target(cluster), etcd_leader="m1")
-    monkeypatch.delenv(rolling.SKIP_SNAPSHOT_ENV, raising=False)
-    with pytest.raises(KbuildError, match="snapshot cannot be taken"):
-        rolling.run(ctx, plan, inputs={h.name: h.name for h in cluster.hosts})
-    assert world.applied == []
-    monkeypatch.setenv(rolling.SKIP_SNAPSHOT_ENV, "1")
-    rolling.run(ctx, plan, inputs={h.name: h.name for h in cluster.hosts})
-    assert any(e.status == "skipped" and "SKIPPED the etcd snapshot" in e.message for e in events.items)
