@@ -232,7 +232,7 @@ def test_local_gate_check(host):
 
 
 def test_payload_streaming_does_not_read_whole_file(tmp_path):
-    from kbuild.engine.runner import _tar_stream
+    from kbuild.engine.tarstream import tar_stream
 
     reads = []
 
@@ -252,7 +252,7 @@ def test_payload_streaming_does_not_read_whole_file(tmp_path):
         def __exit__(self, *a):
             return False
 
-    stream = _tar_stream([("p0", Payload(5 * 1024 * 1024, Spy))])
+    stream = tar_stream([("p0", Payload(5 * 1024 * 1024, Spy))])
     total = 0
     while chunk := stream.read(64 * 1024):
         total += len(chunk)
