@@ -1,0 +1,158 @@
+"""The engine benchmark: each tool x host count x scenario, timed, counted on the hosts' sshd, and verified."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.drivers.config import DriverConfig
+from bench.hosts import Access, BenchLab
+from bench.sshdlog import counts_since, cursors
+from bench.tools import Tool
+from bench.verify import HostState, verify
+from bench.workload import Host, Workload, ensure_blob, expected
+
+# scenario -> (workload version, must the service restart?) ; None: first run, either is fine
+SCENARIOS: dict[str, tuple[int, bool | None]] = {"first": (1, None), "noop": (1, False), "change": (2, True)}
+RUN_TIMEOUT = 1800.0
+
+
+@dataclass
+class RunRecord:
+    tool: str
+    hosts: int
+    scenario: str
+    rep: int
+    wall: float  # seconds, process start to exit
+    exit_code: int
+    connections: int  # on all hosts, from sshd's log
+    sessions: int  # remote commands + SFTP sessions on all hosts, from sshd's log
+    tool_stats: dict[str, object] = field(default_factory=dict)  # the tool's own counts, where it has them
+    problems: list[str] = field(default_factory=list)  # end-state check failures (empty: verified)
+    log: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.exit_code == 0 and not self.problems
+
+
+@dataclass
+class Summary:
+    tool: str
+    hosts: int
+    scenario: str
+    runs: int
+    valid: int
+    median: float | None
+    low: float | None
+    high: float | None
+    connections_per_host: float | None
+    round_trips_per_host: float | None
+    tool_stats: dict[str, object] = field(default_factory=dict)
+
+
+def summarize(records: Sequence[RunRecord]) -> list[Summary]:
+    groups: dict[tuple[str, int, str], list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault((record.tool, record.hosts, record.scenario), []).append(record)
+    out = []
+    for (tool, hosts, scenario), group in groups.items():
+        good = [r for r in group if r.valid]
+        walls = [r.wall for r in good]
+        out.append(Summary(
+            tool, hosts, scenario, len(group), len(good),
+            statistics.median(walls) if walls else None, min(walls) if walls else None,
+            max(walls) if walls else None,
+            statistics.median(r.connections for r in good) / hosts if good else None,
+            statistics.median(r.sessions for r in good) / hosts if good else None,
+            good[-1].tool_stats if good else {},
+        ))
+    return out
+
+
+
+class EngineBench:
+    """Runs every tool on the first n lab machines, for each n, `runs` times, and keeps every record."""
+
+    def __init__(self, lab: BenchLab, tools: Sequence[Tool], workdir: Path, *, workload: Workload, runs: int,
+                 say: Callable[[str], None] = print) -> None:
+        self.lab = lab
+        self.tools = list(tools)
+        self.workdir = workdir
+        self.workload = workload
+        self.runs = runs
+        self.say = say
+        self.records: list[RunRecord] = []
+        self.blob, self.blob_sha256 = ensure_blob(workdir, workload.blob_bytes)
+
+    def run_size(self, hosts: Sequence[Host], access: Access) -> list[RunRecord]:
+        n = len(hosts)
+        self.lab.prepare(hosts)
+        configs = {}
+        for tool in self.tools:
+            run_dir = self.workdir / "runs" / f"{tool.name}-n{n}"
+            (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+            paths = {}
+            for scenario, (version, _) in SCENARIOS.items():
+                config = DriverConfig(list(hosts), access.user, str(access.key_file), str(access.known_hosts),
+                                      forks=n, files=self.workload.files, version=version, blob=str(self.blob),
+                                      blob_sha256=self.blob_sha256)
+                paths[scenario] = config.save(run_dir / f"config-v{version}.json")
+            tool.setup(run_dir, DriverConfig.load(paths["first"]))
+            configs[tool.name] = (run_dir, paths)
+        made: list[RunRecord] = []
+        # Tools take turns within each repetition, so load from others on the machine hits all alike.
+        for rep in range(self.runs):
+            for tool in self.tools:
+                run_dir, paths = configs[tool.name]
+                self.lab.reset(hosts)
+                before: dict[str, HostState] | None = None
+                for scenario, (version, restarted) in SCENARIOS.items():
+                    record, before = self.measure(tool, hosts, scenario, rep, run_dir, paths[scenario], version,
+                                                  restarted, before)
+                    made.append(record)
+                    self.records.append(record)
+                    status = "ok" if record.valid else f"INVALID ({record.exit_code}; {'; '.join(record.problems[:3])})"
+                    self.say(f"  n={n:<3} {tool.name:<8} {scenario:<7} run {rep + 1}: {record.wall:7.2f} s  "
+                             f"{record.connections} conn  {record.sessions} sessions  {status}")
+        return made
+
+    def measure(self, tool: Tool, hosts: Sequence[Host], scenario: str, rep: int, run_dir: Path, config_path: Path,
+                version: int, restarted: bool | None,
+                before: dict[str, HostState] | None) -> tuple[RunRecord, dict[str, HostState]]:
+        marks = cursors(self.lab, hosts)
+        invocation = tool.invocation(run_dir, config_path)
+        log = run_dir / "logs" / f"{scenario}-{rep + 1}.log"
+        with log.open("w") as out, (run_dir / "logs" / f"{scenario}-{rep + 1}.stdout").open("w+") as stdout:
+            # The kbuild driver reports how long Python took to start from this moment.
+            env = {**os.environ, **invocation.env, "KBBENCH_SPAWNED": repr(time.time())}
+            started = time.perf_counter()
+            try:
+                proc = subprocess.run(invocation.argv, env=env, cwd=run_dir, stdout=stdout, stderr=out,
+                                      stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT, check=False)
+                code = proc.returncode
+            except subprocess.TimeoutExpired:
+                code = -1
+            wall = time.perf_counter() - started
+            stdout.seek(0)
+            output = stdout.read()
+        tool.cleanup(run_dir)
+        counts = counts_since(self.lab, hosts, marks)
+        wants = {h.name: expected(self.workload.with_version(version), h, self.blob_sha256) for h in hosts}
+        states, problems = verify(self.lab, hosts, wants, restarted=restarted, before=before)
+        if code != 0:
+            tail = output.strip().splitlines()[-3:] + log.read_text(errors="replace").strip().splitlines()[-3:]
+            problems = [f"exit code {code}: {' | '.join(tail)}", *problems]
+        record = RunRecord(tool.name, len(hosts), scenario, rep + 1, round(wall, 3), code,
+                           sum(c.connections for c in counts.values()), sum(c.sessions for c in counts.values()),
+                           tool.stats(output), problems, str(log))
+        return record, states
+
+
+def to_json(records: Sequence[RunRecord]) -> list[dict[str, object]]:
+    return [asdict(r) for r in records]

@@ -1,0 +1,134 @@
+"""Benchmark hosts: lab machines (systemd + sshd in systemd-nspawn), reached out of band (nsenter, never SSH) for
+resets, end-state checks and reading sshd's log."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from bench import workload as wl
+from bench.workload import Host
+from kbuild.errors import KbuildError
+from kbuild.lab.image import LAB_USER
+from kbuild.lab.lab import Lab
+
+T = TypeVar("T")
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# Each machine's systemd holds a few inotify instances; Debian's default of 128 per user runs out
+# at about 35 machines (on the whole host, other labs included), and systemd then fails to boot.
+INOTIFY_PER_MACHINE = 8
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/kbbench.conf"
+# VERBOSE makes sshd log every session it starts ("Starting session: command ..."): one line per
+# remote command or SFTP subsystem, which is how round trips are counted for every tool alike.
+SSHD_SETTINGS = "LogLevel VERBOSE\n"
+
+RESET_SCRIPT = f"""
+systemctl disable --now {wl.SERVICE}.service >/dev/null 2>&1
+rm -f {wl.UNIT_PATH} /etc/systemd/system/multi-user.target.wants/{wl.SERVICE}.service
+systemctl daemon-reload
+systemctl reset-failed {wl.SERVICE}.service >/dev/null 2>&1
+rm -rf {wl.CONF_DIR} {wl.BLOB_PATH} {wl.SEEN} {wl.SYSCTL_FILE} {wl.KBUILD_STAMP} \\
+  /home/{LAB_USER}/.ansible /root/.ansible /var/tmp/kbuild.* /tmp/pyinfra-*
+echo {wl.SYSCTL_DEFAULT} > /proc/sys/{wl.SYSCTL_KEY.replace('.', '/')}
+"""
+
+
+@dataclass(frozen=True)
+class Access:
+    """How the tools log in: the same user, key and pinned host keys for all three."""
+
+    user: str
+    key_file: Path
+    known_hosts: Path
+
+
+class BenchLab:
+    """A lab whose machines serve as benchmark hosts (the first `n` of them for a run at size n)."""
+
+    def __init__(self, name: str, *, say: Callable[[str], None] = print) -> None:
+        self.lab = Lab(name, say=say)
+        self.name = name
+        self.say = say
+
+    @property
+    def exists(self) -> bool:
+        return self.lab.state is not None
+
+    def ensure(self, machines: int, subnet: str) -> None:
+        """Bring the lab up with at least `machines` machines (1 master + workers; roles mean nothing here)."""
+        state = self.lab.state
+        if state is not None and state.masters + state.workers >= machines:
+            self.lab.up(state.masters, state.workers, state.subnet)  # starts whatever is stopped
+            return
+        if state is not None:
+            self.say(f"lab {self.name} has {state.masters + state.workers} machines, {machines} needed: recreating it")
+            self.lab.down()
+        raise_inotify_limit(machines)
+        self.lab.up(1, machines - 1, subnet)
+
+    def down(self) -> None:
+        self.lab.down()
+
+    def hosts(self) -> list[Host]:
+        status = self.lab.status(probe=False)
+        return [Host(m.name, m.address) for m in status.machines]
+
+    def access(self) -> Access:
+        status = self.lab.status(probe=False)
+        return Access(LAB_USER, Path(status.key_file), Path(status.known_hosts))
+
+    def exec(self, host: str, script: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.lab.exec(host, ["/bin/sh", "-c", script], timeout=timeout)
+
+    def on_all(self, hosts: Sequence[Host], script: str | Callable[[Host], str], *,
+               timeout: float = 120) -> dict[str, subprocess.CompletedProcess[str]]:
+        """Run a script (or one per host) as root on every host at once, out of band."""
+        def one(host: Host) -> subprocess.CompletedProcess[str]:
+            return self.exec(host.name, script(host) if callable(script) else script, timeout=timeout)
+
+        return dict(zip((h.name for h in hosts), parallel(one, hosts)))
+
+    def prepare(self, hosts: Sequence[Host]) -> None:
+        """Wait for boot to finish and turn on sshd's per-session logging."""
+        script = (f"systemctl is-system-running --wait >/dev/null 2>&1; "
+                  f"printf %s {shlex.quote(SSHD_SETTINGS)} > {SSHD_DROPIN}; systemctl reload ssh")
+        check(self.on_all(hosts, script), "preparing the host")
+
+    def reset(self, hosts: Sequence[Host]) -> None:
+        """Back to a fresh host: nothing of the workload left, the sysctl at the kernel default."""
+        check(self.on_all(hosts, RESET_SCRIPT), "resetting the host")
+
+    def restore(self, hosts: Sequence[Host]) -> None:
+        """Reset and drop the sshd logging again (for a lab that others use too)."""
+        self.reset(hosts)
+        check(self.on_all(hosts, f"rm -f {SSHD_DROPIN}; systemctl reload ssh"), "restoring sshd")
+
+
+def check(results: dict[str, subprocess.CompletedProcess[str]], what: str) -> None:
+    for name, result in results.items():
+        if result.returncode != 0:
+            raise KbuildError(f"{name}: {what} failed (exit {result.returncode}): "
+                              f"{(result.stderr or result.stdout).strip()[-500:]}")
+
+
+def parallel(fn: Callable[[Host], T], hosts: Sequence[Host], workers: int = 16) -> list[T]:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
+        return list(pool.map(fn, hosts))
+
+
+def raise_inotify_limit(machines: int) -> None:
+    """Make room for `machines` more systemd instances (a host-wide limit; raised, never lowered)."""
+    try:
+        current = int(INOTIFY_INSTANCES.read_text())
+    except (OSError, ValueError):
+        return
+    wanted = 1024 + INOTIFY_PER_MACHINE * machines
+    if current < wanted:
+        INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+        print(f"host: raised fs.inotify.max_user_instances {current} -> {wanted} "
+              f"(each lab machine's systemd needs some)")

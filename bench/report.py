@@ -1,0 +1,135 @@
+"""Benchmark output: the machine it ran on, the result tables (Markdown) with kbuild's ratios, and JSON files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.harness import SCENARIOS, Summary
+
+TOOL_ORDER = ("kbuild", "pyinfra", "ansible")
+
+
+def machine_info() -> dict[str, object]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines()
+                          if ln.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        mem_kb = 0
+    os_name = ""
+    try:
+        os_name = next(ln.split("=", 1)[1].strip('"') for ln in Path("/etc/os-release").read_text().splitlines()
+                       if ln.startswith("PRETTY_NAME="))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1), "os": os_name,
+            "kernel": platform.release(), "python": platform.python_version(),
+            "load_average": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+def machine_line(machine: dict[str, object], note: str = "") -> str:
+    load = machine.get("load_average") or []
+    text = (f"{machine.get('cpu')}, {machine.get('cores')} cores, {machine.get('memory_gib')} GiB, "
+            f"{machine.get('os')}, kernel {machine.get('kernel')}, Python {machine.get('python')}; "
+            f"load average at start {', '.join(str(x) for x in load)}; {machine.get('date')}")
+    return f"{text}. {note}".strip() if note else text
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.2f} (×{b / a:.1f} faster)" if a < b else f"{a / b:.2f} (×{a / b:.1f} slower)"
+
+
+def _cell(s: Summary | None) -> str:
+    if s is None:
+        return "—"
+    if s.median is None:
+        return f"INVALID ({s.runs - s.valid}/{s.runs} runs failed)"
+    spread = f" [{s.low:.2f}–{s.high:.2f}]" if s.runs > 1 and s.low is not None and s.high is not None else ""
+    invalid = f" ({s.runs - s.valid} of {s.runs} runs invalid)" if s.valid < s.runs else ""
+    return f"{s.median:.2f}{spread}{invalid}"
+
+
+def engine_tables(summaries: Sequence[Summary]) -> str:
+    """Wall time per tool (median [min–max] seconds), kbuild's ratios, then connections and round trips per host."""
+    by = {(s.tool, s.hosts, s.scenario): s for s in summaries}
+    tools = [t for t in TOOL_ORDER if any(s.tool == t for s in summaries)]
+    sizes = sorted({s.hosts for s in summaries})
+    scenarios = [sc for sc in SCENARIOS if any(s.scenario == sc for s in summaries)]
+    head = ["N", "scenario", *(f"{t} (s)" for t in tools)]
+    ratios = [t for t in tools if t != "kbuild"] if "kbuild" in tools else []
+    head += [f"kbuild/{t}" for t in ratios]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in sizes:
+        for sc in scenarios:
+            row = [str(n), sc, *(_cell(by.get((t, n, sc))) for t in tools)]
+            mine = by.get(("kbuild", n, sc))
+            for t in ratios:
+                other = by.get((t, n, sc))
+                row.append(_ratio(mine.median if mine else None, other.median if other else None))
+            lines.append("| " + " | ".join(row) + " |")
+    lines += ["", ("SSH connections / round trips per host and run, counted in each host's sshd log "
+                   "(a round trip = a session sshd started: one remote command or one SFTP session):"), ""]
+    head2 = ["N", "scenario", *tools]
+    lines += ["| " + " | ".join(head2) + " |", "|" + "---|" * len(head2)]
+    for n in sizes:
+        for sc in scenarios:
+            cells = []
+            for t in tools:
+                s = by.get((t, n, sc))
+                if s is None or s.connections_per_host is None:
+                    cells.append("—")
+                else:
+                    cells.append(f"{s.connections_per_host:g} / {s.round_trips_per_host:g}")
+            lines.append("| " + " | ".join([str(n), sc, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def targets(summaries: Sequence[Summary], size: int = 20) -> list[str]:
+    """The issue's targets, each with the measured figures and met / MISSED."""
+    by = {(s.tool, s.hosts, s.scenario): s.median for s in summaries}
+    out = []
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "MISSED")
+
+    k, p, a = (by.get((t, size, "noop")) for t in TOOL_ORDER)
+    ok = None if k is None or p is None else k < p
+    out.append(f"no-op re-run at N={size}: kbuild {_seconds(k)} s vs pyinfra {_seconds(p)} s "
+               f"(target: faster) — {verdict(ok)}")
+    ok = None if k is None or a is None else k * 10 <= a
+    measured = f"; measured {a / k:.1f}x" if k and a else ""
+    out.append(f"no-op re-run at N={size}: kbuild {_seconds(k)} s vs Ansible {_seconds(a)} s "
+               f"(target: at least 10x faster{measured}) — {verdict(ok)}")
+    sizes = sorted({s.hosts for s in summaries})
+    for n in sizes:
+        k, p = by.get(("kbuild", n, "first")), by.get(("pyinfra", n, "first"))
+        ok = None if k is None or p is None else k <= p
+        out.append(f"first run at N={n}: kbuild {_seconds(k)} s vs pyinfra {_seconds(p)} s "
+                   f"(target: no slower) — {verdict(ok)}")
+    return out
+
+
+def write_json(path: Path, payload: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=lambda o: asdict(o)))
+    tmp.replace(path)

@@ -1,0 +1,62 @@
+"""SSH connections and round trips as each host's sshd saw them: the same yardstick for every tool.
+
+A connection is an "Accepted publickey" line; a round trip is a session sshd started (a remote
+command, or an SFTP subsystem), which sshd logs at LogLevel VERBOSE. Lines are counted after a
+journal cursor taken just before the run.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench.hosts import BenchLab, check
+from bench.workload import Host
+
+MARK_TAG = "kbbench-mark"
+
+
+@dataclass(frozen=True)
+class SshCounts:
+    connections: int
+    sessions: int
+
+
+def cursors(lab: BenchLab, hosts: Sequence[Host]) -> dict[str, str]:
+    """Each host's journal position now."""
+    results = lab.on_all(hosts, "journalctl -n 0 --show-cursor -q")
+    check(results, "reading the journal cursor")
+    found = {}
+    for name, result in results.items():
+        line = next((ln for ln in result.stdout.splitlines() if ln.startswith("-- cursor: ")), None)
+        if line is None:
+            raise RuntimeError(f"{name}: journalctl printed no cursor: {result.stdout!r} {result.stderr!r}")
+        found[name] = line.removeprefix("-- cursor: ").strip()
+    return found
+
+
+def count_script(cursor: str, token: str) -> str:
+    # The marker goes through the same syslog socket as sshd's lines, so once journald has it,
+    # it has every line sshd wrote before it too.
+    after = f"--after-cursor={shlex.quote(cursor)}"
+    return (f"logger -t {MARK_TAG} {token}\n"
+            f"i=0; until journalctl {after} -t {MARK_TAG} -o cat -q | grep -q {token}; do\n"
+            f"  i=$((i+1)); [ $i -ge 200 ] && break; sleep 0.05; done\n"
+            f"journalctl {after} -t sshd -o cat -q > /tmp/kbbench-sshd.log\n"
+            f"echo connections $(grep -c '^Accepted publickey' /tmp/kbbench-sshd.log)\n"
+            f"echo sessions $(grep -c '^Starting session:' /tmp/kbbench-sshd.log)\n"
+            f"rm -f /tmp/kbbench-sshd.log\n")
+
+
+def parse_counts(output: str) -> SshCounts:
+    pairs = dict(line.split(None, 1) for line in output.splitlines() if " " in line)
+    return SshCounts(int(pairs.get("connections", "0")), int(pairs.get("sessions", "0")))
+
+
+def counts_since(lab: BenchLab, hosts: Sequence[Host], marks: dict[str, str]) -> dict[str, SshCounts]:
+    token = secrets.token_hex(6)
+    results = lab.on_all(hosts, lambda h: count_script(marks[h.name], token))
+    check(results, "counting sshd log lines")
+    return {name: parse_counts(result.stdout) for name, result in results.items()}
