@@ -204,18 +204,13 @@ def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats 
         except HostKeyError:
             _close(jump_client)
             raise
-        except paramiko.AuthenticationException as exc:
-            _close(jump_client)
-            key = f" with key {target.key_file}" if target.key_file else " with ssh-agent/default keys"
-            raise UnreachableError(
-                f"{target.name}: authentication failed for {target.user}@{target.host}:{target.port}{key}: {exc}",
-                hint="check ssh.user and ssh.key_file in the inventory, and the host's authorized_keys",
-            ) from None
         except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             _close(jump_client)  # a local file problem (a key file, say): retrying will not help
             raise KbuildError(f"{target.name}: cannot read {exc.filename or 'a local file'}: {exc.strerror}") from None
         except (OSError, paramiko.SSHException, EOFError) as exc:
             _close(jump_client)
+            if _is_auth_failure(exc):
+                raise _auth_error(target, exc) from None
             last = exc
             if attempt + 1 < attempts:
                 time.sleep(min(2.0 * (attempt + 1), 5.0))
@@ -224,6 +219,21 @@ def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats 
         f"{target.name}: cannot connect to {target.host}:{target.port}{via} after {attempts} attempt"
         f"{'s' if attempts > 1 else ''}: {_reason(last)}",
         hint="is the host up and sshd listening? (ssh.connect_timeout and ssh.retries tune the patience)",
+    )
+
+
+def _is_auth_failure(exc: BaseException) -> bool:
+    # paramiko says "No authentication methods available" (a plain SSHException) when it has no key to
+    # offer at all: that is a wrong setting, not a flaky network, so it is not retried either.
+    return isinstance(exc, paramiko.AuthenticationException) or "No authentication methods" in str(exc)
+
+
+def _auth_error(target: SSHTarget, exc: BaseException) -> UnreachableError:
+    key = f" with key {target.key_file}" if target.key_file else " with ssh-agent/default keys"
+    return UnreachableError(
+        f"{target.name}: authentication failed for {target.user}@{target.host}:{target.port}{key}: {exc}",
+        hint="check ssh.user and ssh.key_file in the inventory (or load the key into ssh-agent), and the "
+             "host's authorized_keys",
     )
 
 

@@ -4,7 +4,11 @@ machines; paramiko on the controller. Nothing Kubernetes here."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -179,3 +183,34 @@ def test_bastion(lab, tmp_path):
                              hosts=[last.name])
     assert outcomes[last.name].status is HostStatus.CHANGED
     assert lab.exec(last.name, "cat /etc/kbtest-bastion").stdout == "via jump\n"
+
+
+@pytest.mark.skipif(shutil.which("ssh-agent") is None, reason="ssh-agent (openssh-client) is not installed")
+def test_ssh_agent_supplies_the_key(lab, tmp_path):
+    """No key_file in the inventory: the key comes from a running ssh-agent (SSH_AUTH_SOCK), as users expect."""
+    data = yaml.safe_load(lab.inventory.read_text())
+    data["ssh"].pop("key_file", None)
+    inv = tmp_path / "agent.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if socket_path.exists():
+                break
+            time.sleep(0.1)
+        env = dict(os.environ, SSH_AUTH_SOCK=str(socket_path), HOME=str(tmp_path))  # no ~/.ssh keys to find
+        added = subprocess.run(["ssh-add", str(lab.key_file)], env=env, capture_output=True, text=True)
+        assert added.returncode == 0, added.stderr
+        proc = subprocess.run([sys.executable, "-m", "kbuild", "ping", "-i", str(inv), "--state-dir",
+                               str(tmp_path / "state")], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        # And without the agent the same inventory cannot log in.
+        bare = dict(env)
+        bare.pop("SSH_AUTH_SOCK")
+        proc = subprocess.run([sys.executable, "-m", "kbuild", "ping", "-i", str(inv), "--state-dir",
+                               str(tmp_path / "state")], env=bare, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 4 and "authentication failed" in proc.stderr
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
