@@ -46,7 +46,7 @@ def test_smoke_all_tools_one_host(lab, tmp_path):
     for scenario, trips in (("first", 2), ("noop", 1), ("change", 2)):
         kbuild = records[("kbuild", scenario)]
         assert (kbuild["connections"], kbuild["sessions"]) == (1, trips)
-        assert kbuild["tool_stats"] == {"connections": 1, "round_trips": trips}
+        assert (kbuild["tool_stats"]["connections"], kbuild["tool_stats"]["round_trips"]) == (1, trips)
     # Every tool was counted (a session per remote command), so the table compares like with like.
     assert all(records[(t, "noop")]["sessions"] > 1 for t in ("pyinfra", "ansible"))
     table = out.with_suffix(".md").read_text()

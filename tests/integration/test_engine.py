@@ -149,15 +149,24 @@ def test_changed_host_key_is_refused(lab, tmp_path):
     state = tmp_path / "state"
     assert cli(["ping", "-i", str(lab.inventory), "--state-dir", str(state)]) == 0
     victim = lab.machines[0].name
-    lab.exec(victim, "rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && systemctl restart ssh")
-    cluster = load_cluster(lab.inventory, state_dir=state)
-    known_before = (state / "known_hosts").read_text()
-    outcomes, _, _ = run(cluster, lambda n: Plan([File("/etc/kbtest-hostkey", "must not be written\n")]))
-    assert outcomes[victim].status is HostStatus.UNREACHABLE
-    assert "HOST KEY CHANGED" in outcomes[victim].message and "ssh-keygen" in outcomes[victim].message
-    assert lab.exec(victim, "test -e /etc/kbtest-hostkey; echo $?").stdout.strip() == "1"
-    assert (state / "known_hosts").read_text() == known_before  # never silently replaced
-    assert all(o.status is HostStatus.CHANGED for n, o in outcomes.items() if n != victim)
+    # The shared lab's other users have recorded this host's key: it gets its own keys back afterwards.
+    lab.exec(victim, "mkdir -p /root/kbtest-hostkeys && cp -a /etc/ssh/ssh_host_* /root/kbtest-hostkeys/")
+    try:
+        lab.exec(victim, "rm -f /etc/ssh/ssh_host_*key* && ssh-keygen -A >/dev/null && systemctl restart ssh")
+        cluster = load_cluster(lab.inventory, state_dir=state)
+        known_before = (state / "known_hosts").read_text()
+        outcomes, _, _ = run(cluster, lambda n: Plan([File("/etc/kbtest-hostkey", "must not be written\n")]))
+        assert outcomes[victim].status is HostStatus.UNREACHABLE
+        assert "HOST KEY CHANGED" in outcomes[victim].message and "ssh-keygen" in outcomes[victim].message
+        assert lab.exec(victim, "test -e /etc/kbtest-hostkey; echo $?").stdout.strip() == "1"
+        assert (state / "known_hosts").read_text() == known_before  # never silently replaced
+        assert all(o.status is HostStatus.CHANGED for n, o in outcomes.items() if n != victim)
+    finally:
+        lab.exec(victim, "rm -f /etc/ssh/ssh_host_* && cp -a /root/kbtest-hostkeys/. /etc/ssh/ "
+                         "&& rm -rf /root/kbtest-hostkeys && systemctl restart ssh")
+    # The host has its original keys again: the lab's own known_hosts, strictly, accepts it.
+    strict = derived_inventory(lab, tmp_path / "strict.yaml", host_key_policy="strict", known_hosts=str(lab.known_hosts))
+    assert cli(["ping", "-i", str(strict), "--state-dir", str(tmp_path / "strict-state"), "--limit", victim]) == 0
 
 
 def derived_inventory(lab, path: Path, **ssh) -> Path:
