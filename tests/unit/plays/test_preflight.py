@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
@@ -38,15 +37,13 @@ time {time}
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(cluster_from):
+    return cluster_from("""\
         cluster: {name: t}
         hosts:
           m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
           w1: {address: 198.18.0.11, roles: [worker]}
-        """))
-    return load_cluster(path)
+        """)
 
 
 def facts(name="m1", mid="a" * 32, time=1000.0, **changes) -> HostFacts:

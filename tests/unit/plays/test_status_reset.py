@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
-from kbuild.inventory import load_cluster
 from kbuild.plays import reset, status
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(cluster_from):
+    return cluster_from("""\
         cluster: {name: t}
         etcd: {data_dir: /data/etcd}
         hosts:
           m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
           w1: {address: 198.18.0.11, roles: [worker]}
           w2: {address: 198.18.0.12, roles: [worker]}
-        """))
-    return load_cluster(path)
+        """)
 
 
 def test_probe_parsing_and_verdicts():

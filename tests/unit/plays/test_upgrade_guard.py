@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
 import types
 
 import pytest
 
 from kbuild.errors import ExitCode, UsageError
-from kbuild.inventory import load_cluster
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import guard
 from kbuild.plays.upgrade.plan import build
@@ -21,15 +19,13 @@ from kbuild.plays.upgrade.versions import (
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(cluster_from):
+    return cluster_from("""\
         cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
         hosts:
           m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
           w1: {address: 198.18.0.11, roles: [worker]}
-        """))
-    return load_cluster(path)
+        """)
 
 
 def running(cluster, kube: str, *, active: bool = True) -> dict[str, HostVersions]:

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import types
 
 import pytest
 
 from kbuild.engine.ssh import Result
-from kbuild.inventory import load_cluster
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import observe
 from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(cluster_from):
+    return cluster_from("""\
         cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
         hosts:
           m1: {address: 198.18.0.11, roles: [etcd]}
           m2: {address: 198.18.0.12, roles: [etcd]}
           m3: {address: 198.18.0.13, roles: [etcd]}
           c1: {address: 198.18.0.14, roles: [control-plane]}
-        """))
-    return load_cluster(path)
+        """)
 
 
 def run(cluster, monkeypatch, members: dict[str, Installed]):  # noqa: ANN001, ANN201

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import textwrap
 import types
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import pytest
 from kbuild.engine.runner import HostOutcome, HostStatus, Plan
 from kbuild.engine.ssh import Result
 from kbuild.errors import ExitCode
-from kbuild.inventory import load_cluster
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import rolling
 from kbuild.plays.upgrade.nodes import ANNOTATION
@@ -96,9 +94,8 @@ class Events:
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(cluster_from):
+    return cluster_from("""\
         cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
         hosts:
           m1: {address: 198.18.0.11, roles: [etcd, control-plane]}
@@ -106,8 +103,7 @@ def cluster(tmp_path):
           m3: {address: 198.18.0.13, roles: [etcd, control-plane]}
           w1: {address: 198.18.0.21, roles: [worker]}
           w2: {address: 198.18.0.22, roles: [worker]}
-        """))
-    return load_cluster(path)
+        """)
 
 
 @pytest.fixture(autouse=True)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import textwrap
 
 import pytest
 
 from kbuild.errors import UsageError
-from kbuild.inventory import load_cluster
 from kbuild.plays.upgrade.etcdstate import parse_cluster_version, parse_endpoint_status
 from kbuild.plays.upgrade.nodes import ANNOTATION, parse_nodes
 from kbuild.plays.upgrade.versions import (
@@ -54,16 +52,14 @@ ETCD_34 = "etcd Version: 3.4.23\nGit SHA: Not provided (use ./build instead of g
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(cluster_from):
+    return cluster_from("""\
         cluster: {name: t}
         hosts:
           m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
           e1: {address: 198.18.0.11, roles: [etcd]}
           w1: {address: 198.18.0.12, roles: [worker]}
-        """))
-    return load_cluster(path)
+        """)
 
 
 def test_versions_parse_compare_and_refuse_nonsense():
