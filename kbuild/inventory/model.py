@@ -7,7 +7,7 @@ import re
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
@@ -92,6 +92,13 @@ class PKISettings(Strict):
     ca_validity_days: int = Field(3650, ge=1, le=36500)
     cert_validity_days: int = Field(365, ge=1, le=3650)
     renew_before_days: int = Field(30, ge=0, le=3650)  # reissue leaves expiring within this window
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> PKISettings:
+        if self.renew_before_days >= self.cert_validity_days:
+            raise ValueError(f"renew_before_days ({self.renew_before_days}) must be shorter than cert_validity_days "
+                             f"({self.cert_validity_days}): every certificate would be due for renewal on every run")
+        return self
 
 
 class EtcdBackupSettings(Strict):

@@ -241,7 +241,8 @@ def _leaf(run: _Run, inst: CertInstance, pair: Pair, corrupt: str | None, renew:
         run.materials[inst.name] = _Material(pair.cert, pair.key, pair.cert_pem, pair.key_pem, False)
         run.outcomes.append(Outcome(inst.name, "certificate", Action.REUSED, "; ".join(reasons), paths))
         for f in findings:  # kept, but cannot be fixed from this CA (it ends first)
-            run.warnings.append(f"{paths[0]}: {f.message}; the {inst.ca} CA expires first")
+            run.warnings.append(f"{paths[0]}: {f.message}; reissuing would not help: its signing CA "
+                                f"({inst.ca}) expires first (renew the CA with `kbuild certs generate --force-new-ca`)")
         return
     key = new_key(pki.key_algorithm)
     cert = new_leaf(inst, key, ca.cert, ca.key, pki.cert_validity_days, run.now)

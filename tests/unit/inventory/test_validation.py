@@ -114,3 +114,9 @@ def test_defaults_and_overrides_resolve(tmp_path):
 def test_api_endpoint_from_inventory(tmp_path):
     cluster = load_cluster(write(tmp_path, GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: k8s.example:443")))
     assert cluster.api_server_url == "https://k8s.example:443"
+
+
+def test_renewal_window_must_fit_the_validity(tmp_path):
+    text = GOOD + "pki: {cert_validity_days: 20, renew_before_days: 30}\n"
+    with pytest.raises(InventoryError, match=r"pki: renew_before_days \(30\) must be shorter than cert_validity_days"):
+        load_cluster(write(tmp_path, text))

@@ -181,7 +181,7 @@ def test_a_leaf_never_outlives_its_ca_and_is_not_reissued_in_a_loop(make_cluster
     report = ensure(short, now=NOW + timedelta(days=80))  # 20 days left on both
     assert report.changed == ()
     assert any("CA ca expires in 20 days" in w for w in report.warnings)
-    assert any("the ca CA expires first" in w for w in report.warnings)
+    assert any("its signing CA (ca) expires first" in w for w in report.warnings)
 
 
 def test_a_leaf_signed_by_another_ca_is_reissued(cluster: Cluster, tmp_path: Path) -> None:
