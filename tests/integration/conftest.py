@@ -6,21 +6,24 @@ a lab (not root, not Linux, systemd-nspawn missing) unless KBUILD_REQUIRE_LAB=1,
 the skip into a failure (CI sets it: there the lab must run).
 
 Fixtures:
-  lab          session-scoped LabHandle of the shared lab (kbtest-master-1, kbtest-worker-1, kbtest-worker-2):
+  lab          session-scoped LabHandle of the shared lab (<prefix>-master-1, <prefix>-worker-1, <prefix>-worker-2):
                  .inventory .key_file .known_hosts (Paths)   .machines: [.name .address .role .roles]
                  .exec(name, "cmd" | [argv], timeout=, input=, check=) -> CompletedProcess  (root, no SSH)
                  .stop(name)  .start(name) (waits for sshd and boot)  .running(name)  .ensure_all_running()
                A test that stops a machine starts it again (try/finally), so the next test sees all three.
-  lab_factory  session-scoped: lab_factory(name, masters=1, workers=1, subnet="198.18.0.x/yy") -> LabHandle
-               for a lab of another shape (each needs its own subnet); all go down at session end.
+  lab_factory  session-scoped: lab_factory(name, masters=1, workers=1) -> LabHandle for a lab of another
+               shape, named <prefix>-<name>, on a subnet of its own; lab_factory.release(handle) when
+               the module is done with it; whatever is left goes down at session end.
+
+Several sessions may run on one machine at once (labnet.py keeps their names and subnets apart).
 
 Settings (environment):
-  KBUILD_TEST_LAB_NAME     shared lab's name (default kbtest)
-  KBUILD_TEST_LAB_SUBNET   its subnet (default 198.18.0.240/28)
-  KBUILD_TEST_LAB_POOL     where lab_factory labs get their subnets, comma-separated networks
-                           (default 198.18.0.32/27,198.18.0.64/26,198.18.0.128/26)
+  KBUILD_TEST_LAB_NAME     the session's lab name prefix (default kb and four random hex digits)
+  KBUILD_TEST_LAB_SUBNET   the shared lab's subnet (default: a free block of the pool)
+  KBUILD_TEST_LAB_POOL     where labs get their subnets, comma-separated networks
+                           (default 198.18.0.32/27,198.18.0.64/26,198.18.0.128/25)
   KBUILD_TEST_LAB_KEEP=1   leave the shared lab up after the session (for debugging; `kbuild lab
-                           down --name kbtest` removes it)
+                           down --name <prefix>` removes it)
 """
 
 from __future__ import annotations
@@ -41,12 +44,12 @@ from kbuild.lab.image import ImageSpec, is_built, mirror_from_env
 from kbuild.lab.lab import Lab
 from kbuild.lab.paths import cache_dir
 from kbuild.lab.preflight import BUILD_TOOLS, RUN_TOOLS, check_host
+from tests.integration.labnet import Registry, ReservationError, session_name
 
-SHARED_NAME = os.environ.get("KBUILD_TEST_LAB_NAME", "kbtest")
-SHARED_SUBNET = os.environ.get("KBUILD_TEST_LAB_SUBNET", "198.18.0.240/28")
-# Blocks for lab_factory labs: a /28 holds up to 5 machines, a /27 up to 21 (gateway .1, machines from .10).
-# The default leaves 198.18.0.0/27 alone: a default `kbuild lab up` (198.18.0.1, .10 and up) may be running.
-POOL = os.environ.get("KBUILD_TEST_LAB_POOL", "198.18.0.32/27,198.18.0.64/26,198.18.0.128/26")
+# Blocks come from the pool, clear of every other lab and test session on the machine (labnet.py):
+# a /28 holds up to 5 machines, a /27 up to 21 (gateway .1, machines from .10). The default leaves
+# 198.18.0.0/27 alone: a default `kbuild lab up` (198.18.0.1, .10 and up) may be running.
+POOL = os.environ.get("KBUILD_TEST_LAB_POOL", "198.18.0.32/27,198.18.0.64/26,198.18.0.128/25")
 SHARED_MASTERS = 1
 SHARED_WORKERS = 2
 
@@ -146,12 +149,15 @@ def _quiet(message: str) -> None:
     print(f"[lab] {message}", file=sys.stderr)
 
 
-def _bring_up(name: str, masters: int, workers: int, subnet: str) -> LabHandle:
+def _require_lab_host() -> None:
     reason = lab_unavailable()
     if reason is not None:
         if _require_lab():
             pytest.fail(f"KBUILD_REQUIRE_LAB is set but lab machines are unavailable: {reason}", pytrace=False)
         pytest.skip(f"lab machines unavailable: {reason}")
+
+
+def _bring_up(name: str, masters: int, workers: int, subnet: str) -> LabHandle:
     lab = Lab(name, say=_quiet)
     state = lab.state
     if state is not None and (state.masters, state.workers, state.subnet) != (masters, workers, subnet):
@@ -193,60 +199,110 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+class SessionLabs:
+    """The labs of this test session: names with the session's prefix, subnets reserved machine-wide.
+
+    The prefix is KBUILD_TEST_LAB_NAME or, by default, `kb` and four random hex digits, so that two
+    sessions on one machine never share a machine; the subnets come from KBUILD_TEST_LAB_POOL (or
+    KBUILD_TEST_LAB_SUBNET for the shared lab) through the registry in labnet.py.
+    """
+
+    def __init__(self, registry: Registry, prefix: str) -> None:
+        self.registry = registry
+        self.prefix = prefix
+        self.pools = [ipaddress.IPv4Network(p.strip()) for p in POOL.split(",") if p.strip()]
+
+    def name(self, suffix: str | None) -> str:
+        return self.prefix if suffix is None else f"{self.prefix}-{suffix}"[:20]
+
+    def reserve(self, name: str, machines: int, subnet: str | None = None) -> str:
+        """A subnet for lab `name` that no other lab or session uses (for labs other tools bring up)."""
+        try:
+            return self.registry.reserve(name, machines, self.pools, subnet)
+        except ReservationError as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    def bring_up(self, suffix: str | None, masters: int, workers: int, subnet: str | None = None) -> LabHandle:
+        name = self.name(suffix)
+        subnet = self.reserve(name, masters + workers, subnet)
+        try:
+            return _bring_up(name, masters, workers, subnet)
+        except BaseException:
+            self.registry.release(name)
+            raise
+
+    def take_down(self, handle: LabHandle) -> None:
+        handle.down()
+        self.registry.release(handle.name)
+
+
 @pytest.fixture(scope="session")
-def lab(_sigterm_as_interrupt: None) -> Iterator[LabHandle]:
-    """The session's shared lab: 1 master + 2 workers (kbtest-master-1, kbtest-worker-1, kbtest-worker-2)."""
-    handle = _bring_up(SHARED_NAME, SHARED_MASTERS, SHARED_WORKERS, SHARED_SUBNET)
+def session_labs(_sigterm_as_interrupt: None) -> SessionLabs:
+    _require_lab_host()
+    registry = Registry()
+    try:
+        registry.reap(say=_quiet)
+        prefix = os.environ.get("KBUILD_TEST_LAB_NAME") or session_name(registry.taken_names())
+    except (KbuildError, OSError) as exc:
+        pytest.fail(f"cannot read the lab registry {registry.root}: {exc}", pytrace=False)
+    return SessionLabs(registry, prefix)
+
+
+@pytest.fixture(scope="session")
+def lab(session_labs: SessionLabs) -> Iterator[LabHandle]:
+    """The session's shared lab: 1 master + 2 workers (<prefix>-master-1, <prefix>-worker-1, <prefix>-worker-2)."""
+    handle = session_labs.bring_up(None, SHARED_MASTERS, SHARED_WORKERS, os.environ.get("KBUILD_TEST_LAB_SUBNET"))
     try:
         yield handle
     finally:
         if os.environ.get("KBUILD_TEST_LAB_KEEP", "") in ("", "0"):
-            handle.down()
+            session_labs.take_down(handle)
+        else:  # kept for debugging: no longer this session's, so the next session leaves it alone
+            session_labs.registry.release(handle.name)
+            _quiet(f"kept lab {handle.name}; `kbuild lab down --name {handle.name}` removes it")
 
 
 class LabFactory:
-    """Makes extra labs for tests that need a different shape or will tear one down; all go at session end.
+    """Labs for tests that need another shape or will tear one down: `lab_factory("ha", masters=4)`.
 
-    Names get the shared lab's name as prefix and, without an explicit subnet, each lab gets the
-    smallest free block of KBUILD_TEST_LAB_POOL that holds it (machines start at .10 of a block), so
-    several test sessions on one machine never collide.
+    A module fixture that makes one hands it back with `release(handle)` when its module is done, so
+    its machines and subnet are free for the next; whatever is left goes at session end.
     """
 
-    def __init__(self) -> None:
-        self.labs: list[LabHandle] = []
-        self.pools = [ipaddress.ip_network(p.strip()) for p in POOL.split(",") if p.strip()]
-        self.taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-
-    def allocate(self, machines: int) -> str:
-        """A free subnet for a lab of `machines` (for tests that bring labs up through other tools)."""
-        needed = machines + 11  # .0 network, .1 gateway, .2-.9 unused, machines from .10, broadcast
-        for pool in self.pools:
-            prefix = pool.max_prefixlen - max(4, (needed - 1).bit_length())
-            if prefix < pool.prefixlen:
-                continue
-            for candidate in pool.subnets(new_prefix=prefix):
-                if not any(candidate.overlaps(t) for t in self.taken):
-                    self.taken.append(candidate)
-                    return str(candidate)
-        pytest.fail(f"KBUILD_TEST_LAB_POOL {POOL} has no free block for a lab of {machines} machines", pytrace=False)
+    def __init__(self, labs: SessionLabs) -> None:
+        self.labs = labs
+        self.handles: list[LabHandle] = []
 
     def __call__(self, name: str, *, masters: int = 1, workers: int = 1, subnet: str | None = None) -> LabHandle:
-        handle = _bring_up(f"{SHARED_NAME}-{name}"[:20], masters, workers, subnet or self.allocate(masters + workers))
-        self.labs.append(handle)
+        handle = self.labs.bring_up(name, masters, workers, subnet)
+        self.handles.append(handle)
         return handle
 
-    def down_all(self) -> None:
-        for handle in reversed(self.labs):
-            handle.down()  # a no-op for labs a test already took down
+    def release(self, handle: LabHandle) -> None:
+        if handle in self.handles:
+            self.handles.remove(handle)
+        self.labs.take_down(handle)  # a no-op down for a lab a test already took down
+
+    def reserve(self, name: str, machines: int) -> tuple[str, str]:
+        """(lab name, subnet) for a lab another tool brings up; give it back with `forget(name)`."""
+        full = self.labs.name(name)
+        return full, self.labs.reserve(full, machines)
+
+    def forget(self, full_name: str) -> None:
+        self.labs.registry.release(full_name)
+
+    def release_all(self) -> None:
+        for handle in reversed(list(self.handles)):
+            self.release(handle)
 
 
 @pytest.fixture(scope="session")
-def lab_factory(_sigterm_as_interrupt: None) -> Iterator[LabFactory]:
-    factory = LabFactory()
+def lab_factory(session_labs: SessionLabs) -> Iterator[LabFactory]:
+    factory = LabFactory(session_labs)
     try:
         yield factory
     finally:
-        factory.down_all()
+        factory.release_all()
 
 
 # -- a bootstrapped cluster on the shared lab ---------------------------------------------------------

@@ -46,6 +46,7 @@ def pull_lab(lab_factory, built_mirror, tmp_path_factory):
                                           artifacts={"mirror": server.url, "transfer": "pull",
                                                      "cache_dir": str(base / "cache")})
         yield handle, inventory, base / "state", server, mirror_copy
+    lab_factory.release(handle)
 
 
 def test_pull_mode_hosts_download_and_verify(pull_lab):

@@ -155,7 +155,8 @@ def fresh(lab_factory, built_mirror, tmp_path_factory):
     handle = lab_factory("fresh", masters=1, workers=1)
     base = tmp_path_factory.mktemp("fresh")
     inventory = inventory_with_mirror(handle.inventory, base / "inventory.yaml", built_mirror.root)
-    return handle, inventory, base / "state"
+    yield handle, inventory, base / "state"
+    lab_factory.release(handle)
 
 
 def kbuild_on(fresh, *args: str, timeout: float = 600):
@@ -283,7 +284,8 @@ def ha(lab_factory, built_mirror, tmp_path_factory):
     (base / "source-full.yaml").write_text(yaml.safe_dump(full))
     inv_initial = inventory_with_mirror(base / "source-initial.yaml", base / "initial.yaml", built_mirror.root)
     inv_full = inventory_with_mirror(base / "source-full.yaml", base / "full.yaml", built_mirror.root)
-    return handle, inv_initial, inv_full, base / "state", masters, workers
+    yield handle, inv_initial, inv_full, base / "state", masters, workers
+    lab_factory.release(handle)
 
 
 def test_three_masters_with_stacked_etcd(ha):

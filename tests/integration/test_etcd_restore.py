@@ -32,7 +32,7 @@ def three(lab_factory, built_mirror, tmp_path_factory):
     handle = lab_factory("etcd3", masters=3, workers=0)
     lab = EtcdLab.bootstrapped(handle, built_mirror.root, tmp_path_factory.mktemp("etcd3"))
     yield lab
-    handle.down()  # free the machines for the next module's lab
+    lab_factory.release(handle)  # free the machines for the next module's lab
 
 
 def untouched(lab: EtcdLab) -> dict[str, tuple]:

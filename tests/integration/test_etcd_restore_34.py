@@ -20,7 +20,7 @@ def three34(lab_factory, built_mirror, tmp_path_factory):
     lab = EtcdLab.bootstrapped(handle, built_mirror.root, tmp_path_factory.mktemp("etcd34"),
                                cluster={"name": handle.name, "versions": {"etcd": "3.4.23"}})
     yield lab
-    handle.down()
+    lab_factory.release(handle)
 
 
 def test_round_trip_on_etcd_34(three34: EtcdLab):

@@ -26,8 +26,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def own(lab_factory):
-    """A lab of this module's own: it is taken down by the last test here."""
-    return lab_factory("own", masters=1, workers=1)
+    """A lab of this module's own: the last test here takes it down (and checks nothing is left)."""
+    handle = lab_factory("own", masters=1, workers=1)
+    yield handle
+    lab_factory.release(handle)
 
 
 def ssh(address: str, key_file: Path, known_hosts: Path, user: str = "kbuild") -> paramiko.SSHClient:

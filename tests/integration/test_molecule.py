@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import SHARED_NAME
-
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,8 +30,7 @@ def test_molecule_scenario(lab_factory, built_mirror, tmp_path):
     # (state, inventory, kbuild's state dir) by project, so parallel sessions never share one.
     project = tmp_path / "project"
     shutil.copytree(REPO / "molecule", project / "molecule")
-    name = f"{SHARED_NAME}-mol"[:20]
-    subnet = lab_factory.allocate(3)  # a block of this session's pool, clear of every other lab
+    name, subnet = lab_factory.reserve("mol", 3)  # molecule's `kbuild lab up` makes it: clear of every other lab
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KBUILD_MOLECULE_", "ANSIBLE_", "MOLECULE_"))}
     env.update(
         KBUILD=str(VENV_BIN / "kbuild"), KBUILD_MOLECULE_LAB=name, KBUILD_MOLECULE_SUBNET=subnet,
@@ -46,6 +43,7 @@ def test_molecule_scenario(lab_factory, built_mirror, tmp_path):
                                 timeout=900, stdin=subprocess.DEVNULL)
     finally:
         subprocess.run([str(VENV_BIN / "kbuild"), "lab", "down", "--name", name], capture_output=True, timeout=120)
+        lab_factory.forget(name)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     for step in ("create", "converge", "idempotence", "verify", "destroy"):

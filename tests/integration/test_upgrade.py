@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,14 +86,15 @@ def _events(text: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def upgrade_lab(lab_factory, built_mirror, tmp_path_factory) -> UpgradeLab:
+def upgrade_lab(lab_factory, built_mirror, tmp_path_factory) -> Iterator[UpgradeLab]:
     handle = UpgradeLab(lab_factory("upg", masters=3, workers=2), built_mirror.root,
                         tmp_path_factory.mktemp("upgrade"))
     handle.write_inventory(OLD)
     code, events, stderr = handle.kbuild("bootstrap")
     assert code == 0, f"bootstrap at the old versions failed: {[e for e in events if e.get('status') == 'failed']}" \
                       f"\n{stderr[-2000:]}"
-    return handle
+    yield handle
+    lab_factory.release(handle.lab)
 
 
 def host_state(ul: UpgradeLab) -> dict[str, str]:
