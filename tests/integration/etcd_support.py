@@ -167,7 +167,7 @@ def round_trip(lab: EtcdLab, *, keys: int = 40) -> dict:
     return {"path": path, "metadata": metadata, "expected": expected, "events": events}
 
 
-def no_op_bootstrap_and_member_restart(lab: EtcdLab) -> None:
+def assert_no_op_bootstrap_and_members_rejoin(lab: EtcdLab) -> None:
     """After a restore: a bootstrap re-run changes and restarts nothing, and a restarted member (the unit's
     --initial-cluster-token/state flags are ignored once the data directory exists) rejoins the same cluster."""
     pids = {m: lab.main_pid(m, "etcd") for m in lab.masters}

@@ -17,7 +17,7 @@ from kbuild.plays.etcd_ops.snapfile import verify_file
 from tests.integration.etcd_support import (
     PREFIX,
     EtcdLab,
-    no_op_bootstrap_and_member_restart,
+    assert_no_op_bootstrap_and_members_rejoin,
     round_trip,
     saved_snapshot,
 )
@@ -94,7 +94,7 @@ def test_round_trip_on_three_members(three: EtcdLab):
 
 
 def test_bootstrap_after_restore_changes_nothing_and_members_rejoin(three: EtcdLab):
-    no_op_bootstrap_and_member_restart(three)
+    assert_no_op_bootstrap_and_members_rejoin(three)
 
 
 def test_failure_midway_puts_the_old_data_back(three: EtcdLab):

@@ -7,7 +7,7 @@ import pytest
 
 from tests.integration.etcd_support import (
     EtcdLab,
-    no_op_bootstrap_and_member_restart,
+    assert_no_op_bootstrap_and_members_rejoin,
     round_trip,
 )
 
@@ -31,4 +31,4 @@ def test_round_trip_on_etcd_34(three34: EtcdLab):
 
 
 def test_bootstrap_after_restore_changes_nothing_and_members_rejoin_on_34(three34: EtcdLab):
-    no_op_bootstrap_and_member_restart(three34)
+    assert_no_op_bootstrap_and_members_rejoin(three34)

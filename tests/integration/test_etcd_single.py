@@ -14,7 +14,7 @@ import pytest
 from tests.integration.conftest import ClusterLab
 from tests.integration.etcd_support import (
     EtcdLab,
-    no_op_bootstrap_and_member_restart,
+    assert_no_op_bootstrap_and_members_rejoin,
     round_trip,
 )
 
@@ -40,6 +40,6 @@ def test_round_trip_on_one_member(single: EtcdLab):
 
 
 def test_bootstrap_after_restore_changes_nothing_on_one_member(single: EtcdLab):
-    no_op_bootstrap_and_member_restart(single)
+    assert_no_op_bootstrap_and_members_rejoin(single)
     code, _, stderr = single.kbuild("status", json_events=False)
     assert code == 0, stderr[-2000:]

@@ -16,7 +16,9 @@ def found(tool: str) -> str:
 
 
 def test_a_capable_host_passes():
-    check_host(["systemd-nspawn", "ip"], platform="linux", euid=0, which=found)
+    asked: list[str] = []
+    check_host(["systemd-nspawn", "ip"], platform="linux", euid=0, which=lambda tool: asked.append(tool) or found(tool))
+    assert asked == ["systemd-nspawn", "ip"]  # every tool was looked for, and none was missing
 
 
 @pytest.mark.parametrize(("platform", "euid", "missing", "message"), [

@@ -26,7 +26,7 @@ def generated(cluster: Cluster) -> Cluster:
     return cluster
 
 
-def _fails_untouched(cluster: Cluster, match: str, **kwargs: object) -> PKIError:
+def assert_refused_untouched(cluster: Cluster, match: str, **kwargs: object) -> PKIError:
     before = snapshot(cluster.state_dir)
     with pytest.raises(PKIError, match=match) as err:
         ensure(cluster, now=NOW + timedelta(days=1), **kwargs)  # type: ignore[arg-type]
@@ -39,14 +39,14 @@ def _fails_untouched(cluster: Cluster, match: str, **kwargs: object) -> PKIError
 def test_a_corrupt_key_names_the_file(generated: Cluster, file: str) -> None:
     path = StateFiles(generated.state_dir).pki / file
     path.write_bytes(b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
-    err = _fails_untouched(generated, "nothing was changed")
+    err = assert_refused_untouched(generated, "nothing was changed")
     assert f"{path}: not a PEM private key" in err.message
 
 
 def test_a_truncated_certificate_names_the_file(generated: Cluster) -> None:
     path = StateFiles(generated.state_dir).cert("apiserver")
     path.write_bytes(path.read_bytes()[:200])
-    err = _fails_untouched(generated, "not a valid PEM certificate")
+    err = assert_refused_untouched(generated, "not a valid PEM certificate")
     assert str(path) in err.message
 
 
@@ -54,7 +54,7 @@ def test_every_corrupt_file_is_named_at_once(generated: Cluster) -> None:
     files = StateFiles(generated.state_dir)
     files.key("admin").write_text("garbage")
     files.cert("scheduler").write_text("garbage")
-    err = _fails_untouched(generated, "cannot use the existing PKI")
+    err = assert_refused_untouched(generated, "cannot use the existing PKI")
     assert str(files.key("admin")) in err.message and str(files.cert("scheduler")) in err.message
 
 
@@ -63,13 +63,13 @@ def test_an_encrypted_key_is_refused(generated: Cluster) -> None:
     StateFiles(generated.state_dir).key("admin").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"secret")))
-    _fails_untouched(generated, "encrypted with a passphrase")
+    assert_refused_untouched(generated, "encrypted with a passphrase")
 
 
 def test_an_expired_ca_stops_the_run(make_cluster: Callable[..., Cluster]) -> None:
     short = make_cluster(pki={"ca_validity_days": 2})
     ensure(short, now=NOW - timedelta(days=3))
-    err = _fails_untouched(short, "CA ca: expired on")
+    err = assert_refused_untouched(short, "CA ca: expired on")
     assert "--force-new-ca" in (err.hint or "")
     report = check(short, now=NOW)
     assert {s.name: s.state for s in report.statuses}["ca"] == "expired"
@@ -77,46 +77,46 @@ def test_an_expired_ca_stops_the_run(make_cluster: Callable[..., Cluster]) -> No
 
 def test_a_ca_without_its_key_stops_the_run(generated: Cluster) -> None:
     StateFiles(generated.state_dir).key("front-proxy-ca").unlink()
-    _fails_untouched(generated, "its key .*front-proxy-ca.key does not")
+    assert_refused_untouched(generated, "its key .*front-proxy-ca.key does not")
 
 
 def test_a_ca_key_without_its_certificate_stops_the_run(generated: Cluster) -> None:
     StateFiles(generated.state_dir).cert("etcd/ca").unlink()
-    _fails_untouched(generated, "etcd/ca.key exists but .*etcd/ca.crt does not")
+    assert_refused_untouched(generated, "etcd/ca.key exists but .*etcd/ca.crt does not")
 
 
 def test_a_ca_key_swapped_for_another_stops_the_run(generated: Cluster) -> None:
     files = StateFiles(generated.state_dir)
     files.key("ca").write_bytes(files.key("etcd/ca").read_bytes())
-    _fails_untouched(generated, "is not the private key of")
+    assert_refused_untouched(generated, "is not the private key of")
 
 
 def test_a_leaf_in_place_of_a_ca_stops_the_run(generated: Cluster) -> None:
     files = StateFiles(generated.state_dir)
     for ext in ("crt", "key"):
         (files.pki / f"front-proxy-ca.{ext}").write_bytes((files.pki / f"front-proxy-client.{ext}").read_bytes())
-    _fails_untouched(generated, "not a CA certificate")
+    assert_refused_untouched(generated, "not a CA certificate")
 
 
 def test_a_lost_ca_is_not_recreated_under_its_certificates(generated: Cluster) -> None:
     files = StateFiles(generated.state_dir)
     files.cert("etcd/ca").unlink()
     files.key("etcd/ca").unlink()
-    err = _fails_untouched(generated, "CA etcd-ca is missing, but certificates it signed exist "
+    err = assert_refused_untouched(generated, "CA etcd-ca is missing, but certificates it signed exist "
                                       r"\(apiserver-etcd-client, etcd-server/m1, etcd-server/m2 ...\)")
     assert "--force-new-ca" in (err.hint or "")
 
 
 def test_sa_pub_without_sa_key_stops_the_run(generated: Cluster) -> None:
     StateFiles(generated.state_dir).sa_key.unlink()
-    err = _fails_untouched(generated, "sa.pub exists but .*sa.key does not")
+    err = assert_refused_untouched(generated, "sa.pub exists but .*sa.key does not")
     assert "service-account token" in (err.hint or "")
 
 
 def test_a_corrupt_encryption_config_is_never_replaced(generated: Cluster) -> None:
     path = StateFiles(generated.state_dir).encryption_config
     path.write_text("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: [")
-    err = _fails_untouched(generated, "not valid YAML")
+    err = assert_refused_untouched(generated, "not valid YAML")
     assert str(path) in err.message and "decrypts the cluster's Secrets" in (err.hint or "")
 
 
@@ -132,7 +132,7 @@ def test_a_pki_path_that_is_a_file_or_a_directory(generated: Cluster) -> None:
     files = StateFiles(generated.state_dir)
     files.cert("admin").unlink()
     files.cert("admin").mkdir()
-    err = _fails_untouched(generated, "is a directory, expected a file")
+    err = assert_refused_untouched(generated, "is a directory, expected a file")
     assert str(files.cert("admin")) in err.message
 
 
@@ -187,7 +187,7 @@ def test_a_bad_san_reaching_the_pki_layer_stops_before_any_write(generated: Clus
     # The inventory rejects such a SAN; a cluster built another way must still not get a broken certificate.
     settings = generated.settings.model_copy(update={"extra_sans": ["ok.example", "bad_name!"]})
     broken = type(generated)(**{**generated.__dict__, "settings": settings})
-    err = _fails_untouched(broken, "cluster.extra_sans: 'bad_name!' is neither a DNS name nor an IP address")
+    err = assert_refused_untouched(broken, "cluster.extra_sans: 'bad_name!' is neither a DNS name nor an IP address")
     assert isinstance(err, UsageError)
 
 
