@@ -134,12 +134,16 @@ class CertInstance:
         return self.spec.ca
 
 
+def _targets(hosts: HostsFunc | None, cluster: Cluster) -> list[Host | None]:
+    """The hosts a per-host table row is issued for, or [None] for a cluster-wide row."""
+    return list(hosts(cluster)) if hosts else [None]
+
+
 def instances(cluster: Cluster) -> list[CertInstance]:
     """Every certificate of the cluster, in table order (CAs first)."""
     found: list[CertInstance] = []
     for entry in CERTS:
-        targets: list[Host | None] = list(entry.hosts(cluster)) if entry.hosts else [None]
-        for host in targets:
+        for host in _targets(entry.hosts, cluster):
             name = host.name if host else ""
             found.append(CertInstance(
                 spec=entry,
@@ -201,8 +205,7 @@ class KubeconfigInstance:
 def kubeconfig_instances(cluster: Cluster) -> list[KubeconfigInstance]:
     found: list[KubeconfigInstance] = []
     for entry in KUBECONFIGS:
-        targets: list[Host | None] = list(entry.hosts(cluster)) if entry.hosts else [None]
-        for host in targets:
+        for host in _targets(entry.hosts, cluster):
             name = host.name if host else ""
             found.append(KubeconfigInstance(
                 spec=entry,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -67,7 +68,7 @@ def validate(path: Path, data: bytes) -> None:
                 _check_keys(kind, body, fail)
 
 
-def _check_keys(kind: str, body: object, fail) -> None:  # noqa: ANN001 - the local error factory
+def _check_keys(kind: str, body: object, fail: Callable[[str], PKIError]) -> None:
     keys = body.get("keys") if isinstance(body, dict) else None
     if not isinstance(keys, list) or not keys:
         raise fail(f"the {kind} provider has no keys")

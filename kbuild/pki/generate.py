@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from kbuild.pki.assess import EXPIRING, MISSING, ca_findings, common_name, leaf_
 from kbuild.pki.certlist import KUBECONFIGS, CertInstance, KubeconfigInstance, instances, kubeconfig_instances
 from kbuild.pki.errors import PKIError
 from kbuild.pki.issue import new_ca, new_leaf
-from kbuild.pki.keys import PrivateKey, load_public_pem, new_key, private_pem, public_pem, same_public_key
+from kbuild.pki.keys import PrivateKey, new_key, private_pem, public_pem, public_pem_matches
 from kbuild.pki.store import Pair, StateFiles, check_state_dir, load_key, load_pair, make_dirs, read_bytes
 from kbuild.state import PUBLIC_MODE, SECRET_MODE, ensure_dir, loose_permissions, write_atomic
 
@@ -76,6 +76,12 @@ class _Material:
     key_pem: bytes
     fresh: bool  # made in this run
 
+    @classmethod
+    def reused(cls, pair: Pair) -> _Material:
+        """A complete pair found on disk and kept as it is."""
+        assert pair.cert and pair.key and pair.cert_pem and pair.key_pem
+        return cls(pair.cert, pair.key, pair.cert_pem, pair.key_pem, False)
+
 
 @dataclass
 class _Run:
@@ -99,7 +105,7 @@ def ensure(cluster: Cluster, *, renew: Iterable[str] = (), force_new_ca: bool = 
     to reissue from their CA even if they are fine. force_new_ca: replace every CA (and so every
     certificate); dangerous, see `kbuild certs generate --help`. dry_run: decide, write nothing.
     """
-    run = _Run(cluster, StateFiles(cluster.state_dir), now or datetime.now(timezone.utc))
+    run = _Run(cluster, StateFiles(cluster.state_dir), now or datetime.now(UTC))
     check_state_dir(run.files.root)
     certs = instances(cluster)  # raises PKIError for a SAN that is neither a name nor an address
     renew_names = select(certs, renew)
@@ -185,14 +191,12 @@ def _ca(run: _Run, inst: CertInstance, pair: Pair, force: bool, require: bool, s
     if not force:
         findings = ca_findings(pair, (str(paths[0]), str(paths[1])), run.cluster.pki.renew_before_days, run.now)
         if not findings:
-            assert pair.cert and pair.key and pair.cert_pem and pair.key_pem
-            run.materials[inst.name] = _Material(pair.cert, pair.key, pair.cert_pem, pair.key_pem, False)
+            run.materials[inst.name] = _Material.reused(pair)
             run.outcomes.append(Outcome(inst.name, "ca", Action.REUSED, "", paths))
             return
         finding = findings[0]
         if finding.kind == EXPIRING:
-            assert pair.cert and pair.key and pair.cert_pem and pair.key_pem
-            run.materials[inst.name] = _Material(pair.cert, pair.key, pair.cert_pem, pair.key_pem, False)
+            run.materials[inst.name] = _Material.reused(pair)
             run.outcomes.append(Outcome(inst.name, "ca", Action.REUSED, finding.message, paths))
             run.warnings.append(f"{paths[0]}: CA {inst.name} {finding.message}; plan its replacement "
                                 "(kbuild certs generate --force-new-ca)")
@@ -237,8 +241,7 @@ def _leaf(run: _Run, inst: CertInstance, pair: Pair, corrupt: str | None, renew:
     elif renew:
         reasons = ["renewal requested", *reasons]
     if not (fixable or renew or corrupt):
-        assert pair.cert and pair.key and pair.cert_pem and pair.key_pem
-        run.materials[inst.name] = _Material(pair.cert, pair.key, pair.cert_pem, pair.key_pem, False)
+        run.materials[inst.name] = _Material.reused(pair)
         run.outcomes.append(Outcome(inst.name, "certificate", Action.REUSED, "; ".join(reasons), paths))
         for f in findings:  # kept, but cannot be fixed from this CA (it ends first)
             run.warnings.append(f"{paths[0]}: {f.message}; reissuing would not help: its signing CA "
@@ -275,11 +278,7 @@ def _service_account_keys(run: _Run) -> None:
     if pub_pem is None:
         reason = "sa.pub was missing; derived again from sa.key"
     else:
-        try:
-            matches = same_public_key(load_public_pem(pub_pem), key)
-        except ValueError:
-            matches = False
-        reason = "" if matches else "sa.pub did not match sa.key; derived again from sa.key"
+        reason = "" if public_pem_matches(pub_pem, key) else "sa.pub did not match sa.key; derived again from sa.key"
     if reason:
         run.write(pub_path, public_pem(key), PUBLIC_MODE)
     run.outcomes.append(Outcome("sa", "key-pair", Action.REISSUED if reason else Action.REUSED, reason, paths))
@@ -289,8 +288,7 @@ def _kubeconfig(run: _Run, kc: KubeconfigInstance) -> None:
     path = run.files.kubeconfig(kc.file)
     client, ca = run.materials[kc.cert], run.materials["ca"]
     wanted = kubeconfig.KubeconfigData(kc.server, ca.cert_pem, client.cert_pem, client.key_pem)
-    user = _user_of(client.cert)
-    content = kubeconfig.render(run.cluster.name, user, wanted)
+    content = kubeconfig.render(run.cluster.name, common_name(client.cert), wanted)
     existing = read_bytes(path)
     if existing == content:
         run.outcomes.append(Outcome(kc.name, "kubeconfig", Action.REUSED, "", (path,)))
@@ -332,10 +330,6 @@ def _encryption_config(run: _Run) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
-
-
-def _user_of(cert: x509.Certificate) -> str:
-    return common_name(cert)
 
 
 def _pem(cert: x509.Certificate) -> bytes:

@@ -65,6 +65,16 @@ def same_public_key(a: AnyKey, b: AnyKey) -> bool:
     return public_der(a) == public_der(b)
 
 
+def public_pem_matches(pub_pem: bytes | None, key: AnyKey) -> bool:
+    """Whether `pub_pem` is the PEM public key of `key`; False when it is absent or not a usable public key."""
+    if pub_pem is None:
+        return False
+    try:
+        return same_public_key(load_public_pem(pub_pem), key)
+    except ValueError:
+        return False
+
+
 def load_private_pem(data: bytes, *, validate: bool = True) -> PrivateKey:
     """Parse a PEM private key (PKCS#8, PKCS#1 or SEC1); ValueError with a readable reason otherwise.
 

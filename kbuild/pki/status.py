@@ -7,7 +7,7 @@ as a row instead of stopping, so one run shows everything that needs attention.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,12 @@ from kbuild.pki.assess import (
     Finding,
     ca_findings,
     cert_subject,
+    days_left,
     leaf_findings,
 )
 from kbuild.pki.certlist import instances, kubeconfig_instances
 from kbuild.pki.errors import PKIError
-from kbuild.pki.keys import load_public_pem, same_public_key
+from kbuild.pki.keys import public_pem_matches
 from kbuild.pki.store import Pair, StateFiles, check_state_dir, load_key, load_pair, read_bytes
 from kbuild.state import loose_permissions
 
@@ -95,7 +96,7 @@ def residual(not_after: datetime | None, now: datetime) -> str:
 
 def check(cluster: Cluster, *, now: datetime | None = None) -> CheckReport:
     """The state of every PKI item of `cluster`; writes nothing."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     files = StateFiles(cluster.state_dir)
     check_state_dir(files.root)
     pki = cluster.pki
@@ -105,10 +106,11 @@ def check(cluster: Cluster, *, now: datetime | None = None) -> CheckReport:
 
     for inst in instances(cluster):
         path = files.cert(inst.file)
+        kind = "ca" if inst.spec.is_ca else "certificate"
         try:
             pair = load_pair(files, inst.file, signer=inst.spec.is_ca)
         except PKIError as exc:
-            rows.append(CertStatus(inst.name, "ca" if inst.spec.is_ca else "certificate", path, INVALID,
+            rows.append(CertStatus(inst.name, kind, path, INVALID,
                                    ca=inst.ca, matches=False, problems=tuple(exc.message.splitlines())))
             cas[inst.name] = None
             leaf_pems[inst.name] = None
@@ -121,8 +123,7 @@ def check(cluster: Cluster, *, now: datetime | None = None) -> CheckReport:
             ca_cert = cas.get(inst.ca or "")
             findings = leaf_findings(inst, pair, ca_cert, pki.key_algorithm, pki.cert_validity_days,
                                      pki.renew_before_days, now)
-        rows.append(_row(inst.name, "ca" if inst.spec.is_ca else "certificate", path, pair, inst.ca,
-                         findings, now))
+        rows.append(_row(inst.name, kind, path, pair, inst.ca, findings, now))
 
     rows.append(_service_account_row(files))
     for kc in kubeconfig_instances(cluster):
@@ -160,11 +161,7 @@ def _service_account_row(files: StateFiles) -> CertStatus:
         return CertStatus("sa", "key-pair", path, INVALID, matches=False, problems=(exc.message,))
     if key is None:
         return CertStatus("sa", "key-pair", path, MISSING, problems=("missing",))
-    try:
-        fine = pub is not None and same_public_key(load_public_pem(pub), key)
-    except ValueError:
-        fine = False
-    if not fine:
+    if not public_pem_matches(pub, key):
         return CertStatus("sa", "key-pair", path, MISMATCH, matches=False,
                           problems=("sa.pub is missing or does not match sa.key",))
     return CertStatus("sa", "key-pair", path, OK)
@@ -185,9 +182,9 @@ def _kubeconfig_row(files: StateFiles, name: str, file: str, server: str, cert_n
         cert = x509.load_pem_x509_certificate(parsed.cert_pem)
     except ValueError as exc:
         return CertStatus(name, "kubeconfig", path, INVALID, ca="ca", matches=False,
-                          problems=(f"{str(exc).splitlines()[0]}",))
+                          problems=(str(exc).splitlines()[0],))
     findings: list[Finding] = []
-    left = (cert.not_valid_after_utc - now).total_seconds() / 86400
+    left = days_left(cert, now)
     if left <= 0:
         findings.append(Finding(EXPIRED, f"embedded certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}"))
     elif left < renew_before_days:

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from kbuild import layout
-from kbuild.layout import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT  # noqa: F401 - used by flags
 from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
 from kbuild.inventory.cluster import format_host
+from kbuild.layout import ETCD_CLIENT_PORT, ETCD_PEER_PORT
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 
 
 def node_pod_cidr(cluster: Cluster, host: Host) -> IPNetwork:

@@ -7,7 +7,7 @@ file (kubelet, kube-proxy, kube-scheduler) is set there instead, so their tables
 LIFETIMES lists flags a user might still carry in `extra_flags` although the configured minor
 no longer (or not yet) has them, so the inventory gets a clear error naming its key instead of
 a unit that crash-loops. It is deliberately small: the exhaustive per-minor flag lists are test
-data (tests/standins/flags/), which kbuild itself never reads.
+data under tests/, which kbuild itself never reads.
 
 Sources: the kubernetes.io command-line references and release notes (dockershim flags removed
 in 1.24, --container-runtime in 1.27, insecure serving in 1.24); etcd's 3.4 upgrade guide
@@ -19,12 +19,13 @@ against the real etcd 3.4.23 and 3.5.1 binaries.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from kbuild import layout as L
 from kbuild.errors import UsageError
-from kbuild.render.facts import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT, Facts, node_mask
+from kbuild.layout import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT
+from kbuild.render.facts import Facts, node_mask
 from kbuild.render.versions import ClusterVersions, Minor, show
 
 Value = str | Callable[[Facts], str]
