@@ -22,14 +22,13 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from kbuild import __version__
 from kbuild.artifacts.cache import Cache, Mismatch, default_cache_dir
 from kbuild.artifacts.checksums import SHA256
 from kbuild.artifacts.errors import ArtifactConfigError, BundleError
 from kbuild.artifacts.hosts import cluster_binaries
-from kbuild.artifacts.store import ArtifactStore, cache_dir_for, member_key, release_key
+from kbuild.artifacts.store import ArtifactStore, cache_dir_for, member_key, release_key, update_release_ref
 from kbuild.inventory.cluster import Cluster
 
 FORMAT = "kbuild-artifacts-bundle/1"
@@ -190,12 +189,10 @@ def use_bundle(path: str | os.PathLike[str], cluster: Cluster | None = None, *,
 
 
 def _record(cache: Cache, entry: BundleFile) -> None:
-    ref: dict[str, Any] = cache.ref(release_key(entry.release_url)) or {}
-    ref.pop("key", None)
-    ref["verified"] = entry.release_sha256
-    if entry.published_sha256:
-        ref["published"] = entry.published_sha256
-    cache.set_ref(release_key(entry.release_url), **ref)
+    values = {"verified": entry.release_sha256}
+    if entry.published_sha256:  # a bundle that knows of no published checksum keeps the one on record
+        values["published"] = entry.published_sha256
+    update_release_ref(cache, entry.release_url, **values)
     if entry.member is not None:
         cache.set_ref(member_key(entry.release_sha256, entry.member), sha256=entry.sha256, size=entry.size)
 

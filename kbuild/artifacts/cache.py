@@ -53,7 +53,7 @@ class Cache:
         except FileNotFoundError:
             return None
         stamp = self.root / "stamps" / sha256
-        fingerprint = f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
+        fingerprint = _fingerprint(info)
         try:
             if stamp.read_text() == fingerprint:
                 return path
@@ -87,9 +87,7 @@ class Cache:
         self._dir(target.parent.relative_to(self.root).as_posix())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
-        info = target.stat()
-        self._write_text(self.root / "stamps" / sha256,
-                         f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}")
+        self._write_text(self.root / "stamps" / sha256, _fingerprint(target.stat()))
         return target
 
     def add_stream(self, stream: IO[bytes], expected: str | None = None) -> tuple[str, Path]:
@@ -144,6 +142,11 @@ class Cache:
         except BaseException:
             Path(name).unlink(missing_ok=True)
             raise
+
+
+def _fingerprint(info: os.stat_result) -> str:
+    """A blob's stamp: it changes whenever the file is rewritten (ctime cannot be set back)."""
+    return f"{info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} {info.st_ino}"
 
 
 class Mismatch(Exception):

@@ -25,9 +25,7 @@ def sha256_file(path: Path) -> str:
 
 def normalise(value: str) -> str | None:
     """A sha256 as 64 lowercase hex digits (a `sha256:` prefix is accepted), or None if it is not one."""
-    text = value.strip().lower()
-    if text.startswith("sha256:"):
-        text = text[len("sha256:"):]
+    text = value.strip().lower().removeprefix("sha256:")
     return text if SHA256.match(text) else None
 
 

@@ -47,6 +47,14 @@ def _normal(member: str) -> str:
     return member.removeprefix("./")
 
 
+def update_release_ref(cache: Cache, url: str, **values: str | None) -> None:
+    """Merge `values` into the index entry of the release file at `url`; a None value removes that field."""
+    ref = cache.ref(release_key(url)) or {}
+    ref.pop("key", None)
+    ref.update(values)
+    cache.set_ref(release_key(url), **{k: v for k, v in ref.items() if v is not None})
+
+
 def cache_dir_for(cluster: Cluster) -> Path:
     """artifacts.cache_dir (relative to the inventory file) or the per-user default."""
     setting = cluster.artifacts.cache_dir
@@ -127,14 +135,8 @@ class ArtifactStore:
             published, why = None, "does not exist"
         finally:
             self.stats.checksum_files += 1
-        self._update_release_ref(release.url, published=published)
+        update_release_ref(self.cache, release.url, published=published)
         return published, why
-
-    def _update_release_ref(self, url: str, **values: str | None) -> None:
-        ref = self.cache.ref(release_key(url)) or {}
-        ref.pop("key", None)
-        ref.update(values)
-        self.cache.set_ref(release_key(url), **{k: v for k, v in ref.items() if v is not None})
 
     # -- files ----------------------------------------------------------------------------------------
     def ensure_release(self, release: Release, expected: Expected | None = None) -> tuple[str, Path]:
@@ -143,7 +145,7 @@ class ArtifactStore:
         cached = self.cache.get(expected.sha256)
         if cached is not None:
             if not expected.recorded:
-                self._update_release_ref(release.url, verified=expected.sha256)  # later runs ask nobody
+                update_release_ref(self.cache, release.url, verified=expected.sha256)  # later runs ask nobody
             return expected.sha256, cached
         if self.offline:
             raise ArtifactError(
@@ -164,7 +166,7 @@ class ArtifactStore:
                          "and run again (if the release was really republished, update the pin)")
             self.stats.downloaded.append((release.filename, tmp.stat().st_size))
             path = self.cache.commit(tmp, found)
-        self._update_release_ref(release.url, verified=found)
+        update_release_ref(self.cache, release.url, verified=found)
         return found, path
 
     def ensure_binary(self, binary: Binary) -> tuple[str, Path]:

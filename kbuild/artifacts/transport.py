@@ -75,11 +75,11 @@ class Transport:
                     raise _Retry(f"stalled for {self.timeout:g}s") from None
                 except (ConnectionError, http.client.HTTPException) as exc:
                     raise _Retry(f"{type(exc).__name__}: {exc}") from None
-            if len(data) > limit:
-                raise DownloadError(location, f"larger than {limit} bytes, not a checksum file")
             return data
 
         data = self._retrying(location, attempt)
+        if len(data) > limit:
+            raise DownloadError(location, f"larger than {limit} bytes, not a checksum file")
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -167,8 +167,6 @@ class Transport:
                            hint="check the mirror layout (see `kbuild artifacts list --urls`)") from None
         except OSError as exc:
             raise DownloadError(location, exc.strerror or str(exc)) from None
-        if len(data) > limit:
-            raise DownloadError(location, f"larger than {limit} bytes, not a checksum file")
         return data
 
     def _copy_local(self, location: str, sink: IO[bytes], label: str) -> str:

@@ -32,7 +32,7 @@ LAB_USER = "kbuild"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus",  # a real init, so services behave as on a VM
     "openssh-server", "openssh-sftp-server",  # kbuild's only way in; SFTP for uploads
-    "python3", "python3-yaml",  # stand-ins of Kubernetes components are Python (python3, not -minimal: ssl)
+    "python3", "python3-yaml",  # for the test suite's component programs and people's scripts (not -minimal: ssl)
     "sudo", "ca-certificates", "curl", "netbase",
     "iproute2", "iptables", "nftables", "kmod", "procps",  # what a Kubernetes node's setup touches
     "iputils-ping",  # reachability checks between machines, by tests and by people
@@ -193,7 +193,7 @@ def _build(spec: ImageSpec, images: Path, final: Path, say: Callable[[str], None
             out.write(f"$ {' '.join(debootstrap_command(spec, rootfs))}\n")
             out.flush()
             code = subprocess.run(debootstrap_command(spec, rootfs), stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=3600).returncode
+                                  stdin=subprocess.DEVNULL, timeout=3600, check=False).returncode
         if code != 0:
             raise LabError(f"debootstrap failed (exit {code}){_last_error(log)}; full log: {log}")
         customise(rootfs)

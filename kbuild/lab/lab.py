@@ -100,7 +100,10 @@ class Lab:
 
     def machine(self, name: str) -> tuple[Machine, MachineSpec]:
         spec = self._require_state().plan.machine(name)
-        return Machine(spec.name, self.paths.machine(spec.name), self.name), spec
+        return self._machine(spec.name), spec
+
+    def _machine(self, name: str) -> Machine:
+        return Machine(name, self.paths.machine(name), self.name)
 
     def machines(self) -> list[Machine]:
         """Every machine the lab has or may have half-made: those of its plan and any directory found."""
@@ -110,7 +113,7 @@ class Lab:
             names += [m.name for m in state.plan.machines]
         if self.paths.machines_dir.is_dir():
             names += sorted(p.name for p in self.paths.machines_dir.iterdir() if p.is_dir() and p.name not in names)
-        return [Machine(n, self.paths.machine(n), self.name) for n in names]
+        return [self._machine(n) for n in names]
 
     # -- image -------------------------------------------------------------------------------
     def image_spec(self, mirror: str | None = None) -> ImageSpec:
@@ -158,7 +161,7 @@ class Lab:
                                    f"run `kbuild lab down --name {self.name}` and `up` again")
             self._prepare_host(plan, state)
             login_key = keys.ensure_login_key(self.paths.key, self.paths.public_key, f"kbuild-lab-{self.name}")
-            machines = [(Machine(m.name, self.paths.machine(m.name), self.name), m) for m in plan.machines]
+            machines = [(self._machine(m.name), m) for m in plan.machines]
             started = []
             for machine, machine_spec in machines:
                 self._create(machine, machine_spec, plan, image, login_key)
@@ -188,12 +191,11 @@ class Lab:
         loaded = hostknobs.load_modules()
         if loaded:
             self.say(f"host: loaded kernel module {', '.join(loaded)} (machines cannot load modules themselves)")
-        if hostknobs.ensure_forward_rule(plan.bridge, self.name):
-            if not state.forward_rule:
-                state.forward_rule = True
-                state.save(self.paths.state_file)
-                self.say(f"host: inserted iptables rule `{' '.join(hostknobs.forward_rule(plan.bridge, self.name))}` "
-                         "because the host's FORWARD chain drops bridged traffic; `lab down` removes it")
+        if hostknobs.ensure_forward_rule(plan.bridge, self.name) and not state.forward_rule:
+            state.forward_rule = True
+            state.save(self.paths.state_file)
+            self.say(f"host: inserted iptables rule `{' '.join(hostknobs.forward_rule(plan.bridge, self.name))}` "
+                     "because the host's FORWARD chain drops bridged traffic; `lab down` removes it")
 
     def _create(self, machine: Machine, spec: MachineSpec, plan: LabPlan, image: Path, login_key: str) -> None:
         """First-boot files for a new machine, written once (a machine keeps its identity across restarts)."""
@@ -239,7 +241,7 @@ class Lab:
         state = self._require_state()
         plan = state.plan
         bridge = network.interfaces().get(plan.bridge)
-        machines = [(Machine(m.name, self.paths.machine(m.name), self.name), m) for m in plan.machines]
+        machines = [(self._machine(m.name), m) for m in plan.machines]
         pids = [machine.pid for machine, _ in machines]
 
         def reachable(item: tuple[tuple[Machine, MachineSpec], int | None]) -> bool | None:
@@ -364,14 +366,14 @@ def lab_names(base: Path | None = None) -> list[str]:
     root = base or labs_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "lab.json").is_file())
+    return sorted(p.name for p in root.iterdir() if LabPaths(p).state_file.is_file())
 
 
 def lab_states(base: Path | None = None) -> list[LabState]:
     states = []
     for name in lab_names(base):
         with contextlib.suppress(LabError):
-            state = LabState.load((base or labs_dir()) / name / "lab.json")
+            state = LabState.load(LabPaths.for_lab(name, base).state_file)
             if state is not None:
                 states.append(state)
     return states

@@ -195,7 +195,7 @@ class Machine:
             log.write(f"\n==> {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {shlex.join(nspawn)}\n")
         env = {**os.environ, "TERM": "dumb"}  # plain boot messages in the log, no colour codes
         launched = subprocess.run(launcher_command(nspawn, dirs, self.paths.log), capture_output=True, text=True,
-                                  env=env, start_new_session=True, timeout=30)
+                                  env=env, start_new_session=True, timeout=30, check=False)
         try:
             pid = int(launched.stdout.strip())
         except ValueError:
@@ -274,7 +274,7 @@ class Machine:
             raise LabError(f"{self.name}: the machine is not running")
         stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
         result = subprocess.run(exec_command(leader, command), capture_output=True, text=True, errors="replace",
-                                timeout=timeout, **stdin)
+                                timeout=timeout, check=False, **stdin)
         if check and result.returncode != 0:
             raise LabError(f"{self.name}: `{command if isinstance(command, str) else shlex.join(command)}` "
                            f"failed (exit {result.returncode}): {(result.stderr or result.stdout).strip()}")

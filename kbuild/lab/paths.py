@@ -68,7 +68,7 @@ class LabPaths:
     root: Path
 
     @classmethod
-    def for_lab(cls, name: str, base: Path | None = None) -> "LabPaths":
+    def for_lab(cls, name: str, base: Path | None = None) -> LabPaths:
         return cls((base or labs_dir()) / name)
 
     @property

@@ -13,7 +13,8 @@ def run(argv: Sequence[str], *, check: bool = True, timeout: float | None = 120,
         input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `argv`, capturing output; with `check`, a non-zero exit raises LabError quoting stderr."""
     try:
-        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input)
+        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, input=input,
+                                check=False)
     except FileNotFoundError:
         raise LabError(f"{argv[0]}: command not found") from None
     except subprocess.TimeoutExpired:

@@ -40,7 +40,7 @@ class LabState:
         write_atomic(path, json.dumps(asdict(self), indent=2) + "\n", mode=0o600)
 
     @classmethod
-    def load(cls, path: Path) -> "LabState | None":
+    def load(cls, path: Path) -> LabState | None:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
