@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from kbuild import layout
-from kbuild.engine.ssh import Connection
-from kbuild.errors import KbuildError
 from kbuild.engine.resources import Directory, Service
 from kbuild.engine.runner import Gate, Plan
+from kbuild.engine.ssh import Connection
+from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
+from kbuild.plays.phases import require_success
 
 ETCD_HEALTH_TIMEOUT = 180.0
 
@@ -51,8 +52,6 @@ def initialized_members(ctx) -> set[str]:  # noqa: ANN001 - kbuild.plays.phases.
 
     names = [h.name for h in ctx.selected(ctx.cluster.etcd_hosts)]
     outcomes = ctx.runner.each("etcd-members", names, probe, describe="which members already exist")
-    from kbuild.plays.phases import require_success
-
     require_success("etcd-members", outcomes)
     return found
 

@@ -27,7 +27,7 @@ from kbuild.plays import control_plane, etcd
 from kbuild.plays.etcd_backup import Snapshot, take_snapshot
 from kbuild.plays.etcd_ops import snapfile
 from kbuild.plays.etcd_ops.commands import (
-    client_url,
+    all_endpoints,
     ctl,
     parse_member_list,
     parse_snapshot_status,
@@ -324,7 +324,7 @@ def _verify(ctx, plan: RestorePlan, revision: int) -> str:  # noqa: ANN001
         problems["cluster"] = f"members report different cluster IDs: {', '.join(sorted(ids))}"
     listing: dict[str, object] = {}
     first = plan.members[0].host
-    endpoints = ",".join(client_url(h) for h in cluster.etcd_hosts)
+    endpoints = all_endpoints(cluster)
 
     def members(conn: Connection) -> str:
         listing["members"] = parse_member_list(_run(conn, ctl(cluster, "member", "list", "--write-out=json",

@@ -14,6 +14,7 @@ from kbuild.engine.report import Event
 from kbuild.engine.ssh import Connection
 from kbuild.errors import ExitCode, KbuildError
 from kbuild.inventory import Cluster, Host
+from kbuild.plays.phases import PhaseFailed
 
 # Units kbuild installs: a port they hold is theirs, not a conflict, on a re-run.
 KBUILD_UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
@@ -245,8 +246,6 @@ def run(ctx) -> list[Finding]:  # noqa: ANN001 - kbuild.plays.phases.Context
         ctx.reporter.emit(Event("preflight", host=finding.host, phase="preflight", status=finding.severity,
                                 resource=finding.check, message=finding.message))
     if unreachable:
-        from kbuild.plays.phases import PhaseFailed
-
         raise PhaseFailed("preflight", outcomes)
     if any(f.severity == "error" for f in findings):
         raise PreflightFailed(findings)

@@ -16,6 +16,9 @@ from kbuild.engine.facts import q
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
+from kbuild.plays import node
+from kbuild.plays.control_plane import kubectl
+from kbuild.plays.phases import require_success
 from kbuild.render import node_pod_cidr, units_for
 
 # Directories that hold nothing but what kbuild put there.
@@ -59,10 +62,7 @@ def plan(cluster: Cluster, host: Host, *, purge_data: bool = False, stamp: str |
     result.remove_files += sorted({str(b.remote_path) for b in host_binaries(cluster.settings.versions, host)})
     if host.runs_kubelet:
         result.remove_files += [str(layout.CONTAINERD_CONFIG)]
-        result.remove_files += [f"/etc/sysctl.d/90-kbuild-{name}.conf" for name in
-                                ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables",
-                                 "net.bridge.bridge-nf-call-ip6tables")]
-        result.remove_files += [f"/etc/modules-load.d/kbuild-{m}.conf" for m in ("overlay", "br_netfilter")]
+        result.remove_files += [s.persist_file for s in node.SYSCTLS] + [m.persist_file for m in node.MODULES]
         result.kube_proxy_cleanup = True
         result.routes = [str(node_pod_cidr(cluster, other)) for other in cluster.kubelet_hosts
                          if other.name != host.name]
@@ -122,7 +122,6 @@ def forget_nodes(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kb
     staying = [h for h in cluster.control_plane_hosts if h.name not in plans and h.name in ctx.session.pool.targets]
     if not nodes or not staying:
         return
-    from kbuild.plays.control_plane import kubectl
 
     def delete(conn: Connection) -> str:
         result = conn.run(kubectl("delete", "node", "--ignore-not-found", "--wait=false", *nodes))
@@ -139,8 +138,6 @@ def run(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.play
             raise KbuildError(f"reset failed: {result.err.strip() or result.out.strip()}")
         kept = [line for line in result.out.splitlines() if line.startswith("etcd data kept")]
         return "; ".join(["reset done", *kept])
-
-    from kbuild.plays.phases import require_success
 
     require_success("reset", ctx.runner.each("reset", list(plans), reset, describe="removing what kbuild installed"))
     forget_nodes(ctx, plans)

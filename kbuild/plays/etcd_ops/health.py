@@ -8,7 +8,7 @@ from kbuild.engine.ssh import Connection
 from kbuild.inventory import Cluster
 from kbuild.plays.etcd_ops.commands import (
     Member,
-    client_url,
+    all_endpoints,
     ctl,
     parse_member_list,
     peer_url,
@@ -82,8 +82,7 @@ def cluster_status(ctx) -> EtcdClusterStatus:  # noqa: ANN001 - phases.Context
     if asked is None:
         report.member_list_error = "no etcd host reachable"
         return report
-    endpoints = ",".join(client_url(h) for h in cluster.etcd_hosts)
-    command = ctl(cluster, "member", "list", "--write-out=json", endpoints=endpoints)
+    command = ctl(cluster, "member", "list", "--write-out=json", endpoints=all_endpoints(cluster))
 
     def ask(conn: Connection) -> str:
         result = conn.run(command, timeout=60)

@@ -12,10 +12,11 @@ from kbuild.engine.runner import HostStatus
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
+from kbuild.plays.desired import COMPONENT_SERVICES
 from kbuild.plays.etcd_ops.commands import EndpointStatus, ctl, parse_endpoint_status
 
 MARK = "@@kb-etcd"
-CONTROL_PLANE_SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+CONTROL_PLANE_SERVICES = COMPONENT_SERVICES["control-plane"]
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from kbuild import layout
 from kbuild.engine.facts import q
 from kbuild.engine.runner import Gate
-from kbuild.inventory import Cluster
-from kbuild.inventory.cluster import format_host
-from kbuild.plays.etcd import ETCD_HEALTH_TIMEOUT, etcdctl
+from kbuild.inventory import Cluster, Host
+from kbuild.plays.etcd import ETCD_HEALTH_TIMEOUT, etcdctl, health_gate
+from kbuild.plays.etcd_ops.commands import client_url
 from kbuild.plays.upgrade.versions import Version
 
 
@@ -42,7 +42,7 @@ def parse_cluster_version(text: str) -> Version | None:
 
 
 def endpoints(cluster: Cluster) -> dict[str, str]:
-    return {f"https://{format_host(str(h.address))}:{layout.ETCD_CLIENT_PORT}": h.name for h in cluster.etcd_hosts}
+    return {client_url(h): h.name for h in cluster.etcd_hosts}
 
 
 def status_command(cluster: Cluster, urls: str | None = None) -> str:
@@ -57,19 +57,17 @@ def version_command() -> str:
             f"--key {layout.ETCD_HEALTHCHECK_CLIENT_KEY} https://127.0.0.1:{layout.ETCD_CLIENT_PORT}/version")
 
 
-def member_version_gate(cluster: Cluster, host_address: str, version: Version) -> Gate:
-    """The member at `host_address` answers and runs `version` (its own report, not its binary's)."""
-    endpoint = f"https://{format_host(host_address)}:{layout.ETCD_CLIENT_PORT}"
-    status = etcdctl(cluster, "endpoint", "status", "-w", "json", endpoints=endpoint)
+def member_version_gate(cluster: Cluster, host: Host, version: Version) -> Gate:
+    """The member on `host` answers and runs `version` (its own report, not its binary's)."""
+    status = etcdctl(cluster, "endpoint", "status", "-w", "json", endpoints=client_url(host))
     wanted = f'"version":"{version}"'
     command = f"{status} | grep -q {q(wanted)}"
     return Gate(f"etcd member runs {version}", command=command, timeout=ETCD_HEALTH_TIMEOUT, always=True)
 
 
 def healthy_gate(cluster: Cluster) -> Gate:
-    """Every member healthy (after a member's restart)."""
-    return Gate("etcd cluster healthy", command=etcdctl(cluster, "endpoint", "health", "--cluster"),
-                timeout=ETCD_HEALTH_TIMEOUT, interval=2.0, always=True)
+    """Every member healthy (after a member's restart): the etcd phase's gate, run even with nothing changed."""
+    return health_gate(cluster, always=True)
 
 
 def others_healthy_gate(cluster: Cluster, host: str) -> Gate | None:

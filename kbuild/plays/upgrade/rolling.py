@@ -178,7 +178,7 @@ class Rollout:
         self.owe_restarts(step)
         base = etcd.plan(self.cluster, self.inputs[host.name])
         gates = [etcdstate.healthy_gate(self.cluster),
-                 etcdstate.member_version_gate(self.cluster, str(host.address), self.plan.target["etcd"])]
+                 etcdstate.member_version_gate(self.cluster, host, self.plan.target["etcd"])]
         self.apply(step, {host.name: Plan(base.resources, gates=gates)},
                    f"etcd on {host.name}{' (the leader, last)' if is_leader else ''}")
         self.finish(step)
