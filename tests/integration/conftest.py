@@ -7,7 +7,7 @@ the skip into a failure (CI sets it: there the lab must run).
 
 Fixtures:
   lab          session-scoped LabHandle of the shared lab (<prefix>-master-1, <prefix>-worker-1, <prefix>-worker-2):
-                 .inventory .key_file .known_hosts (Paths)   .machines: [.name .address .role .roles]
+                 .inventory .key_file .known_hosts (Paths)   .gateway   .machines: [.name .address .role .roles]
                  .exec(name, "cmd" | [argv], timeout=, input=, check=) -> CompletedProcess  (root, no SSH)
                  .stop(name)  .start(name) (waits for sshd and boot)  .running(name)  .ensure_all_running()
                A test that stops a machine starts it again (try/finally), so the next test sees all three.
@@ -29,15 +29,18 @@ Settings (environment):
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kbuild.errors import KbuildError
 from kbuild.lab.image import ImageSpec, is_built, mirror_from_env
@@ -101,6 +104,7 @@ class LabHandle:
         self.inventory = Path(status.inventory)
         self.key_file = Path(status.key_file)
         self.known_hosts = Path(status.known_hosts)  # the host keys as the lab generated them
+        self.gateway = str(plan.gateway)  # the bridge's own address on the lab subnet
         self.machines = [LabMachine(m.name, str(m.address), m.role, tuple(m.inventory_roles)) for m in plan.machines]
 
     def __repr__(self) -> str:
@@ -310,35 +314,57 @@ def lab_factory(session_labs: SessionLabs) -> Iterator[LabFactory]:
 
 @dataclass
 class ClusterLab:
-    """The shared lab after `kbuild bootstrap`: its inventory (with the test mirror) and state dir."""
+    """A lab with its inventory (with the test mirror) and state dir; `cluster_lab` is the shared lab, bootstrapped."""
 
     lab: LabHandle
     inventory: Path
     state_dir: Path
 
-    def kbuild(self, *args: str, timeout: float = 600) -> tuple[int, list[dict], str]:
-        """Run the kbuild CLI in a child process with --json; returns (exit code, events, stderr)."""
-        return run_kbuild([*args, "-i", str(self.inventory), "--state-dir", str(self.state_dir)], timeout=timeout)
+    def kbuild(self, *args: str, timeout: float = 600, json_events: bool = True) -> tuple[int, list[dict], str]:
+        """Run the kbuild CLI in a child process (--json unless json_events=False): (exit code, events, stderr)."""
+        return run_kbuild([*args, "-i", str(self.inventory), "--state-dir", str(self.state_dir)], timeout=timeout,
+                          json_events=json_events)
 
 
 def run_kbuild(args: Sequence[str], *, timeout: float = 600, json_events: bool = True) -> tuple[int, list[dict], str]:
-    import json
-
     argv = [sys.executable, "-m", "kbuild", *args] + (["--json"] if json_events else [])
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, parse_events(proc.stdout), proc.stderr
+
+
+def parse_events(text: str) -> list[dict]:
+    """The JSON event lines of kbuild's --json output (other lines skipped)."""
     events = []
-    for line in proc.stdout.splitlines():
+    for line in text.splitlines():
         try:
             events.append(json.loads(line))
         except ValueError:
             pass
-    return proc.returncode, events, proc.stderr
+    return events
+
+
+def changed(events: list[dict]) -> list[tuple[str, str]]:
+    """(host, resource) of every resource a run changed."""
+    return [(e["host"], e["resource"]) for e in events if e["event"] == "resource" and e["status"] == "changed"]
+
+
+def restarted(events: list[dict]) -> list[tuple[str, str]]:
+    """(host, "service NAME") of every service a run restarted."""
+    return [(e["host"], e["resource"]) for e in events if e["event"] == "handler" and e["status"] == "restarted"]
+
+
+def wait_until(condition: Callable[[], object], *, timeout: float = 5.0, interval: float = 0.1) -> bool:
+    """Poll `condition` every `interval` seconds until it holds or `timeout` has passed; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 def inventory_with_mirror(source: Path, target: Path, mirror: Path, **changes: object) -> Path:
     """A copy of a lab inventory that installs from the test mirror, with top-level sections updated."""
-    import yaml
-
     data = yaml.safe_load(source.read_text())
     data.setdefault("artifacts", {})["mirror"] = str(mirror)
     for key, value in changes.items():

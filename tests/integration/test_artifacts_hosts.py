@@ -4,8 +4,6 @@ lab hosts; the mirror is served over HTTP on the lab bridge's own address (the h
 
 from __future__ import annotations
 
-import ipaddress
-
 import pytest
 
 from tests.integration.conftest import ClusterLab, inventory_with_mirror, run_kbuild
@@ -39,8 +37,7 @@ def test_push_sends_only_what_differs(cluster_lab: ClusterLab):
 def pull_lab(lab_factory, built_mirror, tmp_path_factory):
     handle = lab_factory("pull", masters=1, workers=1)
     mirror_copy = MirrorCopy(built_mirror.root, tmp_path_factory.mktemp("mirror") / "copy")
-    gateway = str(ipaddress.ip_network(str(handle.subnet)).network_address + 1)
-    with MirrorServer(mirror_copy.root, host=gateway) as server:
+    with MirrorServer(mirror_copy.root, host=handle.gateway) as server:
         base = tmp_path_factory.mktemp("pull")
         inventory = inventory_with_mirror(handle.inventory, base / "inventory.yaml", mirror_copy.root,
                                           artifacts={"mirror": server.url, "transfer": "pull",

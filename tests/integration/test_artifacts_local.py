@@ -27,7 +27,7 @@ from kbuild.artifacts import (
 )
 from kbuild.cli import run
 from tests.mirror.server import MirrorServer
-from tests.unit.artifacts.helpers import make_cluster, sha, with_crictl
+from tests.unit.artifacts.helpers import make_cluster, sha
 
 if TYPE_CHECKING:
     from tests.mirror.plugin import MirrorCopy
@@ -90,7 +90,7 @@ def test_download_through_the_loopback_mirror(built_mirror, mirror_server, tmp_p
     assert '"cniVersion"' in run_binary(files["bridge"].local_path, tmp_path, env={"CNI_COMMAND": "VERSION"})
 
 
-def test_second_fetch_is_a_cache_hit_with_no_request(mirror_server, tmp_path, no_crictl):
+def test_second_fetch_is_a_cache_hit_with_no_request(mirror_server, tmp_path):
     cluster = cluster_at(tmp_path, mirror_server.url)
     first = cluster_artifacts(cluster)
     mirror_server.reset()
@@ -203,16 +203,7 @@ def test_bundle_round_trip_with_the_network_cut(built_mirror, tmp_path, monkeypa
 # -- the CLI --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def no_crictl(monkeypatch):
-    # The inventory model does not accept `crictl: null` yet; the CLI loads the inventory through here.
-    import kbuild.cli.artifacts as command
-
-    original = command.load
-    monkeypatch.setattr(command, "load", lambda *args: with_crictl(original(*args), None))
-
-
-def test_cli_fetch_list_bundle_import(mirror_server, tmp_path, capsys, no_crictl):
+def test_cli_fetch_list_bundle_import(mirror_server, tmp_path, capsys):
     cluster = cluster_at(tmp_path, mirror_server.url)
     inventory = str(cluster.inventory_path)
     assert run(["artifacts", "list", "-i", inventory]) == 0

@@ -4,17 +4,17 @@ and real TLS that store in the real etcd. Artifacts come through the loopback te
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.conftest import ClusterLab, inventory_with_mirror, run_kbuild
+from tests.integration.conftest import ClusterLab, changed, inventory_with_mirror, restarted, run_kbuild, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -23,14 +23,6 @@ ETCDCTL = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.versi
 KUBECTL = Path(sys.executable).parent / "kubectl"
 UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
          "worker": ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]}
-
-
-def changed(events: list[dict]) -> list[tuple[str, str]]:
-    return [(e["host"], e["resource"]) for e in events if e["event"] == "resource" and e["status"] == "changed"]
-
-
-def restarted(events: list[dict]) -> list[tuple[str, str]]:
-    return [(e["host"], e["resource"]) for e in events if e["event"] == "handler" and e["status"] == "restarted"]
 
 
 def etcdctl(state: Path, endpoint: str, *args: str, client_cert: bool = True) -> subprocess.CompletedProcess:
@@ -84,8 +76,6 @@ def test_status_reports_a_stopped_component(cluster_lab: ClusterLab):
                                "--state-dir", str(cluster_lab.state_dir), "--json"],
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 1
-        import json
-
         report = json.loads(proc.stdout)
         assert not report["healthy"] and any(f"{worker.name}: kube-proxy unhealthy" in p for p in report["problems"])
     finally:
@@ -137,8 +127,8 @@ def test_check_diff_on_a_drifted_cluster_shows_the_drift_and_changes_nothing(clu
 
 
 def test_kubeconfig_prints_and_merges(cluster_lab: ClusterLab, tmp_path):
-    code, _, _ = run_kbuild(["kubeconfig", "-i", str(cluster_lab.inventory), "--state-dir", str(cluster_lab.state_dir),
-                             "--merge", "--kubeconfig", str(tmp_path / "config")], json_events=False)
+    code, _, _ = cluster_lab.kbuild("kubeconfig", "--merge", "--kubeconfig", str(tmp_path / "config"),
+                                    json_events=False)
     assert code == 0
     merged = yaml.safe_load((tmp_path / "config").read_text())
     assert merged["current-context"] and (tmp_path / "config").stat().st_mode & 0o777 == 0o600
@@ -154,14 +144,9 @@ def test_kubeconfig_prints_and_merges(cluster_lab: ClusterLab, tmp_path):
 def fresh(lab_factory, built_mirror, tmp_path_factory):
     handle = lab_factory("fresh", masters=1, workers=1)
     base = tmp_path_factory.mktemp("fresh")
-    inventory = inventory_with_mirror(handle.inventory, base / "inventory.yaml", built_mirror.root)
-    yield handle, inventory, base / "state"
+    yield ClusterLab(handle, inventory_with_mirror(handle.inventory, base / "inventory.yaml", built_mirror.root),
+                     base / "state")
     lab_factory.release(handle)
-
-
-def kbuild_on(fresh, *args: str, timeout: float = 600):
-    _, inventory, state = fresh
-    return run_kbuild([*args, "-i", str(inventory), "--state-dir", str(state)], timeout=timeout)
 
 
 def host_snapshot(handle) -> dict[str, str]:
@@ -171,28 +156,25 @@ def host_snapshot(handle) -> dict[str, str]:
 
 
 def test_check_mode_on_a_fresh_lab_changes_nothing(fresh):
-    handle = fresh[0]
+    handle = fresh.lab
     before = host_snapshot(handle)
-    code, events, stderr = kbuild_on(fresh, "bootstrap", "--check")
+    code, events, stderr = fresh.kbuild("bootstrap", "--check")
     assert code == 0, stderr
     would = [e for e in events if e["event"] == "resource" and e["status"] == "would-change"]
     assert {e["host"] for e in would} == {m.name for m in handle.machines}
     assert host_snapshot(handle) == before
-    assert not (fresh[2] / "pki").exists()  # check mode wrote no PKI either
+    assert not (fresh.state_dir / "pki").exists()  # check mode wrote no PKI either
 
 
 def test_preflight_failure_stops_before_any_host_changes(fresh):
-    handle = fresh[0]
+    handle = fresh.lab
     worker = next(m for m in handle.machines if m.role == "worker")
     # Something else holds the kubelet's port.
     handle.exec(worker.name, "systemd-run --unit=kbtest-squatter python3 -m http.server 10250 >/dev/null 2>&1")
     try:
-        for _ in range(50):
-            if handle.exec(worker.name, "grep -q ':280A ' /proc/net/tcp /proc/net/tcp6").returncode == 0:
-                break
-            time.sleep(0.1)
+        wait_until(lambda: handle.exec(worker.name, "grep -q ':280A ' /proc/net/tcp /proc/net/tcp6").returncode == 0)
         before = host_snapshot(handle)
-        code, events, stderr = kbuild_on(fresh, "bootstrap")
+        code, events, stderr = fresh.kbuild("bootstrap")
         assert code == 3, stderr
         assert "port 10250 (needed by kubelet) is already in use" in stderr
         assert not [e for e in events if e["event"] == "resource"]
@@ -202,8 +184,8 @@ def test_preflight_failure_stops_before_any_host_changes(fresh):
 
 
 def test_interrupted_bootstrap_converges_on_the_next_run(fresh):
-    _, inventory, state = fresh
-    argv = [sys.executable, "-m", "kbuild", "bootstrap", "-i", str(inventory), "--state-dir", str(state), "--json"]
+    argv = [sys.executable, "-m", "kbuild", "bootstrap", "-i", str(fresh.inventory),
+            "--state-dir", str(fresh.state_dir), "--json"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             start_new_session=True)
     try:
@@ -217,37 +199,37 @@ def test_interrupted_bootstrap_converges_on_the_next_run(fresh):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
-    code, events, stderr = kbuild_on(fresh, "bootstrap")
+    code, events, stderr = fresh.kbuild("bootstrap")
     assert code == 0, stderr
-    code, _, stderr = kbuild_on(fresh, "status")
+    code, _, stderr = fresh.kbuild("status")
     assert code == 0, stderr
-    code, events, _ = kbuild_on(fresh, "bootstrap")
+    code, events, _ = fresh.kbuild("bootstrap")
     assert code == 0 and changed(events) == []
 
 
 def test_reset_of_one_node_forgets_its_node_object_and_it_can_rejoin(fresh):
-    handle = fresh[0]
+    handle = fresh.lab
     master = next(m for m in handle.machines if m.role == "master")
     worker = next(m for m in handle.machines if m.role == "worker")
     nodes = "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o name"
     assert f"node/{worker.name}" in handle.exec(master.name, nodes).stdout
-    code, _, stderr = kbuild_on(fresh, "reset", "--yes", "--limit", worker.name)
+    code, _, stderr = fresh.kbuild("reset", "--yes", "--limit", worker.name)
     assert code == 0, stderr
     assert f"node/{worker.name}" not in handle.exec(master.name, nodes).stdout
     assert handle.exec(master.name, "systemctl is-active kube-apiserver etcd").stdout.split() == ["active", "active"]
-    code, events, stderr = kbuild_on(fresh, "bootstrap")
+    code, events, stderr = fresh.kbuild("bootstrap")
     assert code == 0, stderr
-    assert {e["host"] for e in events if e["event"] == "resource" and e["status"] == "changed"} == {worker.name}
+    assert {host for host, _ in changed(events)} == {worker.name}
     assert f"node/{worker.name}" in handle.exec(master.name, nodes).stdout
 
 
 def test_reset_removes_everything_and_keeps_etcd_data(fresh):
-    handle = fresh[0]
+    handle = fresh.lab
     master = next(m for m in handle.machines if m.role == "master")
-    code, _, stderr = kbuild_on(fresh, "reset")  # without --yes: a listing, nothing changes
+    code, _, stderr = fresh.kbuild("reset")  # without --yes: a listing, nothing changes
     assert code == 0
     assert handle.exec(master.name, "systemctl is-active etcd").stdout.strip() == "active"
-    code, _, stderr = kbuild_on(fresh, "reset", "--yes")
+    code, _, stderr = fresh.kbuild("reset", "--yes")
     assert code == 0, stderr
     for machine in handle.machines:
         leftovers = handle.exec(machine.name, (
@@ -260,7 +242,7 @@ def test_reset_removes_everything_and_keeps_etcd_data(fresh):
     assert len(kept) == 1
     # The kept data is a real etcd member directory (with its write-ahead log).
     assert handle.exec(master.name, f"ls {kept[0]}/wal").stdout.strip()
-    code, _, _ = kbuild_on(fresh, "reset", "--yes", "--purge-data")  # again, now purging: a no-op here
+    code, _, _ = fresh.kbuild("reset", "--yes", "--purge-data")  # again, now purging: a no-op here
     assert code == 0
 
 

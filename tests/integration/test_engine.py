@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from kbuild.engine.report import Reporter
 from kbuild.engine.resources import Directory, File, Service
 from kbuild.engine.runner import HostStatus, Plan, Runner
 from kbuild.inventory import load_cluster
+from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -204,10 +204,7 @@ def test_ssh_agent_supplies_the_key(lab, tmp_path):
     socket_path = tmp_path / "agent.sock"
     agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
     try:
-        for _ in range(50):
-            if socket_path.exists():
-                break
-            time.sleep(0.1)
+        wait_until(socket_path.exists)
         env = dict(os.environ, SSH_AUTH_SOCK=str(socket_path), HOME=str(tmp_path))  # no ~/.ssh keys to find
         added = subprocess.run(["ssh-add", str(lab.key_file)], env=env, capture_output=True, text=True)
         assert added.returncode == 0, added.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import pytest
 from kbuild.cli import run as cli
 from kbuild.inventory import load_cluster
 from kbuild.lab import cgroups
-from kbuild.lab.machine import alive, find_nspawns
+from kbuild.lab.machine import alive, find_nspawns, ssh_answers
 from kbuild.lab.mounts import mounts_under
 
 pytestmark = pytest.mark.integration
-
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +43,6 @@ def remote(client: paramiko.SSHClient, command: str) -> tuple[int, str]:
     _, out, err = client.exec_command(command, timeout=30)
     text = out.read().decode()
     return out.channel.recv_exit_status(), text + err.read().decode()
-
-
-def sshd_answers(address: str) -> bool:
-    try:
-        with socket.create_connection((address, 22), timeout=2) as sock:
-            sock.settimeout(2)
-            return sock.recv(8).startswith(b"SSH-")
-    except OSError:
-        return False
 
 
 def test_machines_answer_ssh_as_kbuild_with_sudo(own):
@@ -117,9 +106,9 @@ def test_stop_and_start_one_machine(own, capsys):
     machines = status(own, capsys)
     assert (machines[worker.name]["running"], machines[worker.name]["ssh"]) == (False, False)
     assert (machines[own.machines[0].name]["running"], machines[own.machines[0].name]["ssh"]) == (True, True)
-    assert not sshd_answers(worker.address)
+    assert not ssh_answers(worker.address)
     assert cli(["lab", "start", "--name", own.name, worker.name]) == 0
-    assert sshd_answers(worker.address)
+    assert ssh_answers(worker.address)
     assert status(own, capsys)[worker.name]["running"] is True
     # the disk survived the restart
     assert own.exec(worker.name, "cat /etc/hostname").stdout == f"{worker.name}\n"
@@ -183,7 +172,7 @@ def test_down_leaves_nothing(own):
     assert subprocess.run(["ip", "link", "show", "dev", bridge], capture_output=True).returncode != 0
     assert not own.dir.exists()
     assert not [h for h in cgroups.current_hierarchies() if (h.path / cgroups.lab_group(own.name)).exists()]
-    assert not sshd_answers(own.machines[0].address)
+    assert not ssh_answers(own.machines[0].address)
     # down again is a no-op
     assert cli(["lab", "down", "--name", own.name]) == 0
 
@@ -200,9 +189,9 @@ def test_shared_lab_fixture(lab):
     lab.stop(victim.name)
     try:
         assert not lab.running(victim.name)
-        assert not sshd_answers(victim.address)
+        assert not ssh_answers(victim.address)
     finally:
         lab.start(victim.name)
-    assert sshd_answers(victim.address)
+    assert ssh_answers(victim.address)
     assert lab.exec(victim.name, "systemctl is-system-running --wait", timeout=60).stdout.strip() in (
         "running", "degraded")

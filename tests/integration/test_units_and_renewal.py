@@ -8,9 +8,19 @@ import pytest
 
 from kbuild.inventory import load_cluster
 from kbuild.render import host_files, units_for, verify_units
-from tests.integration.conftest import ClusterLab, run_kbuild
+from tests.integration.conftest import ClusterLab, LabHandle, changed
 
 pytestmark = pytest.mark.integration
+
+
+def runner_in(lab: LabHandle, machine: str):
+    """A `run` for verify_units that runs its command inside `machine`."""
+
+    def run_inside(argv: list[str]) -> tuple[int, str]:
+        proc = lab.exec(machine, argv)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    return run_inside
 
 
 def test_installed_units_pass_systemd_analyze_verify(cluster_lab: ClusterLab):
@@ -19,37 +29,25 @@ def test_installed_units_pass_systemd_analyze_verify(cluster_lab: ClusterLab):
         units = [f"/etc/systemd/system/{u}.service" for u in units_for(host)]
         rendered = {str(f.path) for f in host_files(cluster, host)}
         assert set(units) <= rendered  # what is verified is what kbuild renders
-
-        def run_inside(argv: list[str], name: str = host.name) -> tuple[int, str]:
-            proc = cluster_lab.lab.exec(name, argv)
-            return proc.returncode, proc.stdout + proc.stderr
-
-        assert verify_units(units, run=run_inside) == [], host.name
+        assert verify_units(units, run=runner_in(cluster_lab.lab, host.name)) == [], host.name
 
 
 def test_a_broken_unit_is_caught_by_the_same_check(cluster_lab: ClusterLab):
     machine = cluster_lab.lab.machines[0].name
     cluster_lab.lab.exec(machine, "printf '[Service]\\nExecStart=/usr/local/bin/nope --x\\nRestartt=always\\n' "
                                   "> /tmp/kbtest-broken.service")
-
-    def run_inside(argv: list[str]) -> tuple[int, str]:
-        proc = cluster_lab.lab.exec(machine, argv)
-        return proc.returncode, proc.stdout + proc.stderr
-
-    problems = verify_units(["/tmp/kbtest-broken.service"], run=run_inside)
+    problems = verify_units(["/tmp/kbtest-broken.service"], run=runner_in(cluster_lab.lab, machine))
     assert any("Restartt" in p for p in problems) and any("/usr/local/bin/nope" in p for p in problems)
 
 
 def test_renewed_certificate_is_deployed_and_restarts_only_its_service(cluster_lab: ClusterLab):
     master = next(m for m in cluster_lab.lab.machines if m.role == "master")
     before = cluster_lab.lab.exec(master.name, "sha256sum /etc/kubernetes/scheduler.conf").stdout
-    code, _, stderr = run_kbuild(["certs", "renew", "scheduler", "-i", str(cluster_lab.inventory),
-                                  "--state-dir", str(cluster_lab.state_dir)], json_events=False)
+    code, _, stderr = cluster_lab.kbuild("certs", "renew", "scheduler", json_events=False)
     assert code == 0, stderr
     code, events, stderr = cluster_lab.kbuild("bootstrap")
     assert code == 0, stderr
-    changed = [(e["host"], e["resource"]) for e in events if e["event"] == "resource" and e["status"] == "changed"]
-    assert changed == [(master.name, "file:/etc/kubernetes/scheduler.conf")]
+    assert changed(events) == [(master.name, "file:/etc/kubernetes/scheduler.conf")]
     assert [(e["host"], e["resource"]) for e in events if e["event"] == "handler"] == \
         [(master.name, "service kube-scheduler")]
     assert cluster_lab.lab.exec(master.name, "sha256sum /etc/kubernetes/scheduler.conf").stdout != before

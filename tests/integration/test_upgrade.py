@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import inventory_with_mirror
+from tests.integration.conftest import LabHandle, inventory_with_mirror, parse_events, run_kbuild
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +36,11 @@ BINARIES = ("etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kub
             "containerd")
 UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet",
          "kube-proxy")
-# Until kbuild.plays.etcd_backup is in main the snapshot step is skipped, loudly, by this marker; once the
-# module exists the marker has no effect and every run below takes a real snapshot first.
 
 
 @dataclass
 class UpgradeLab:
-    lab: object  # tests.integration.conftest.LabHandle
+    lab: LabHandle
     mirror: Path
     base: Path
     inventory: Path = field(init=False)
@@ -53,36 +51,20 @@ class UpgradeLab:
 
     def write_inventory(self, versions: dict[str, str], name: str = "inventory.yaml") -> Path:
         """The lab's inventory with the test mirror and these versions; it becomes the one runs use."""
-        self.inventory = inventory_with_mirror(self.lab.inventory, self.base / name, self.mirror,  # type: ignore[attr-defined]
+        self.inventory = inventory_with_mirror(self.lab.inventory, self.base / name, self.mirror,
                                                cluster={"versions": versions})
         return self.inventory
 
     def kbuild(self, *args: str, inventory: Path | None = None) -> tuple[int, list[dict], str]:
-        argv = [*args, "-i", str(inventory or self.inventory), "--state-dir", str(self.state_dir)]
-
-        def once() -> tuple[int, list[dict], str]:
-            proc = subprocess.run([sys.executable, "-m", "kbuild", *argv, "--json"], capture_output=True,
-                                  text=True, timeout=900, check=False)
-            return proc.returncode, _events(proc.stdout), proc.stderr
-
-        return once()
+        return run_kbuild([*args, "-i", str(inventory or self.inventory), "--state-dir", str(self.state_dir)],
+                          timeout=900)
 
     def machines(self, role: str) -> list:
-        return [m for m in self.lab.machines if m.role == role]  # type: ignore[attr-defined]
+        return [m for m in self.lab.machines if m.role == role]
 
     def version(self, machine: str, binary: str) -> str:
-        out = self.lab.exec(machine, f"/usr/local/bin/{binary} --version").stdout  # type: ignore[attr-defined]
+        out = self.lab.exec(machine, f"/usr/local/bin/{binary} --version").stdout
         return out.split()[2] if binary == "etcd" else out.split()[1].lstrip("v")
-
-
-def _events(text: str) -> list[dict]:
-    found = []
-    for line in text.splitlines():
-        try:
-            found.append(json.loads(line))
-        except ValueError:
-            pass
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +82,8 @@ def upgrade_lab(lab_factory, built_mirror, tmp_path_factory) -> Iterator[Upgrade
 def host_state(ul: UpgradeLab) -> dict[str, str]:
     """Every binary's checksum and every unit's invocation: equal before and after means nothing changed."""
     state = {}
-    for machine in ul.lab.machines:  # type: ignore[attr-defined]
-        out = ul.lab.exec(machine.name, "cd /usr/local/bin && sha256sum " + " ".join(BINARIES) + " 2>/dev/null; "  # type: ignore[attr-defined]
+    for machine in ul.lab.machines:
+        out = ul.lab.exec(machine.name, "cd /usr/local/bin && sha256sum " + " ".join(BINARIES) + " 2>/dev/null; "
                           + "; ".join(f"echo {u} $(systemctl show -p InvocationID --value {u})" for u in UNITS)).stdout
         state[machine.name] = out
     return state
@@ -195,20 +177,16 @@ def _unb64(text: str) -> str:
 def interrupted(ul: UpgradeLab, args: list[str], when) -> tuple[int, list[dict], str]:  # noqa: ANN001
     """Run kbuild with --json and send it SIGINT (Ctrl-C) at the first event `when` accepts."""
     argv = [sys.executable, "-m", "kbuild", *args, "-i", str(ul.inventory), "--state-dir", str(ul.state_dir), "--json"]
-
-    def once() -> tuple[int, list[dict], str]:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        events, sent = [], False
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            events += _events(line)
-            if not sent and events and when(events[-1]):
-                proc.send_signal(signal.SIGINT)
-                sent = True
-        stderr = proc.stderr.read() if proc.stderr else ""
-        return proc.wait(timeout=600), events, stderr
-
-    return once()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events, sent = [], False
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        events += parse_events(line)
+        if not sent and events and when(events[-1]):
+            proc.send_signal(signal.SIGINT)
+            sent = True
+    stderr = proc.stderr.read() if proc.stderr else ""
+    return proc.wait(timeout=600), events, stderr
 
 
 def step_event(kind: str, status: str):  # noqa: ANN201
