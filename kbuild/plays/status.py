@@ -14,6 +14,7 @@ from kbuild.engine.ssh import Connection
 from kbuild.inventory import Cluster, Host
 from kbuild.plays.control_plane import apiserver_get, kubectl
 from kbuild.plays.etcd import etcdctl
+from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.render import units_for
 
 CURL = "curl -fsS --max-time 3"
@@ -229,7 +230,7 @@ def _etcd_members(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[s
     if member is None:
         report.etcd_error = "no etcd member reachable"
         return
-    names = {f"https://{h.address}:{layout.ETCD_CLIENT_PORT}": h.name for h in cluster.etcd_hosts}
+    names = member_names(cluster)
     result = ctx.session.pool.get(member.name).run(etcdctl(cluster, "endpoint", "status", "--cluster", "-w", "json"))
     if not result.ok:
         report.etcd_error = f"endpoint status via {member.name} failed: {result.err.strip() or result.out.strip()}"

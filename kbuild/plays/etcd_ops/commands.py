@@ -48,6 +48,11 @@ def all_endpoints(cluster: Cluster) -> str:
     return ",".join(client_url(h) for h in cluster.etcd_hosts)
 
 
+def member_names(cluster: Cluster) -> dict[str, str]:
+    """Each member's client URL, as etcdctl reports it (IPv6 in brackets), to its host's name."""
+    return {client_url(h): h.name for h in cluster.etcd_hosts}
+
+
 def initial_cluster(cluster: Cluster) -> str:
     """Exactly what the etcd unit's --initial-cluster says (the same Facts property renders both)."""
     return Facts(cluster, cluster.etcd_hosts[0]).etcd_initial_cluster

@@ -10,7 +10,7 @@ from kbuild.engine.facts import q
 from kbuild.engine.runner import Gate
 from kbuild.inventory import Cluster, Host
 from kbuild.plays.etcd import ETCD_HEALTH_TIMEOUT, etcdctl, health_gate
-from kbuild.plays.etcd_ops.commands import client_url
+from kbuild.plays.etcd_ops.commands import client_url, member_names
 from kbuild.plays.upgrade.versions import Version
 
 
@@ -42,7 +42,7 @@ def parse_cluster_version(text: str) -> Version | None:
 
 
 def endpoints(cluster: Cluster) -> dict[str, str]:
-    return {client_url(h): h.name for h in cluster.etcd_hosts}
+    return member_names(cluster)
 
 
 def status_command(cluster: Cluster, urls: str | None = None) -> str:

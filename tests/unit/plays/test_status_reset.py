@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from types import SimpleNamespace
 
+from kbuild.engine.ssh import Result
 from kbuild.plays import reset, status
 
 
@@ -87,3 +89,21 @@ def test_reset_plan_purge_and_node_cleanup(cluster):
     # Only directories kbuild owns are removed wholesale; never a system directory.
     assert set(worker.remove_dirs) == {"/etc/kubernetes", "/var/lib/kubelet", "/var/lib/kube-proxy", "/etc/cni/net.d",
                                        "/var/lib/kbuild", "/var/log/kubernetes"}
+
+
+def test_etcd_members_on_ipv6_hosts_are_named(cluster_from):
+    v6 = cluster_from("""\
+        cluster: {name: t}
+        hosts:
+          m1: {address: 'fd00::10', roles: [etcd, control-plane]}
+          m2: {address: 'fd00::11', roles: [etcd, control-plane]}
+          m3: {address: 'fd00::12', roles: [etcd, control-plane]}
+        """)
+    # etcdctl names endpoints by their client URL, with an IPv6 address in brackets.
+    output = json.dumps([{"Endpoint": f"https://[fd00::1{i}]:2379",
+                          "Status": {"header": {"member_id": i}, "leader": 0, "raftIndex": 7}} for i in range(3)])
+    conn = SimpleNamespace(run=lambda command: Result(0, output.encode(), b""))
+    ctx = SimpleNamespace(session=SimpleNamespace(pool=SimpleNamespace(get=lambda name: conn)))
+    report = status.ClusterStatus([])
+    status._etcd_members(ctx, v6, report, {"m1", "m2", "m3"})
+    assert [m.name for m in report.etcd_members] == ["m1", "m2", "m3"] and not report.etcd_error
