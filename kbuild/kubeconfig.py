@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,11 @@ import yaml
 
 from kbuild.errors import UsageError
 from kbuild.state import write_atomic
+
+
+def default_kubeconfig() -> Path:
+    """The kubeconfig kubectl writes to: the first file in $KUBECONFIG, else ~/.kube/config."""
+    return Path(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config")
 
 
 def merge_kubeconfig(source: Path, target: Path) -> str:

@@ -11,7 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings
 from kbuild.errors import KbuildError, UsageError
 from kbuild.pki import CERTS, KUBECONFIGS, Action, EnsureReport, ensure
 from kbuild.pki import check as check_pki
@@ -109,8 +109,7 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
         for s in report.statuses:
             for problem in s.problems if not s.ok else ():
                 console.print(f"{s.name}: {problem}", markup=False)
-        for warning in report.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+        print_warnings(report.warnings)
         if report.ok:
             console.print(f"all {len(report.statuses)} items are valid and match the inventory", markup=False)
     if not report.ok:
@@ -155,8 +154,7 @@ def _print_report(report: EnsureReport, *, verbose: bool, as_json: bool) -> None
     changed = len(report.outcomes) - reused
     typer.echo(f"[certs] {changed} {'would change' if report.dry_run else 'changed'}, {reused} reused "
                f"(loaded, validity and chain checked) in {report.state_dir}")
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    print_warnings(report.warnings)
 
 
 def _noun(kind: str) -> str:

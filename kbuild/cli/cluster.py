@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kbuild.artifacts import use_bundle
-from kbuild.cli.common import InventoryOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load
 from kbuild.cli.session import (
     CheckOption, DiffOption, FailFastOption, ForksOption, JsonEventsOption, LimitOption, RunOptions, VerboseOption,
     engine_session, finish,
@@ -21,7 +20,7 @@ from kbuild.cli.session import (
 from kbuild.connect import select_hosts
 from kbuild.engine.report import Event
 from kbuild.errors import ExitCode, UsageError
-from kbuild.kubeconfig import merge_kubeconfig
+from kbuild.kubeconfig import default_kubeconfig, merge_kubeconfig
 from kbuild.plays import bootstrap as bootstrap_play
 from kbuild.plays import reset as reset_play
 from kbuild.plays import status as status_play
@@ -75,7 +74,7 @@ def preflight(
 
 def status(
     inventory: InventoryOption, state_dir: StateDirOption = None, forks: ForksOption = 10,
-    limit: LimitOption = None, as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    limit: LimitOption = None, as_json: JsonDocumentOption = False,
 ) -> None:
     """Units, health endpoints and versions per host; etcd members; registered nodes. Exit 1 when unhealthy."""
     cluster = load(inventory, state_dir)
@@ -160,6 +159,6 @@ def kubeconfig(
     if not merge:
         typer.echo(source.read_text(), nl=False)
         return
-    path = target or Path(os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or Path.home() / ".kube" / "config")
+    path = target or default_kubeconfig()
     context = merge_kubeconfig(source, path)
     typer.echo(f"merged cluster {cluster.name} into {path} as context {context}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,11 +22,16 @@ StateDirOption = Annotated[
                  envvar="KBUILD_STATE_DIR"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
+JsonDocumentOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
 def load(inventory: Path, state_dir: Optional[Path] = None) -> Cluster:
     """Load and validate the inventory; warnings go to stderr, errors raise InventoryError (exit 2)."""
     cluster = load_cluster(inventory, state_dir=state_dir)
-    for warning in cluster.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    print_warnings(cluster.warnings)
     return cluster
+
+
+def print_warnings(warnings: Iterable[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load
 from kbuild.cli.session import (
     ForksOption,
     JsonEventsOption,
@@ -71,7 +71,7 @@ def save(inventory: InventoryOption, state_dir: StateDirOption = None, output: O
 @snapshot_app.command("list")
 def list_(inventory: InventoryOption, state_dir: StateDirOption = None,
           directory: Annotated[Path | None, typer.Option("--dir", help="List this directory instead.")] = None,
-          as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False) -> None:
+          as_json: JsonDocumentOption = False) -> None:
     """The stored snapshots, newest first, with their metadata (no host is contacted)."""
     cluster = load(inventory, state_dir)
     where = directory or cluster.state_dir / "backups"
@@ -155,7 +155,7 @@ def _status_json(report: EtcdClusterStatus) -> dict:
 
 @app.command("status")
 def status(inventory: InventoryOption, state_dir: StateDirOption = None, forks: ForksOption = 10,
-           as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False) -> None:
+           as_json: JsonDocumentOption = False) -> None:
     """Health and status of every member, the member list and the leader. Exit 1 when anything is wrong."""
     cluster = load(inventory, state_dir)
     with engine_session(cluster, RunOptions(forks=forks, quiet=True), "etcd-status") as session:

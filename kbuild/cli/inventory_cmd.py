@@ -19,8 +19,9 @@ app = typer.Typer(help="Validate inventories and show the resolved hosts and set
 def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
     """Validate the inventory and print the resolved hosts, roles and settings (defaults applied)."""
     cluster = load(inventory, state_dir)
+    data = resolved(cluster)
     if as_json:
-        typer.echo(json.dumps(resolved(cluster), indent=2))
+        typer.echo(json.dumps(data, indent=2))
         return
     console = Console(highlight=False)
     console.print(f"inventory {cluster.inventory_path} is valid: cluster {cluster.name!r}, "
@@ -33,10 +34,10 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
                       f"{ssh.user}@{ssh.host}:{ssh.port}{' (sudo)' if ssh.become else ''}{via}", host.arch)
     console.print(table)
     settings = Table("setting", "value", show_header=False)
-    for key, value in _flatten(resolved(cluster)["cluster"]).items():
+    for key, value in _flatten(data["cluster"]).items():
         settings.add_row(key, str(value))
     for key in ("state_dir", "known_hosts", "host_key_policy"):
-        settings.add_row(key, str(resolved(cluster)[key]))
+        settings.add_row(key, str(data[key]))
     console.print(settings)
 
 

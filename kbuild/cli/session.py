@@ -85,9 +85,9 @@ def engine_session(cluster: Cluster, options: RunOptions, command: str) -> Itera
         stats = pool.stats
         reporter.emit(Event("run.end", data={"connections": stats.connections, "round_trips": stats.round_trips,
                                              "bytes_sent": stats.bytes_sent, "exit_code": int(session.exit_code())}))
-        if not (options.json or options.quiet) and reporter.tally:
-            console.print(reporter.recap_table())
         if not (options.json or options.quiet):
+            if reporter.tally:
+                console.print(reporter.recap_table())
             console.print(f"log: {log_path}", highlight=False)
         reporter.close()
 

@@ -69,9 +69,7 @@ def plan(
     """
     cluster = target_cluster(load(inventory, state_dir), to)
     with engine_session(cluster, RunOptions(forks=forks, quiet=True), "upgrade-plan") as session:
-        ctx = Context(cluster, session)
-        result = survey(ctx, max_unavailable=max_unavailable, known=known_binaries(ctx))
-        session.reporter.emit(Event("upgrade.plan", data=result.as_json()))
+        result = _survey(Context(cluster, session), max_unavailable)
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=2))
     else:
@@ -101,8 +99,7 @@ def apply(
     options = RunOptions(forks=forks, json=as_json, verbose=verbose)
     with engine_session(cluster, options, "upgrade") as session:
         ctx = Context(cluster, session)
-        result = survey(ctx, max_unavailable=max_unavailable, known=known_binaries(ctx))
-        session.reporter.emit(Event("upgrade.plan", data=result.as_json()))
+        result = _survey(ctx, max_unavailable)
         if not as_json:
             console.print(result.text(), markup=False)
         if result.refusals:
@@ -127,6 +124,13 @@ def apply(
                 f"then `kbuild bootstrap` sees a downgrade to {loaded.settings.versions.kubernetes} and refuses it",
                 phase=PHASE)
     finish(session)
+
+
+def _survey(ctx: Context, max_unavailable: int) -> UpgradePlan:
+    """The plan, from the versions running on every host (recorded in the run log)."""
+    result = survey(ctx, max_unavailable=max_unavailable, known=known_binaries(ctx))
+    ctx.reporter.emit(Event("upgrade.plan", data=result.as_json()))
+    return result
 
 
 def _confirm(result: UpgradePlan, *, yes: bool, as_json: bool) -> None:
