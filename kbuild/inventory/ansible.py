@@ -166,8 +166,12 @@ def _ini_value(value: str) -> Any:
         return value
 
 
-def _group_vars_files(base: Path) -> dict[str, Any]:
-    """kubespray keeps cluster settings in group_vars/ beside the inventory; read them in precedence order."""
+def _group_vars_files(base: Path, problems: list[Problem]) -> dict[str, Any]:
+    """kubespray keeps cluster settings in group_vars/ beside the inventory; read them in precedence order.
+
+    A file that is not plain YAML (an ansible-vault file, say) is skipped with a warning naming it, so
+    that nobody wonders why a setting in it had no effect.
+    """
     merged: dict[str, Any] = {}
     for group in CLUSTER_GROUPS:
         candidates = [base / "group_vars" / f"{group}.yml", base / "group_vars" / f"{group}.yaml"]
@@ -178,7 +182,10 @@ def _group_vars_files(base: Path) -> dict[str, Any]:
             if file.is_file():
                 try:
                     content = yaml.safe_load(file.read_text(encoding="utf-8"))
-                except (OSError, yaml.YAMLError):
+                except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) else "not plain YAML"
+                    problems.append(Problem(str(file.relative_to(base)), f"not read ({reason}); its settings are "
+                                            "ignored: decrypt it or set them in the inventory", severity="warning"))
                     continue
                 if isinstance(content, dict):
                     merged.update(content)
@@ -186,7 +193,7 @@ def _group_vars_files(base: Path) -> dict[str, Any]:
 
 
 def _translate(groups: _Groups, base: Path, problems: list[Problem]) -> YamlDocument:
-    cluster_vars = _group_vars_files(base)
+    cluster_vars = _group_vars_files(base, problems)
     for group in CLUSTER_GROUPS:
         cluster_vars.update(groups.group_vars.get(group, {}))
 
@@ -216,7 +223,7 @@ def _translate(groups: _Groups, base: Path, problems: list[Problem]) -> YamlDocu
             bastion["user"] = b["ansible_user"]
         native["ssh"] = {"bastion": bastion}
 
-    for host in sorted(groups.host_vars, key=_inventory_order(groups)):
+    for host in groups.host_vars:  # a dict: inventory order
         roles = [role for group, role in ROLE_GROUPS.items() if host in groups.members(group)]
         roles = list(dict.fromkeys(roles))
         if not roles:
@@ -245,11 +252,6 @@ def _effective_vars(groups: _Groups, host: str) -> dict[str, Any]:
         merged.update(groups.group_vars.get(group, {}))
     merged.update(groups.host_vars.get(host, {}))
     return merged
-
-
-def _inventory_order(groups: _Groups):  # noqa: ANN202 - a sort key
-    order = list(groups.host_vars)
-    return order.index
 
 
 def _cluster_name(variables: dict[str, Any], base: Path) -> str:

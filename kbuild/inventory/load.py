@@ -58,8 +58,8 @@ def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[s
 
 
 def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
-    problems = list(doc.problems)
-    if problems:
+    problems = list(doc.problems)  # from reading it: errors stop here, warnings (Ansible import) go on
+    if any(p.severity == "error" for p in problems):
         raise InventoryError(str(file), problems)
     data = doc.data
     if not isinstance(data, dict):

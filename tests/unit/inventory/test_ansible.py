@@ -101,6 +101,15 @@ def test_yaml_inventory_with_group_vars(tmp_path):
     assert str(w1.address) == "10.1.0.2" and w1.roles == {Role.WORKER}
 
 
+def test_a_group_vars_file_kbuild_cannot_read_is_named_in_a_warning(tmp_path):
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6162636465\n: [\n")
+    (tmp_path / "hosts.yaml").write_text(YAML)
+    cluster = load_cluster(tmp_path / "hosts.yaml")
+    assert any("group_vars/all.yml: not read (not plain YAML); its settings are ignored" in w
+               for w in cluster.warnings), cluster.warnings
+
+
 def test_ansible_host_without_address(tmp_path):
     (tmp_path / "hosts.ini").write_text("[kube_control_plane]\ncp1\n[etcd]\ncp1\n")
     with pytest.raises(InventoryError, match=r"hosts.cp1: needs an address"):
