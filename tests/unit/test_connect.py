@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from kbuild.connect import check_key_files, select_hosts, target_for
 from kbuild.errors import UsageError
-from kbuild.inventory import load_cluster
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    (tmp_path / "id").write_text("key")
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(tmp_path, cluster_from):
+    (tmp_path / "id").write_text("key")  # ssh.key_file below, beside the inventory
+    return cluster_from("""\
         cluster: {name: t}
         ssh: {user: ops, key_file: id, become: true, bastion: {host: jump.example, user: j}}
         hosts:
           m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
           w1: {address: 198.18.0.11, roles: [worker]}
           w2: {address: 198.18.0.12, roles: [worker], ssh: {key_file: missing}}
-        """))
-    return load_cluster(path)
+        """)
 
 
 def test_limit_by_name_glob_and_role(cluster):

@@ -71,13 +71,11 @@ def test_lab_inventory_is_what_the_default_lab_writes():
     assert written["ssh"]["key_file"] == "/var/lib/kbuild/lab/lab/id_ed25519"
 
 
-def test_lab_inventory_with_an_artifacts_mirror(tmp_path):
+def test_lab_inventory_with_an_artifacts_mirror(tmp_path, cluster_from):
     plan = make_plan("kb", 1, 1, "198.18.0.80/28")
     data = lab_inventory(plan, tmp_path / "id_ed25519", "/srv/mirror")
     assert data["artifacts"] == {"mirror": "/srv/mirror"}
-    path = tmp_path / "inventory.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    assert load_cluster(path).artifacts.mirror == "/srv/mirror"
+    assert cluster_from(yaml.safe_dump(data, sort_keys=False)).artifacts.mirror == "/srv/mirror"
     assert "artifacts" not in lab_inventory(plan, tmp_path / "id_ed25519")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from kbuild.errors import InventoryError
@@ -16,12 +14,6 @@ hosts:
   master-1: {address: 198.18.0.10, roles: [etcd, control-plane]}
   worker-1: {address: 198.18.0.11, roles: [worker]}
 """
-
-
-def write(tmp_path, text: str):
-    path = tmp_path / "inventory.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 BAD = [
@@ -69,7 +61,8 @@ BAD = [
 
 @pytest.mark.parametrize("text,expected", [(t, e) for _, t, e in BAD], ids=[n for n, _, _ in BAD])
 def test_bad_inventory(tmp_path, text, expected):
-    path = write(tmp_path, text)
+    path = tmp_path / "inventory.yaml"
+    path.write_text(text)
     with pytest.raises(InventoryError) as caught:
         load_cluster(path)
     message = str(caught.value)
@@ -77,29 +70,25 @@ def test_bad_inventory(tmp_path, text, expected):
     assert str(path) in message  # every line names the file
 
 
-def test_all_problems_reported_at_once(tmp_path):
+def test_all_problems_reported_at_once(cluster_from):
     text = GOOD.replace("198.18.0.11", "300.1.1.1").replace("  name: lab", "  name: lab\n  pod_cdir: x")
     text += "ssh: {port: 0}\n"
     with pytest.raises(InventoryError) as caught:
-        load_cluster(write(tmp_path, text))
+        cluster_from(text)
     errors = [p for p in caught.value.problems if p.severity == "error"]
     assert {p.path for p in errors} >= {"cluster.pod_cdir", "hosts.worker-1.address", "ssh.port"}
 
 
-def test_even_etcd_count_is_a_warning(tmp_path):
-    text = GOOD.replace("roles: [worker]", "roles: [etcd, worker]")
-    cluster = load_cluster(write(tmp_path, text))
+def test_even_etcd_count_is_a_warning(cluster_from):
+    cluster = cluster_from(GOOD.replace("roles: [worker]", "roles: [etcd, worker]"))
     assert any("2 etcd members" in w for w in cluster.warnings)
 
 
-def test_defaults_and_overrides_resolve(tmp_path):
-    text = GOOD + textwrap.dedent("""\
-        ssh: {user: kbuild, become: true, key_file: keys/id, port: 2222}
-        """).replace("worker-1: {address: 198.18.0.11, roles: [worker]}",
-                     "worker-1: {address: 198.18.0.11, roles: [worker], ssh: {port: 22, host: nat.example}}")
+def test_defaults_and_overrides_resolve(tmp_path, cluster_from):
+    text = GOOD + "ssh: {user: kbuild, become: true, key_file: keys/id, port: 2222}\n"
     text = text.replace("  worker-1: {address: 198.18.0.11, roles: [worker]}",
                         "  worker-1: {address: 198.18.0.11, roles: [worker], ssh: {port: 22, host: nat.example}}")
-    cluster = load_cluster(write(tmp_path, text))
+    cluster = cluster_from(text)
     master, worker = cluster.hosts
     assert master.ssh.port == 2222 and master.ssh.user == "kbuild" and master.ssh.become
     assert master.ssh.key_file == str(tmp_path / "keys/id")
@@ -111,12 +100,12 @@ def test_defaults_and_overrides_resolve(tmp_path):
     assert [h.name for h in cluster.worker_hosts] == ["worker-1"]
 
 
-def test_api_endpoint_from_inventory(tmp_path):
-    cluster = load_cluster(write(tmp_path, GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: k8s.example:443")))
+def test_api_endpoint_from_inventory(cluster_from):
+    cluster = cluster_from(GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: k8s.example:443"))
     assert cluster.api_server_url == "https://k8s.example:443"
 
 
-def test_renewal_window_must_fit_the_validity(tmp_path):
+def test_renewal_window_must_fit_the_validity(cluster_from):
     text = GOOD + "pki: {cert_validity_days: 20, renew_before_days: 30}\n"
     with pytest.raises(InventoryError, match=r"pki: renew_before_days \(30\) must be shorter than cert_validity_days"):
-        load_cluster(write(tmp_path, text))
+        cluster_from(text)

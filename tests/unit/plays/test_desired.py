@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from kbuild import pki
 from kbuild.artifacts import host_artifacts
-from kbuild.inventory import load_cluster
 from kbuild.plays import control_plane, etcd, node
 from kbuild.plays.desired import gather_inputs
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent("""\
+def cluster(cluster_from):
+    cluster = cluster_from("""\
         cluster: {name: t}
         pki: {key_algorithm: ecdsa-p256}
         hosts:
           m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}
-        """))
-    cluster = load_cluster(path)
+        """)
     pki.ensure(cluster)
     return cluster
 
@@ -57,11 +52,9 @@ def test_every_phase_has_its_own_binaries_and_nothing_twice(cluster):
     assert keys and all(r.secret for r in keys)
 
 
-def test_etcd_health_checks_have_their_certificate_in_the_etcd_phase(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text("cluster: {name: t}\npki: {key_algorithm: ecdsa-p256}\nhosts:\n"
-                    "  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n")
-    cluster = load_cluster(path)
+def test_etcd_health_checks_have_their_certificate_in_the_etcd_phase(cluster_from):
+    cluster = cluster_from("cluster: {name: t}\npki: {key_algorithm: ecdsa-p256}\nhosts:\n"
+                           "  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n")
     pki.ensure(cluster)
     host = cluster.host("m1")
     inputs = gather_inputs(cluster, host, host_artifacts(cluster, host, prepare=False))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from kbuild.inventory import load_cluster
 from kbuild.plays.preflight import HostFacts, check_cluster, check_host
 
 HEALTHY = """\
@@ -94,11 +92,9 @@ def test_a_port_held_by_our_own_running_unit_is_fine(cluster):
     assert check_host(cluster, cluster.host("m1"), f) == []
 
 
-def test_swap_tolerated_when_configured(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text("cluster: {name: t, fail_swap_on: false}\nhosts:\n"
-                    "  m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}\n")
-    cluster = load_cluster(path)
+def test_swap_tolerated_when_configured(cluster_from):
+    cluster = cluster_from("cluster: {name: t, fail_swap_on: false}\nhosts:\n"
+                           "  m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}\n")
     assert check_host(cluster, cluster.host("m1"), facts(swap_kb="2097152")) == []
 
 

@@ -17,6 +17,8 @@ from kbuild.plays.upgrade.versions import (
     cluster_target,
 )
 
+from .upgrade_fakes import observed
+
 
 @pytest.fixture
 def cluster(cluster_from):
@@ -29,14 +31,10 @@ def cluster(cluster_from):
 
 
 def running(cluster, kube: str, *, active: bool = True) -> dict[str, HostVersions]:
-    found = {}
-    for host in cluster.hosts:
-        names = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler") if host.is_etcd \
-            else ("containerd", "kubelet", "kube-proxy")
-        found[host.name] = HostVersions(host.name, {
-            c: Installed(c, Version(3, 5, 6) if c == "etcd" else Version(1, 6, 20) if c == "containerd"
-                         else Version.parse(kube), active or c != "kubelet") for c in names})
-    return found
+    """Every host at `kube` and etcd 3.5.6; active=False: the kubelets are stopped."""
+    stopped = {} if active else {(h.name, "kubelet"): Installed("kubelet", Version.parse(kube), False)
+                                 for h in cluster.hosts if h.runs_kubelet}
+    return observed(cluster, kube=kube, etcd="3.5.6", overrides=stopped)
 
 
 @pytest.fixture

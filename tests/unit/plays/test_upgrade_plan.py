@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from kbuild.engine.resources import Artifact, Directory, File, Service
 from kbuild.engine.runner import Plan
-from kbuild.inventory import load_cluster
 from kbuild.plays.upgrade.nodes import NodeState
 from kbuild.plays.upgrade.plan import build
 from kbuild.plays.upgrade.rolling import APISERVER, CONTROLLERS, split_plan
@@ -19,14 +16,15 @@ from kbuild.plays.upgrade.versions import (
     cluster_target,
 )
 
+from .upgrade_fakes import observed
+
 OLD, NEW = "1.33.5", "1.34.1"
 URL = "https://dl.k8s.io/release/v1.34.1/bin/linux/amd64/x"
 
 
 @pytest.fixture
-def cluster(tmp_path):
-    path = tmp_path / "inv.yaml"
-    path.write_text(textwrap.dedent(f"""\
+def cluster(cluster_from):
+    return cluster_from(f"""\
         cluster: {{name: t, versions: {{kubernetes: {NEW}, etcd: 3.5.6}}}}
         hosts:
           m1: {{address: 198.18.0.10, roles: [etcd, control-plane]}}
@@ -35,28 +33,7 @@ def cluster(tmp_path):
           w1: {{address: 198.18.0.13, roles: [worker]}}
           w2: {{address: 198.18.0.14, roles: [worker]}}
           w3: {{address: 198.18.0.15, roles: [worker]}}
-        """))
-    return load_cluster(path)
-
-
-def observed(cluster, kube=OLD, etcd="3.4.23", containerd="1.6.20", overrides=None) -> dict[str, HostVersions]:
-    result = {}
-    for host in cluster.hosts:
-        comps = {}
-        if host.is_etcd:
-            comps["etcd"] = Installed("etcd", Version.parse(etcd), True)
-        if host.is_control_plane:
-            for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
-                comps[c] = Installed(c, Version.parse(kube), True)
-        if host.runs_kubelet:
-            comps["containerd"] = Installed("containerd", Version.parse(containerd), True)
-            for c in ("kubelet", "kube-proxy"):
-                comps[c] = Installed(c, Version.parse(kube), True)
-        for (h, c), installed in (overrides or {}).items():
-            if h == host.name:
-                comps[c] = installed
-        result[host.name] = HostVersions(host.name, comps)
-    return result
+        """)
 
 
 def order(plan) -> list[tuple[str, tuple[str, ...]]]:

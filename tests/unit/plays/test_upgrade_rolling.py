@@ -27,6 +27,8 @@ from kbuild.plays.upgrade.versions import (
     cluster_target,
 )
 
+from .upgrade_fakes import observed
+
 
 class Conn:
     def __init__(self, world: World, name: str) -> None:
@@ -139,23 +141,10 @@ def context(cluster, world: World) -> tuple[Context, Events]:
     return Context(cluster, session), events
 
 
-def old_cluster(cluster) -> dict[str, HostVersions]:
-    found = {}
-    for host in cluster.hosts:
-        comps = {}
-        if host.is_etcd:
-            comps["etcd"] = Installed("etcd", Version(3, 4, 23), True)
-        for c in (("kube-apiserver", "kube-controller-manager", "kube-scheduler") if host.is_control_plane
-                  else ("containerd", "kubelet", "kube-proxy")):
-            comps[c] = Installed(c, Version(1, 6, 20) if c == "containerd" else Version(1, 33, 5), True)
-        found[host.name] = HostVersions(host.name, comps)
-    return found
-
-
 def test_every_step_in_order_with_the_leader_last_even_when_leadership_moves(cluster, snapshots):
     world = World(leaders=["m1", "m3"])  # m3 takes over after m2's restart
     ctx, events = context(cluster, world)
-    plan = build(cluster, old_cluster(cluster), cluster_target(cluster), etcd_leader="m1")
+    plan = build(cluster, observed(cluster), cluster_target(cluster), etcd_leader="m1")
     assert [s.hosts[0] for s in plan.of_kind("etcd")] == ["m2", "m3", "m1"]  # as planned
     done = rolling.run(ctx, plan, inputs={h.name: h.name for h in cluster.hosts})
     assert world.applied == [
@@ -172,11 +161,11 @@ def test_every_step_in_order_with_the_leader_last_even_when_leadership_moves(clu
 def test_workers_are_cordoned_before_and_uncordoned_after_unless_someone_else_cordoned_them(cluster, snapshots):
     world = World(leaders=["m1"], cordoned={"w1"})
     ctx, events = context(cluster, world)
-    observed = old_cluster(cluster)
+    state = observed(cluster)
     for host in ("m1", "m2", "m3"):  # the control plane is done: only workers are left
-        observed[host] = HostVersions(host, {c: Installed(c, Version(3, 5, 6) if c == "etcd" else Version(1, 34, 1),
-                                                          True) for c in observed[host].components})
-    plan = build(cluster, observed, cluster_target(cluster), max_unavailable=2)
+        state[host] = HostVersions(host, {c: Installed(c, Version(3, 5, 6) if c == "etcd" else Version(1, 34, 1),
+                                                       True) for c in state[host].components})
+    plan = build(cluster, state, cluster_target(cluster), max_unavailable=2)
     rolling.run(ctx, plan, inputs={h.name: h.name for h in cluster.hosts})
     kubectl = [c.split("admin.conf ", 1)[1] for h, c in world.commands if "kubectl" in c and "get" not in c]
     assert kubectl == [
@@ -194,7 +183,7 @@ def test_workers_are_cordoned_before_and_uncordoned_after_unless_someone_else_co
 def test_ctrl_c_finishes_the_host_in_progress_then_stops(cluster, snapshots):
     world = World(leaders=["m1"])
     ctx, events = context(cluster, world)
-    plan = build(cluster, old_cluster(cluster), cluster_target(cluster), etcd_leader="m1")
+    plan = build(cluster, observed(cluster), cluster_target(cluster), etcd_leader="m1")
 
     def interrupt(phase, hosts):  # Ctrl-C while the first apiserver is being upgraded
         if phase == "upgrade-apiserver" and hosts == ("m1",):

@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kbuild import layout
 from kbuild.errors import ExitCode, KbuildError
 from kbuild.render import FlagError, host_files
 from kbuild.render.flags import FLAGS, LIFETIMES
 
-from .conftest import MakeCluster, files_by_path, versions
+from .conftest import HOSTS, MakeCluster, files_by_path, versions
 from .unitfile import exec_start, flag_map
 
 STANDIN_FLAGS = Path(__file__).resolve().parents[2] / "standins" / "flags"
@@ -245,15 +246,10 @@ def test_etcd_flags_follow_the_minor(make_cluster: MakeCluster, etcd: str) -> No
     assert flags["data-dir"] == "/var/lib/etcd"
 
 
-def test_etcd_data_dir_comes_from_the_inventory(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    import yaml
-
-    from kbuild.inventory import load_cluster
-    from .conftest import HOSTS
-
-    inv = tmp_path / "inv.yaml"
-    inv.write_text(yaml.safe_dump({"cluster": {"name": "demo"}, "etcd": {"data_dir": "/data/etcd"}, "hosts": HOSTS}))
-    assert unit_flags(load_cluster(inv), "etcd")["data-dir"] == "/data/etcd"
+def test_etcd_data_dir_comes_from_the_inventory(cluster_from) -> None:
+    cluster = cluster_from(yaml.safe_dump({"cluster": {"name": "demo"}, "etcd": {"data_dir": "/data/etcd"},
+                                           "hosts": HOSTS}))
+    assert unit_flags(cluster, "etcd")["data-dir"] == "/data/etcd"
 
 
 def test_etcd_34_on_arm64_is_told_the_platform_is_unsupported(make_cluster: MakeCluster) -> None:
@@ -353,8 +349,6 @@ def test_a_flag_the_version_lacks_names_the_inventory_key(make_cluster: MakeClus
         host = COMPONENT_HOST[component]
         key = f"cluster.extra_flags.{component}.{flag}"
     else:
-        from .conftest import HOSTS
-
         host = COMPONENT_HOST[component]
         hosts = {**HOSTS, host: {**HOSTS[host], "extra_flags": {component: {flag: "x"}}}}
         cluster = make_cluster(hosts=hosts, versions=version)
@@ -398,8 +392,6 @@ def test_a_version_without_tables_is_an_error(make_cluster: MakeCluster, setting
 
 
 def test_host_extra_flags_for_a_component_the_host_does_not_run(make_cluster: MakeCluster) -> None:
-    from .conftest import HOSTS
-
     hosts = {**HOSTS, "w2": {**HOSTS["w2"], "extra_flags": {"etcd": {"quota-backend-bytes": "1"}}}}
     cluster = make_cluster(hosts=hosts)
     with pytest.raises(FlagError, match=r"hosts\.w2\.extra_flags\.etcd: host w2 runs no etcd"):

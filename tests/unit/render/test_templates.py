@@ -10,12 +10,21 @@ import pytest
 from kbuild import layout
 from kbuild.cli import run
 from kbuild.errors import ExitCode, KbuildError
+from kbuild.inventory import Cluster
 from kbuild.render import TemplateError, host_files
 from kbuild.render.env import shipped_templates_dir
 
 from .conftest import MakeCluster, files_by_path
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+
+
+def with_templates(make_cluster: MakeCluster, folder: Path, templates: dict[str, str]) -> Cluster:
+    """A cluster whose templates_dir is `folder`, made to hold these templates (file name -> text)."""
+    folder.mkdir()
+    for name, text in templates.items():
+        (folder / name).write_text(text)
+    return make_cluster(templates_dir=str(folder))
 
 
 def test_shipped_templates_are_found_in_a_source_checkout() -> None:
@@ -43,20 +52,17 @@ def test_a_user_template_overrides_the_shipped_one(make_cluster: MakeCluster, tm
 
 
 def test_a_user_macro_file_overrides_every_unit(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "_macros.j2").write_text(
-        "{% macro header() %}# custom{% endmacro %}\n"
-        "{% macro exec_start(binary, flags) %}ExecStart={{ binary }}{% endmacro %}\n")
-    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    cluster = with_templates(make_cluster, tmp_path / "t", {
+        "_macros.j2": "{% macro header() %}# custom{% endmacro %}\n"
+                      "{% macro exec_start(binary, flags) %}ExecStart={{ binary }}{% endmacro %}\n"})
     unit = files_by_path(cluster, "w1")[str(layout.unit_path("kubelet"))].content
     assert unit.startswith("# custom\n")
     assert f"ExecStart={layout.binary_path('kubelet')}\n" in unit
 
 
 def test_missing_variable_names_template_line_and_variable(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "kubelet-config.yaml.j2").write_text("a: 1\nb: {{ cluster.domain }}\nc: {{ node.no_such_thing }}\n")
-    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    cluster = with_templates(make_cluster, tmp_path / "t", {
+        "kubelet-config.yaml.j2": "a: 1\nb: {{ cluster.domain }}\nc: {{ node.no_such_thing }}\n"})
     with pytest.raises(TemplateError) as info:
         host_files(cluster, cluster.host("w1"))
     err = info.value
@@ -66,19 +72,17 @@ def test_missing_variable_names_template_line_and_variable(make_cluster: MakeClu
 
 
 def test_missing_top_level_variable(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "cni-loopback.conf.j2").write_text("{\n\n  \"x\": \"{{ nothing_here }}\"\n}\n")
-    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    cluster = with_templates(make_cluster, tmp_path / "t",
+                             {"cni-loopback.conf.j2": "{\n\n  \"x\": \"{{ nothing_here }}\"\n}\n"})
     with pytest.raises(TemplateError, match=r"cni-loopback\.conf\.j2:3: undefined variable 'nothing_here'") as info:
         host_files(cluster, cluster.host("w1"))
     assert "top-level variables are:" in str(info.value) and "paths" in str(info.value)
 
 
 def test_missing_variable_inside_a_macro_points_into_the_macro_file(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "_macros.j2").write_text(
-        "{% macro header() %}\n# {{ oops }}\n{% endmacro %}\n{% macro exec_start(b, f) %}x{% endmacro %}\n")
-    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    cluster = with_templates(make_cluster, tmp_path / "t", {
+        "_macros.j2": "{% macro header() %}\n# {{ oops }}\n{% endmacro %}\n"
+                      "{% macro exec_start(b, f) %}x{% endmacro %}\n"})
     with pytest.raises(TemplateError) as info:
         host_files(cluster, cluster.host("m1"))
     assert (info.value.file, info.value.line, info.value.variable) == (str(tmp_path / "t" / "_macros.j2"), 2, "oops")
@@ -86,26 +90,21 @@ def test_missing_variable_inside_a_macro_points_into_the_macro_file(make_cluster
 
 
 def test_syntax_error_names_file_and_line(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "audit-policy.yaml.j2").write_text("ok\n{% if %}\n")
-    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    cluster = with_templates(make_cluster, tmp_path / "t", {"audit-policy.yaml.j2": "ok\n{% if %}\n"})
     with pytest.raises(TemplateError, match=r"audit-policy\.yaml\.j2:2: syntax error: ") as info:
         host_files(cluster, cluster.host("m1"))
     assert info.value.line == 2
 
 
 def test_missing_included_template(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "audit-policy.yaml.j2").write_text("a: 1\n{% include 'nowhere.j2' %}\n")
-    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    cluster = with_templates(make_cluster, tmp_path / "t",
+                             {"audit-policy.yaml.j2": "a: 1\n{% include 'nowhere.j2' %}\n"})
     with pytest.raises(TemplateError, match=r"audit-policy\.yaml\.j2:2: template 'nowhere\.j2' not found"):
         host_files(cluster, cluster.host("m1"))
 
 
 def test_a_failing_expression_is_located(make_cluster: MakeCluster, tmp_path: Path) -> None:
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "audit-policy.yaml.j2").write_text("a: {{ 1 // 0 }}\n")
-    cluster = make_cluster(templates_dir=str(tmp_path / "t"))
+    cluster = with_templates(make_cluster, tmp_path / "t", {"audit-policy.yaml.j2": "a: {{ 1 // 0 }}\n"})
     with pytest.raises(TemplateError, match=r"audit-policy\.yaml\.j2:1: ZeroDivisionError"):
         host_files(cluster, cluster.host("m1"))
 

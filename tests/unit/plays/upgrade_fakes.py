@@ -1,0 +1,26 @@
+"""Test data for the upgrade tests: the versions the hosts of a cluster report, as the survey would find them."""
+
+from __future__ import annotations
+
+from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+
+
+def observed(cluster, kube="1.33.5", etcd="3.4.23", containerd="1.6.20", overrides=None) -> dict[str, HostVersions]:
+    """Every component each host's roles give it, running at these versions; overrides: (host, component) -> Installed."""
+    result = {}
+    for host in cluster.hosts:
+        comps = {}
+        if host.is_etcd:
+            comps["etcd"] = Installed("etcd", Version.parse(etcd), True)
+        if host.is_control_plane:
+            for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+                comps[c] = Installed(c, Version.parse(kube), True)
+        if host.runs_kubelet:
+            comps["containerd"] = Installed("containerd", Version.parse(containerd), True)
+            for c in ("kubelet", "kube-proxy"):
+                comps[c] = Installed(c, Version.parse(kube), True)
+        for (h, c), installed in (overrides or {}).items():
+            if h == host.name:
+                comps[c] = installed
+        result[host.name] = HostVersions(host.name, comps)
+    return result
