@@ -65,17 +65,16 @@ class InventoryError(KbuildError):
     exit_code = ExitCode.BAD_INPUT
 
     def __post_init__(self) -> None:
-        errors = [p for p in self.problems if p.severity == "error"]
-        super().__init__(
-            f"{self.file}: {len(errors)} problem{'s' if len(errors) != 1 else ''} in the inventory"
-        )
+        count = len(self.errors)
+        super().__init__(f"{self.file}: {count} problem{'s' if count != 1 else ''} in the inventory")
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
 
     def __str__(self) -> str:
-        lines = [self.message]
-        errors = [p for p in self.problems if p.severity == "error"]
-        errors.sort(key=lambda p: (p.line is None, p.line or 0))
-        lines += [f"  {p.render(self.file)}" for p in errors]
-        return "\n".join(lines)
+        errors = sorted(self.errors, key=lambda p: (p.line is None, p.line or 0))
+        return "\n".join([self.message, *(f"  {p.render(self.file)}" for p in errors)])
 
 
 class HostKeyError(KbuildError):

@@ -39,10 +39,9 @@ class HostRun:
         self.name = name
         self.conn = conn
         self.plan = plan
-        self.token = secrets.token_hex(6)
+        self.marker = f"@@kb-{secrets.token_hex(6)}"  # frames the output of this host's scripts
         self.outcome = HostOutcome(name, HostStatus.OK)
         self.pending_changes: dict[str, list[str]] = {}  # resource key -> why it changes
-        self.restarting: str | None = None
         _check_unique(name, plan.resources)
 
     def emit(self, event: str, **kw: Any) -> None:
@@ -96,7 +95,7 @@ class HostRun:
 
     def gather(self, resources: list[Resource]) -> list[Any]:
         self.status(f"gathering facts for {len(resources)} resources")
-        marker = f"@@kb-{self.token}"
+        marker = self.marker
         lines = [FACT_FUNCTIONS]
         for i, resource in enumerate(resources):
             lines.append(f"echo '{marker} {i}'")
@@ -121,7 +120,7 @@ class HostRun:
         return {r.name for r in self.plan.resources if isinstance(r, Service) and r.running}
 
     def apply(self, pending: list[tuple[int, Resource, Any]], owed: list[str]) -> None:
-        marker = f"@@kb-{self.token}"
+        marker = self.marker
         script = ["set -u", FACT_FUNCTIONS, APPLY_FUNCTIONS]
         payloads: list[tuple[str, Any]] = []
         units_dirty = False
@@ -171,60 +170,9 @@ class HostRun:
         total = sum(p.size for _, p in payloads)
         self.status(f"applying {len(pending)} changes" + (f", sending {total / 1e6:.1f} MB" if total > 1e6 else ""))
         result = self.conn.run(command, stdin=stream, progress=self._upload_progress(len(pending), total))
-        self._read_apply_output(result.out, result.err, pending, restarts, marker)
+        self._read_apply_output(result.out, result.err, pending, restarts)
         if self.outcome.status != HostStatus.FAILED:
             self.runner.defer(self.name, later)
-
-    def _read_apply_output(self, out: str, err: str, pending: list[tuple[int, Resource, Any]],
-                           restarts: list[str], marker: str) -> None:
-        by_index = {i: r for i, r, _ in pending}
-        current: int | None = None
-        failed_output: list[str] = []
-        failing: str | None = None
-        for line in out.splitlines():
-            if not line.startswith(marker):
-                if failing is not None:
-                    failed_output.append(line)
-                continue
-            words = line[len(marker) + 1:].split()
-            if words[0] == "begin":
-                current = int(words[1])
-            elif words[0] == "ok" and current is not None:
-                resource = by_index[current]
-                self.outcome.changed.append(resource.key)
-                self.emit("resource", resource=resource.describe(), status="changed",
-                          changes=self.pending_changes.get(resource.key))
-                if resource.key in self.outcome.diffs:
-                    self.emit("diff", resource=resource.describe(), diff=self.outcome.diffs[resource.key])
-            elif words[0] == "fail":
-                failing = by_index[int(words[1])].describe() if words[1] != "restart" else f"restart {current}"
-            elif words[0] == "restart":
-                current = None
-                self.restarting = words[1]
-            elif words[0] == "done":
-                for service in restarts:
-                    self.outcome.restarted.append(service)
-                    self.emit("handler", resource=f"service {service}", status="restarted")
-                return
-        if failing is not None:
-            if failing.startswith("restart"):
-                service = self.restarting or "?"
-                for done in restarts[:restarts.index(service)] if service in restarts else []:
-                    self.outcome.restarted.append(done)
-                    self.emit("handler", resource=f"service {done}", status="restarted")
-                failing = f"restart of service {service}"
-            self._fail(failing, "\n".join(failed_output).strip() or err.strip() or "failed with no output")
-        else:
-            self._fail("apply", f"the apply script stopped early: {err.strip() or out[-500:].strip() or 'no output'}")
-
-    def _fail(self, what: str, message: str) -> HostOutcome:
-        self.outcome.status = HostStatus.FAILED
-        self.outcome.failed = what
-        self.outcome.message = message
-        self.emit("resource", resource=what, status="failed", message=message)
-        return self.outcome
-
-    # -- health gates ---------------------------------------------------------------------------
 
     def _upload_progress(self, count: int, total: int) -> Callable[[int], None] | None:
         if total < 1e6:
@@ -241,6 +189,61 @@ class HostRun:
                 self.status(f"applying {count} changes, sent {sent / 1e6:.1f} of {total / 1e6:.1f} MB")
 
         return advance
+
+    def _read_apply_output(self, out: str, err: str, pending: list[tuple[int, Resource, Any]],
+                           restarts: list[str]) -> None:
+        marker = self.marker
+        by_index = {i: r for i, r, _ in pending}
+        current: int | None = None
+        failed_output: list[str] = []
+        failing: str | None = None
+        restarting: str | None = None  # the service whose restart is under way
+        restart_failed = False
+        for line in out.splitlines():
+            if not line.startswith(marker):
+                if failing is not None:
+                    failed_output.append(line)
+                continue
+            words = line[len(marker) + 1:].split()
+            if words[0] == "begin":
+                current = int(words[1])
+            elif words[0] == "ok" and current is not None:
+                resource = by_index[current]
+                self.outcome.changed.append(resource.key)
+                self.emit("resource", resource=resource.describe(), status="changed",
+                          changes=self.pending_changes.get(resource.key))
+                if resource.key in self.outcome.diffs:
+                    self.emit("diff", resource=resource.describe(), diff=self.outcome.diffs[resource.key])
+            elif words[0] == "fail":
+                restart_failed = words[1] == "restart"
+                failing = (f"restart of service {restarting or '?'}" if restart_failed
+                           else by_index[int(words[1])].describe())
+            elif words[0] == "restart":
+                current = None
+                restarting = words[1]
+            elif words[0] == "done":
+                self._restarted(restarts)
+                return
+        if failing is not None:
+            if restart_failed and restarting in restarts:
+                self._restarted(restarts[:restarts.index(restarting)])  # the ones before it went through
+            self._fail(failing, "\n".join(failed_output).strip() or err.strip() or "failed with no output")
+        else:
+            self._fail("apply", f"the apply script stopped early: {err.strip() or out[-500:].strip() or 'no output'}")
+
+    def _restarted(self, services: list[str]) -> None:
+        for service in services:
+            self.outcome.restarted.append(service)
+            self.emit("handler", resource=f"service {service}", status="restarted")
+
+    def _fail(self, what: str, message: str) -> HostOutcome:
+        self.outcome.status = HostStatus.FAILED
+        self.outcome.failed = what
+        self.outcome.message = message
+        self.emit("resource", resource=what, status="failed", message=message)
+        return self.outcome
+
+    # -- health gates ---------------------------------------------------------------------------
 
     def wait_for_gates(self, *, changed: bool) -> None:
         for gate in self.plan.gates:

@@ -161,7 +161,6 @@ class Reporter:
     def __init__(self, sinks: list[Sink] | None = None) -> None:
         self.sinks: list[Sink] = list(sinks or [])
         self.tally: dict[str, HostTally] = defaultdict(HostTally)
-        self.log_path: Path | None = None
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:

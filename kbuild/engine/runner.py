@@ -103,9 +103,7 @@ class Runner:
             for name in names:
                 outcomes[name] = futures[name].result() if name in futures else \
                     self._skip(phase, name, f"{self.dead[name].value} earlier in this run")
-        for name, outcome in outcomes.items():
-            if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE):
-                self.dead[name] = outcome.status
+        self._mark_dead(outcomes)
         self.reporter.emit(Event("phase.end", phase=phase, data={n: o.status.value for n, o in outcomes.items()}))
         return outcomes
 
@@ -130,10 +128,14 @@ class Runner:
             futures = {name: pool.submit(self._run_host, phase, name, plan) for name, plan in runnable.items()}
             for name, future in futures.items():
                 outcomes[name] = future.result()
+        self._mark_dead(outcomes)
+        return outcomes
+
+    def _mark_dead(self, outcomes: dict[str, HostOutcome]) -> None:
+        """Hosts that failed or were unreachable sit out the rest of the run."""
         for name, outcome in outcomes.items():
             if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE):
                 self.dead[name] = outcome.status
-        return outcomes
 
     def _skip(self, phase: str, name: str, why: str) -> HostOutcome:
         self.reporter.emit(Event("host.skipped", host=name, phase=phase, status="skipped", message=why))

@@ -175,20 +175,18 @@ class Artifact(Resource):
         if current.type != "file":
             return [f"replace {current.type}"]
         found: list[str] = []
-        if self.sha256 is not None and current.sha256 != self.sha256:
-            found.append(f"sha256 {_short(current.sha256)} -> {_short(self.sha256)}")
-        elif self.sha256 is None and (fact.source != self.provenance or fact.stamped_sha256 != current.sha256):
-            found.append("different release" if fact.source != self.provenance else "modified on the host")
+        if not self._installed(fact):
+            if self.sha256 is not None:
+                found.append(f"sha256 {_short(current.sha256)} -> {_short(self.sha256)}")
+            else:
+                found.append("different release" if fact.source != self.provenance else "modified on the host")
         return found + Ownership(self.mode, self.owner, self.group).differences(
             current.mode, current.owner, current.group)
 
     def action(self, fact: ArtifactFact) -> Action:
         _expect_file(self.path, fact.path)
         own = Ownership(self.mode, self.owner, self.group)
-        same = fact.path.type == "file" and (
-            (self.sha256 is not None and fact.path.sha256 == self.sha256)
-            or (self.sha256 is None and fact.source == self.provenance and fact.stamped_sha256 == fact.path.sha256))
-        if same:
+        if self._installed(fact):
             return Action(own.fix(self.path))
         if self.source is not None:
             steps = [_verify('"$KB_PAYLOAD"', self.sha256), install_file(self.path, '"$KB_PAYLOAD"', own)]
@@ -207,6 +205,14 @@ class Artifact(Resource):
             steps.append(_verify('"$kb_file"', self.sha256))
         steps += [install_file(self.path, '"$kb_file"', own), self._stamp()]
         return Action("\n".join(steps))
+
+    def _installed(self, fact: ArtifactFact) -> bool:
+        """The host's file is this artifact: its sha256 when known, else the stamp (same release, unmodified)."""
+        if fact.path.type != "file":
+            return False
+        if self.sha256 is not None:
+            return fact.path.sha256 == self.sha256
+        return fact.source == self.provenance and fact.stamped_sha256 == fact.path.sha256
 
     def _stamp(self) -> str:
         # sha256, then size+mtime (the cheap check facts use), then provenance.
