@@ -85,19 +85,3 @@ class UnreachableError(KbuildError):
     """A host could not be reached over SSH after the allowed retries."""
 
     exit_code = ExitCode.UNREACHABLE
-
-
-class RemoteCommandError(KbuildError):
-    """A command on a host exited non-zero where success was required."""
-
-    def __init__(self, host: str, command: str, rc: int, stdout: str, stderr: str, *, step: str = "") -> None:
-        detail = (stderr or stdout).strip()
-        if len(detail) > 2000:
-            detail = "…" + detail[-2000:]
-        what = f" during {step}" if step else ""
-        super().__init__(f"{host}: command failed{what} (exit {rc}): {detail or '(no output)'}")
-        self.host = host
-        self.command = command
-        self.rc = rc
-        self.stdout = stdout
-        self.stderr = stderr

@@ -8,6 +8,7 @@ lets a host receive all of a run's files in a single round trip.
 from __future__ import annotations
 
 import io
+import logging
 import select
 import shlex
 import socket
@@ -23,6 +24,12 @@ from kbuild.engine.hostkeys import AcceptNewPolicy, StrictPolicy, changed_key_er
 from kbuild.errors import HostKeyError, KbuildError, UnreachableError
 
 CHUNK = 256 * 1024
+# paramiko's transport thread logs a failed handshake with a traceback; with no handler configured,
+# Python would print it on stderr. kbuild reports every connection failure itself, in one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+# What paramiko says when no SSH handshake happened: the peer closed the connection or stayed silent past
+# the connect timeout (which of the two messages comes depends on a race in paramiko).
+NO_HANDSHAKE = ("Error reading SSH protocol banner", "No existing session")
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,8 @@ def _reason(exc: Exception | None) -> str:
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out"
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, paramiko.SSHException) and text in NO_HANDSHAKE:
+        return "no SSH handshake (the connection was closed, or nothing answered within the connect timeout)"
     return text
 
 
