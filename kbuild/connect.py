@@ -64,7 +64,7 @@ def check_key_files(cluster: Cluster, hosts: list[Host]) -> None:
                           ("bastion.key_file", host.ssh.bastion.key_file if host.ssh.bastion else None)):
             if not key:
                 continue
-            path = Path(os.path.expanduser(key))
+            path = Path(key)  # resolved by the inventory loader (~ and relative to the inventory)
             if not path.is_file():
                 problems.append(f"hosts.{host.name}: ssh.{what} {path} does not exist")
             elif not os.access(path, os.R_OK):

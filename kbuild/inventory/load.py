@@ -294,6 +294,9 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
     for name, spec in hosts.items():
         o = spec.ssh
         key_file = o.key_file or ssh.key_file
+        bastion = o.bastion or ssh.bastion
+        if bastion is not None and bastion.key_file:  # paramiko opens key files as given: resolve it here
+            bastion = bastion.model_copy(update={"key_file": str(_relative_to(base, bastion.key_file))})
         resolved.append(Host(
             name=name,
             address=spec.address,
@@ -305,7 +308,7 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
                 user=o.user or ssh.user,
                 key_file=str(_relative_to(base, key_file)) if key_file else None,
                 become=ssh.become if o.become is None else o.become,
-                bastion=o.bastion or ssh.bastion,
+                bastion=bastion,
                 connect_timeout=o.connect_timeout or ssh.connect_timeout,
                 retries=ssh.retries if o.retries is None else o.retries,
             ),

@@ -100,6 +100,14 @@ def test_defaults_and_overrides_resolve(tmp_path, cluster_from):
     assert [h.name for h in cluster.worker_hosts] == ["worker-1"]
 
 
+def test_key_files_are_resolved_for_hosts_and_the_bastion(cluster_from, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cluster = cluster_from(GOOD + "ssh: {key_file: keys/id, bastion: {host: jump.example, key_file: '~/.ssh/jump'}}\n")
+    ssh = cluster.hosts[0].ssh
+    assert ssh.key_file == str(tmp_path / "keys/id")
+    assert ssh.bastion is not None and ssh.bastion.key_file == str(tmp_path / "home/.ssh/jump")
+
+
 def test_api_endpoint_from_inventory(cluster_from):
     cluster = cluster_from(GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: k8s.example:443"))
     assert cluster.api_server_url == "https://k8s.example:443"
