@@ -75,7 +75,6 @@ def summarize(records: Sequence[RunRecord]) -> list[Summary]:
     return out
 
 
-
 class EngineBench:
     """Runs every tool on the first n lab machines, for each n, `runs` times, and keeps every record."""
 

@@ -83,7 +83,7 @@ class BenchLab:
         return Access(LAB_USER, Path(status.key_file), Path(status.known_hosts))
 
     def exec(self, host: str, script: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return self.lab.exec(host, ["/bin/sh", "-c", script], timeout=timeout)
+        return self.lab.exec(host, script, timeout=timeout)  # a string runs through /bin/sh -c
 
     def on_all(self, hosts: Sequence[Host], script: str | Callable[[Host], str], *,
                timeout: float = 120) -> dict[str, subprocess.CompletedProcess[str]]:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.harness import SCENARIOS, Summary
+from kbuild.state import write_atomic
 
 TOOL_ORDER = ("kbuild", "pyinfra", "ansible")
 
@@ -129,7 +130,5 @@ def targets(summaries: Sequence[Summary], size: int = 20) -> list[str]:
 
 
 def write_json(path: Path, payload: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=lambda o: asdict(o)))
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # first, so the results directory gets the usual mode, not 0700
+    write_atomic(path, json.dumps(payload, indent=1, default=lambda o: asdict(o)))

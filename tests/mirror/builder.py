@@ -55,7 +55,6 @@ DEBIAN = {  # package -> the upstream version it must carry
     "runc": "1.1.5",
     "containernetworking-plugins": "1.1.1",
 }
-KUBE_STANDINS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 CONTAINERD_BINARIES = ("containerd", "containerd-shim", "containerd-shim-runc-v1", "containerd-shim-runc-v2", "ctr")
 
 Log = Callable[[str], None]
@@ -173,17 +172,15 @@ def load_standins() -> ModuleType:
     except ModuleNotFoundError as exc:
         raise MirrorBuildError(f"cannot import {STANDINS_MODULE} ({exc}): the kube stand-ins are needed for the "
                                "kubernetes part of the mirror") from None
-    for name in ("build_standin", "SUPPORTED_VERSIONS"):
+    for name in ("build_standin", "SUPPORTED_VERSIONS", "COMPONENTS"):
         if not hasattr(module, name):
             raise MirrorBuildError(f"{STANDINS_MODULE} has no {name}")
     return module
 
 
 def kubernetes_versions(standins: ModuleType) -> list[str]:
-    versions = standins.SUPPORTED_VERSIONS
-    values = versions.values() if isinstance(versions, Mapping) else versions
     result = []
-    for value in values:
+    for value in standins.SUPPORTED_VERSIONS:
         text = str(value).removeprefix("v")
         if not re.fullmatch(r"\d+\.\d+\.\d+", text):
             raise MirrorBuildError(f"{STANDINS_MODULE}.SUPPORTED_VERSIONS has {value!r}; the mirror needs X.Y.Z")
@@ -245,7 +242,7 @@ def build_mirror(dest: Path, downloads: Path, *, standins: ModuleType, log: Log)
     for version in kube_versions:
         log(f"building kube stand-ins {version}")
         base = f"dl.k8s.io/release/v{version}/bin/linux/{ARCH}"
-        for component in KUBE_STANDINS:
+        for component in standins.COMPONENTS:
             data = standins.build_standin(component, version)
             if not isinstance(data, bytes) or not data:
                 raise MirrorBuildError(f"build_standin({component!r}, {version!r}) returned no bytes")

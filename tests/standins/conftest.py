@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import ssl
+import subprocess
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from . import certs
-from .build import write_standin
+from .build import COMPONENTS, SUPPORTED_VERSIONS, write_standin
 from .procs import Proc, free_port, https_get, wait_http
 from .standin.etcd import EtcdClient
 
-V133, V134 = "1.33.5", "1.34.1"
+V133, V134 = SUPPORTED_VERSIONS
 
 
 def etcd_binary() -> Path | None:
@@ -71,10 +76,10 @@ def bins(tmp_path_factory) -> dict[tuple[str, str], Path]:
     """Built stand-ins, keyed by (component, version)."""
     d = tmp_path_factory.mktemp("bin")
     out = {}
-    for version in (V133, V134):
-        for comp in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"):
-            sub = d / version
-            sub.mkdir(exist_ok=True)
+    for version in SUPPORTED_VERSIONS:
+        sub = d / version
+        sub.mkdir()
+        for comp in COMPONENTS:
             out[(comp, version)] = write_standin(comp, version, sub / comp)
     return out
 
@@ -154,6 +159,29 @@ def start_apiserver(bins, pki: Pki, etcd: Etcd, tmp: Path, version: str = V133, 
     if wait_ready:
         wait_http(lambda: https_get(url + "/readyz", pki.ca_file(), admin_cert), timeout=15)
     return api
+
+
+def api(apiserver: ApiServer, pki: Pki, method: str, path: str, body: dict | None = None,
+        cert: tuple[Path, Path] | None = None, content_type: str = "application/json") -> tuple[int, dict]:
+    """One JSON request to an apiserver stand-in, as its admin unless `cert` is given: (status, decoded body)."""
+    ctx = ssl.create_default_context(cafile=str(pki.ca_file()))
+    ctx.load_cert_chain(*(str(p) for p in (cert or apiserver.admin_cert)))
+    req = urllib.request.Request(apiserver.url + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def kubectl_run(kubectl: str, apiserver: ApiServer, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """kubectl as the apiserver's admin; with `check`, a failure fails the test with kubectl's stderr."""
+    res = subprocess.run([kubectl, f"--kubeconfig={apiserver.admin}", *args], capture_output=True, text=True, timeout=30,
+                         check=False)
+    if check:
+        assert res.returncode == 0, res.stderr
+    return res
 
 
 @pytest.fixture(scope="session")

@@ -58,6 +58,15 @@ class Proc:
         return self.p.returncode
 
 
+def http_get(url: str, context: ssl.SSLContext | None = None, timeout: float = 5) -> tuple[int, str]:
+    """(status, body) of a GET; an HTTP error status is an answer, not an exception."""
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def https_get(url: str, ca: Path | None = None, cert: tuple[Path, Path] | None = None, verify: bool = True,
               timeout: float = 5) -> tuple[int, str]:
     ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
@@ -66,11 +75,7 @@ def https_get(url: str, ca: Path | None = None, cert: tuple[Path, Path] | None =
         ctx.verify_mode = ssl.CERT_NONE
     if cert:
         ctx.load_cert_chain(str(cert[0]), str(cert[1]))
-    try:
-        with urllib.request.urlopen(url, context=ctx, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+    return http_get(url, ctx, timeout)
 
 
 def wait_http(fn, want: int = 200, timeout: float = 10) -> tuple[int, str]:

@@ -7,32 +7,12 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
-import urllib.request
+import urllib.error
 
 import pytest
 
-from .conftest import start_apiserver
+from .conftest import api, kubectl_run, start_apiserver
 from .procs import free_port, https_get
-
-
-def api(apiserver, pki, method, path, body=None, cert=None, content_type="application/json"):
-    ctx = ssl.create_default_context(cafile=str(pki.ca_file()))
-    ctx.load_cert_chain(*(str(p) for p in (cert or apiserver.admin_cert)))
-    req = urllib.request.Request(apiserver.url + path, method=method, data=json.dumps(body).encode() if body else None,
-                                 headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
-def kubectl_run(kubectl, apiserver, *args, check=True) -> subprocess.CompletedProcess:
-    res = subprocess.run([kubectl, f"--kubeconfig={apiserver.admin}", *args], capture_output=True, text=True, timeout=30)
-    if check:
-        assert res.returncode == 0, res.stderr
-    return res
 
 
 def test_health_and_version(apiserver, pki):

@@ -7,11 +7,9 @@ KBUILD_STANDIN_NO_NETFILTER=1 so the test host's firewall is left alone.
 from __future__ import annotations
 
 import json
-import ssl
-import urllib.request
 
-from .conftest import V133, V134
-from .procs import Proc, free_port, https_get, wait_http
+from .conftest import V133, V134, api
+from .procs import Proc, free_port, http_get, https_get, wait_http
 
 
 def lease_holder(etcd, name: str) -> str:
@@ -32,7 +30,7 @@ def test_controller_manager_takes_its_lease_and_serves_healthz(bins, pki, etcd, 
               tmp_path / "cm.log")
     stale = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gone-node"},
              "status": {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2020-01-01T00:00:00Z"}]}}
-    admin_post(apiserver, pki, "/api/v1/nodes", stale)
+    assert api(apiserver, pki, "POST", "/api/v1/nodes", stale)[0] == 201
     try:
         cm.wait_for("successfully acquired lease kube-system/kube-controller-manager")
         cm.wait_for("Node is unresponsive. Marking it NotReady")
@@ -45,15 +43,6 @@ def test_controller_manager_takes_its_lease_and_serves_healthz(bins, pki, etcd, 
     finally:
         cm.stop()
         etcd.client().delete("/registry/minions/gone-node")
-
-
-def admin_post(apiserver, pki, path: str, body: dict) -> None:
-    ctx = ssl.create_default_context(cafile=str(pki.ca_file()))
-    ctx.load_cert_chain(*(str(p) for p in apiserver.admin_cert))
-    req = urllib.request.Request(apiserver.url + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
-        assert resp.status == 201
 
 
 def test_scheduler_reads_its_config_and_takes_its_lease(bins, pki, etcd, apiserver, tmp_path):
@@ -84,9 +73,9 @@ def test_kube_proxy_connects_and_reports_healthy(bins, pki, apiserver, tmp_path)
     proxy = Proc([str(bins[("kube-proxy", V133)]), f"--config={cfg}", "--hostname-override=node-a"], tmp_path / "proxy.log",
                  env={"KBUILD_STANDIN_NO_NETFILTER": "1"})
     try:
-        code, body = wait_http(lambda: _http(f"http://127.0.0.1:{hz}/healthz"))
+        code, body = wait_http(lambda: http_get(f"http://127.0.0.1:{hz}/healthz", timeout=3))
         assert json.loads(body)["nodeEligible"] is True
-        assert _http(f"http://127.0.0.1:{metrics}/proxyMode") == (200, "iptables")
+        assert http_get(f"http://127.0.0.1:{metrics}/proxyMode", timeout=3) == (200, "iptables")
     finally:
         proxy.stop()
 
@@ -105,7 +94,7 @@ def test_kube_proxy_programs_iptables_chains(bins, pki, apiserver, tmp_path):
             f"--healthz-bind-address=127.0.0.1:{hz}", "--metrics-bind-address=127.0.0.1:0"]
     proxy = Proc(args, tmp_path / "proxy.log", env=env)
     try:
-        wait_http(lambda: _http(f"http://127.0.0.1:{hz}/healthz"))
+        wait_http(lambda: http_get(f"http://127.0.0.1:{hz}/healthz", timeout=3))
     finally:
         proxy.stop()
     lines = calls.read_text().splitlines()
@@ -116,14 +105,3 @@ def test_kube_proxy_programs_iptables_chains(bins, pki, apiserver, tmp_path):
     assert cleanup.wait_exit() == 0
     cleanup.stop()
     assert "-w -t nat -X KUBE-SERVICES" in calls.read_text().splitlines()
-
-
-def _http(url: str) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()

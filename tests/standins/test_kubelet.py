@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .conftest import V133, start_apiserver
+from .conftest import V133, kubectl_run, start_apiserver
 from .procs import Proc, free_port, https_get
 
 APISERVER_TO_KUBELET = """\
@@ -69,9 +69,7 @@ def start_kubelet(bins, pki, tmp, sock, server: str, name: str, cert_node: str, 
 
 
 def kubectl_cmd(kubectl_bin, apiserver, *args) -> str:
-    res = subprocess.run([kubectl_bin, f"--kubeconfig={apiserver.admin}", *args], capture_output=True, text=True, timeout=30)
-    assert res.returncode == 0, res.stderr
-    return res.stdout
+    return kubectl_run(kubectl_bin, apiserver, *args).stdout
 
 
 def test_kubelet_registers_its_node(bins, pki, etcd, apiserver, kubectl, cri_socket, tmp_path):

@@ -12,9 +12,10 @@ import yaml
 
 from . import apiresources as ar
 from . import authz, klog, protobuf
+from .common import micro_time
 from .etcd import EtcdError
 from .patch import PatchError, json_patch, merge_patch
-from .store import StoreError, not_found, qualified
+from .store import StoreError
 from .tlsserver import Handler
 
 SRC = "handler.go:153"
@@ -32,6 +33,10 @@ def status(code: int, reason: str, message: str, details: dict | None = None) ->
     if details:
         body["details"] = details
     return body
+
+
+NOT_FOUND = status(404, "NotFound", "the server could not find the requested resource")
+METHOD_NOT_ALLOWED = status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
 def _selector_matches(selector: str, labels: dict) -> bool:
@@ -102,12 +107,12 @@ class ApiHandler(Handler):
         user = self._authenticate()
         if user is None:
             self._reply(401, status(401, "Unauthorized", "Unauthorized"))
-            api.audit(self, None, None)
+            api.audit(self, None)
             return
         try:
             user = self._impersonate(user)
             if user is None:
-                api.audit(self, None, None)
+                api.audit(self, None)
                 return
         except StoreError as err:
             self._reply(err.code, status(err.code, err.reason, err.message))
@@ -122,7 +127,7 @@ class ApiHandler(Handler):
             self._reply(500, status(500, "InternalError", f"Internal error occurred: {err}"))
         except (BrokenPipeError, ConnectionResetError):
             pass
-        api.audit(self, user, None)
+        api.audit(self, user)
 
     def _reply(self, code: int, body: object) -> None:
         self.code = code
@@ -196,7 +201,7 @@ class ApiHandler(Handler):
         if not self._allowed(user, a):
             return
         if method != "GET":
-            self._reply(405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+            self._reply(405, METHOD_NOT_ALLOWED)
             return
         if path == "/version":
             self._reply(200, api.info.version_info())
@@ -216,12 +221,12 @@ class ApiHandler(Handler):
             if path == f"/{check}" or path.startswith(f"/{check}/"):
                 self._health(check, path[len(check) + 2:])
                 return
-        self._reply(404, status(404, "NotFound", "the server could not find the requested resource"))
+        self._reply(404, NOT_FOUND)
 
     def _discovery(self, method: str, group: str, version: str, parts: list[str]) -> None:
         api = self.server.api
         if method != "GET":
-            self._reply(405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+            self._reply(405, METHOD_NOT_ALLOWED)
             return
         doc: dict | None
         if parts == ["api"]:
@@ -233,7 +238,7 @@ class ApiHandler(Handler):
         else:
             doc = ar.resource_list(group, version)
         if doc is None:
-            self._reply(404, status(404, "NotFound", "the server could not find the requested resource"))
+            self._reply(404, NOT_FOUND)
         else:
             self._reply(200, doc)
 
@@ -271,18 +276,18 @@ class ApiHandler(Handler):
                 self._node_proxy(method, rest[1], "/" + "/".join(rest[3:]))
             return
         if res is None or len(rest) > 3:
-            self._reply(404, status(404, "NotFound", "the server could not find the requested resource"))
+            self._reply(404, NOT_FOUND)
             return
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
         if sub and sub not in res.subresources:
-            self._reply(404, status(404, "NotFound", "the server could not find the requested resource"))
+            self._reply(404, NOT_FOUND)
             return
         watch = self.query.get("watch") in ("true", "1")
         verb = {"GET": "watch" if watch else ("get" if name else "list"), "POST": "create", "PUT": "update",
                 "PATCH": "patch", "DELETE": "delete" if name else "deletecollection"}[method]
         if method == "POST" and name and sub != "eviction":
-            self._reply(405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+            self._reply(405, METHOD_NOT_ALLOWED)
             return
         if method == "POST" and not name:
             body = self._json_body()
@@ -343,7 +348,7 @@ class ApiHandler(Handler):
     def _review(self, method: str, user: authz.User, res: ar.Resource) -> None:
         """SubjectAccessReview (kubelet webhook authz) and SelfSubjectAccessReview (kubectl auth can-i)."""
         if method != "POST":
-            self._reply(405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource"))
+            self._reply(405, METHOD_NOT_ALLOWED)
             return
         body = self.body
         spec = body.get("spec") or {}
@@ -551,7 +556,7 @@ class ApiHandler(Handler):
 
 
 def audit_event(handler: ApiHandler, user: authz.User | None, level: str) -> dict:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    stamp = micro_time()
     return {
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": str(uuid.uuid4()),
         "stage": "ResponseComplete", "requestURI": handler.path, "verb": handler.command.lower(),
@@ -560,6 +565,3 @@ def audit_event(handler: ApiHandler, user: authz.User | None, level: str) -> dic
         "responseStatus": {"metadata": {}, "code": getattr(handler, "code", 0)},
         "requestReceivedTimestamp": stamp, "stageTimestamp": stamp,
     }
-
-
-__all__ = ["ApiHandler", "audit_event", "not_found", "qualified"]

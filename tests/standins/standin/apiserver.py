@@ -252,7 +252,7 @@ class ApiServer:
 
     # -- audit --------------------------------------------------------------------------------------
 
-    def audit(self, handler, user, _obj) -> None:
+    def audit(self, handler, user) -> None:
         if not self.audit_path or self.audit_level == "None":
             return
         line = json.dumps(audit_event(handler, user, self.audit_level)) + "\n"

@@ -12,10 +12,11 @@ import ssl
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 
 from . import klog
-from .flags import FlagError, Flags, FlagSpec, parse, parse_spec
+from .flags import FALSE_WORDS, TRUE_WORDS, FlagError, Flags, FlagSpec, parse, parse_spec
 
 
 class Fatal(Exception):
@@ -87,10 +88,10 @@ def parse_command_line(info: BuildInfo, argv: list[str]) -> Flags:
             fields = ", ".join(f"{k[0].upper()}{k[1:]}:{json.dumps(v)}" for k, v in info.version_info().items())
             print(f"version.Info{{{fields}}}")
             sys.exit(0)
-        if value in ("true", "True", "1", "t", "T", "TRUE"):
+        if value in TRUE_WORDS:
             print(f"Kubernetes {info.git_version}")
             sys.exit(0)
-        if value not in ("false", "False", "0", "f", "F", "FALSE"):
+        if value not in FALSE_WORDS:
             # --version=vX.Y.Z overrides the reported version, like verflag does.
             print(f"Kubernetes {value}")
             sys.exit(0)
@@ -114,6 +115,11 @@ def fail_flags(info: BuildInfo, message: str) -> None:
         sys.stderr.write(f"Usage:\n  {info.component} [flags]\n\nRun '{info.component} --help' for the flags.\n")
     klog.error("run.go:72", "command failed", err=message)
     sys.exit(1)
+
+
+def in_cluster_error() -> Fatal:
+    """What client-go says when a component has no kubeconfig and is not running in a pod."""
+    return Fatal("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined")
 
 
 def run_main(info: BuildInfo, main) -> None:
@@ -205,6 +211,26 @@ def self_signed_pair(info: BuildInfo) -> tuple[str, str]:
     with os.fdopen(fd, "w") as fh:
         fh.write(info.self_signed_key)
     return cert, key
+
+
+# -- time -------------------------------------------------------------------------------------------
+
+
+def now_rfc3339() -> str:
+    """metav1.Time: seconds, UTC."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def micro_time(t: float | None = None) -> str:
+    """metav1.MicroTime (Lease renewTime, audit stamps)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".000000Z"
+
+
+def parse_micro_time(s: str) -> float:
+    try:
+        return time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    except (TypeError, ValueError):
+        return 0.0
 
 
 # -- networking -------------------------------------------------------------------------------------

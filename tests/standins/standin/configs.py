@@ -121,13 +121,17 @@ def kubelet_config(path: str) -> dict:
 # -- kube-proxy -------------------------------------------------------------------------------------
 
 
-def kube_proxy_config(path: str) -> dict:
-    doc = load_typed(path, "failed to load kube-proxy configuration", "KubeProxyConfiguration",
-                     ("kubeproxy.config.k8s.io/v1alpha1",))
-    mode = doc.get("mode") or ""
+def check_proxy_mode(mode: str) -> None:
+    """An empty mode means the default (iptables); anything else must be a mode the proxy has."""
     if mode not in ("", "iptables", "ipvs", "nftables"):
         raise Fatal(f'invalid configuration: KubeProxyConfiguration.Mode: Unsupported value: {json.dumps(mode)}: '
                     'supported values: "iptables", "ipvs", "nftables"')
+
+
+def kube_proxy_config(path: str) -> dict:
+    doc = load_typed(path, "failed to load kube-proxy configuration", "KubeProxyConfiguration",
+                     ("kubeproxy.config.k8s.io/v1alpha1",))
+    check_proxy_mode(doc.get("mode") or "")
     if doc.get("clusterCIDR"):
         cidr_list(doc["clusterCIDR"], "KubeProxyConfiguration.ClusterCIDR")
     for field in ("healthzBindAddress", "metricsBindAddress"):

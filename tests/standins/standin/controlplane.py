@@ -16,8 +16,11 @@ from .common import (
     check_ca_file,
     check_cert_key_pair,
     check_pem_keys,
+    in_cluster_error,
     listen_error,
+    micro_time,
     node_hostname,
+    parse_micro_time,
     self_signed_pair,
 )
 from .flags import Flags
@@ -51,17 +54,6 @@ persistentvolume-binder persistentvolume-expander podgc pv-protection pvc-protec
 resourceclaim resourcequota root-ca-cert-publisher route service serviceaccount serviceaccount-token statefulset
 storage-version-gc tokencleaner ttl ttl-after-finished taint-eviction-controller
 """.split())  # the pre-1.28 names still work as aliases (kubeadm passes bootstrapsigner,tokencleaner)
-
-
-def micro_time(t: float | None = None) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".000000Z"
-
-
-def parse_micro_time(s: str) -> float:
-    try:
-        return time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    except (TypeError, ValueError):
-        return 0.0
 
 
 class LeaderElector:
@@ -242,10 +234,6 @@ def leader_flags(flags: Flags) -> dict:
             "leaseDuration": flags.get("leader-elect-lease-duration") or None,
             "renewDeadline": flags.get("leader-elect-renew-deadline") or None,
             "retryPeriod": flags.get("leader-elect-retry-period") or None}
-
-
-def in_cluster_error() -> Fatal:
-    return Fatal("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined")
 
 
 def controller_manager(info: BuildInfo, flags: Flags, stop: threading.Event) -> None:

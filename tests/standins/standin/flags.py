@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # pflag's strconv.ParseBool accepts exactly these spellings.
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+TRUE_WORDS = {"1", "t", "T", "TRUE", "true", "True"}
+FALSE_WORDS = {"0", "f", "F", "FALSE", "false", "False"}
 
 
 class FlagError(Exception):
@@ -44,9 +44,9 @@ def parse_spec(text: str) -> dict[str, FlagSpec]:
 
 
 def parse_bool(flag: str, value: str) -> bool:
-    if value in _TRUE:
+    if value in TRUE_WORDS:
         return True
-    if value in _FALSE:
+    if value in FALSE_WORDS:
         return False
     raise FlagError(f'invalid argument "{value}" for "{flag}" flag: strconv.ParseBool: parsing "{value}": invalid syntax')
 

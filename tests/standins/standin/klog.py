@@ -12,9 +12,7 @@ _lock = threading.Lock()
 
 
 def _fmt_value(v: object) -> str:
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (int, float, bool)) or v is None:
+    if isinstance(v, (str, int, float, bool)) or v is None:
         return json.dumps(v)
     return json.dumps(str(v))
 

@@ -18,7 +18,9 @@ from .common import (
     check_cert_key_pair,
     default_ipv4,
     go_arch,
+    micro_time,
     node_hostname,
+    now_rfc3339,
     parse_ip,
     self_signed_pair,
 )
@@ -151,7 +153,7 @@ def node_object(info: BuildInfo, flags: Flags, cfg: dict, name: str, ip: str) ->
 
 
 def conditions(runtime_error: str | None) -> list[dict]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    now = now_rfc3339()
     conds = []
     for ctype, reason, msg in (("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
                                ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
@@ -213,7 +215,7 @@ class Kubelet:
 
     def _renew_lease(self) -> None:
         path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+        stamp = micro_time()
         try:
             lease = self.client.get_or_none(path)
             if lease is None:

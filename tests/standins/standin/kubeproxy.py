@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import threading
 import time
 
 from . import configs, klog
-from .common import BuildInfo, Fatal, listen_error, node_hostname, split_host_port
+from .common import BuildInfo, Fatal, in_cluster_error, listen_error, node_hostname, split_host_port
 from .flags import Flags
 from .kubeconfig import ApiClient, ApiError, TransportError, load_checked
 from .tlsserver import Handler, TLSHTTPServer
@@ -110,9 +109,7 @@ def main(info: BuildInfo, flags: Flags, stop: threading.Event) -> None:
     if flags.get("config"):
         cfg = configs.kube_proxy_config(flags.get("config"))
     mode = cfg.get("mode") or flags.get("proxy-mode") or "iptables"
-    if mode not in ("iptables", "ipvs", "nftables"):
-        raise Fatal(f"invalid configuration: KubeProxyConfiguration.Mode: Unsupported value: {json.dumps(mode)}: "
-                    'supported values: "iptables", "ipvs", "nftables"')
+    configs.check_proxy_mode(mode)
     if flags.get_bool("cleanup"):
         cleanup_iptables()
         return
@@ -121,7 +118,7 @@ def main(info: BuildInfo, flags: Flags, stop: threading.Event) -> None:
         configs.cidr_list(cluster_cidr, "KubeProxyConfiguration.ClusterCIDR")
     kubeconfig = (cfg.get("clientConnection") or {}).get("kubeconfig") or flags.get("kubeconfig")
     if not kubeconfig and not flags.get("master"):
-        raise Fatal("unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be defined")
+        raise in_cluster_error()
     client = ApiClient(load_checked(kubeconfig, "--kubeconfig"), f"kube-proxy/{info.git_version}")
     name = (cfg.get("hostnameOverride") or flags.get("hostname-override") or node_hostname()).lower()
     if flags.get_bool("init-only"):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 from .apiresources import Resource
+from .common import now_rfc3339
 from .etcd import KV, EtcdClient
 
 
@@ -26,10 +26,6 @@ def qualified(res: Resource) -> str:
 
 def not_found(res: Resource, name: str) -> StoreError:
     return StoreError(404, "NotFound", f'{qualified(res)} "{name}" not found')
-
-
-def now_rfc3339() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class Store:
