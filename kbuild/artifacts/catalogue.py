@@ -141,9 +141,13 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+# etcdutl (offline snapshot status/restore, defrag) split out of etcdctl in 3.5; etcdctl's offline
+# commands are deprecated there and gone in 3.6. Whoever picks the offline tool goes by this.
+ETCDUTL_SINCE = (3, 5)
+
+
 def etcd_files(version: str) -> tuple[str, ...]:
-    # etcdutl (offline snapshot restore, defrag) split out of etcdctl in 3.5.
-    return ("etcd", "etcdctl", "etcdutl") if _version_tuple(version)[:2] >= (3, 5) else ("etcd", "etcdctl")
+    return ("etcd", "etcdctl", "etcdutl") if _version_tuple(version)[:2] >= ETCDUTL_SINCE else ("etcd", "etcdctl")
 
 
 def component_binaries(component: str, version: str, arch: str) -> tuple[Binary, ...]:

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kbuild import layout
+from kbuild.artifacts.catalogue import ETCDUTL_SINCE
 from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
 from kbuild.render import env as jinja_env
@@ -196,8 +197,7 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
                 **cluster.etcd.backup.model_dump(),
                 "script": str(layout.ETCD_BACKUP_SCRIPT),
                 "endpoint": f"https://{facts.loopback}:{layout.ETCD_CLIENT_PORT}",
-                # etcdutl reads snapshots from 3.5 on (etcdctl's offline commands are deprecated there).
-                "status_tool": str(layout.binary_path("etcdutl" if versions.etcd >= (3, 5) else "etcdctl")),
+                "status_tool": str(layout.binary_path("etcdutl" if versions.etcd >= ETCDUTL_SINCE else "etcdctl")),
             },
         },
         "apiserver": {

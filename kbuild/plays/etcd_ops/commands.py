@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbuild import layout
+from kbuild.artifacts.catalogue import ETCDUTL_SINCE
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.inventory.cluster import format_host
@@ -29,7 +30,7 @@ def version_tuple(version: str) -> tuple[int, int]:
 def snapshot_tool(version: str) -> str:
     """The offline snapshot tool of an etcd version: etcdutl from 3.5 (etcdctl's offline commands are
     deprecated there and gone in 3.6), etcdctl before."""
-    return "etcdutl" if version_tuple(version) >= (3, 5) else "etcdctl"
+    return "etcdutl" if version_tuple(version) >= ETCDUTL_SINCE else "etcdctl"
 
 
 def tool_path(tool: str) -> str:
