@@ -58,9 +58,10 @@ class Release:
     component: str
     version: str
     arch: str
-    url: str  # the official download URL; also the key of this file in the cache index
+    url: str  # the official download URL (mirror:PATH for files only mirrors have); the cache index key
     checksum_url: str  # the official checksum file that lists this file's sha256
     archive: bool
+    image: str | None = None  # for a container image archive: the image's reference
 
     @property
     def filename(self) -> str:
@@ -68,6 +69,8 @@ class Release:
 
     @property
     def label(self) -> str:
+        if self.image:
+            return f"image {self.image} (linux/{self.arch})"
         return f"{self.filename} ({self.component} {self.version} linux/{self.arch})"
 
 

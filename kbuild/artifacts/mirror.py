@@ -30,8 +30,16 @@ from pathlib import Path
 from kbuild.artifacts.errors import ArtifactConfigError
 
 
+MIRROR_ONLY = "mirror:"  # a file no official site has (container image archives): its path in a mirror
+
+
 def mirror_relative_path(official_url: str) -> str:
     """`https://dl.k8s.io/release/...` -> `dl.k8s.io/release/...`: where a file sits inside a mirror."""
+    if official_url.startswith(MIRROR_ONLY):
+        path = official_url[len(MIRROR_ONLY):]
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"not a relative mirror path: {official_url!r}")
+        return path
     parsed = urllib.parse.urlsplit(official_url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"not an http(s) URL: {official_url!r}")
@@ -83,6 +91,11 @@ class Origin:
             return f"{self.base_url}/{mirror_relative_path(official_url)}"
         if self.directory:
             return str(self.directory / mirror_relative_path(official_url))
+        if official_url.startswith(MIRROR_ONLY):
+            raise ArtifactConfigError(
+                f"{official_url[len(MIRROR_ONLY):]} exists only in mirrors and bundles, and artifacts.mirror is not set",
+                hint="set artifacts.mirror, import a bundle, or let containerd pull images from their registries "
+                     "(artifacts.images.source: registry)")
         return official_url
 
     def url(self, official_url: str) -> str:

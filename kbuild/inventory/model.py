@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from kbuild.imageref import ImageRef
+from kbuild.releases import UnsupportedRelease, check_supported
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
@@ -74,17 +77,28 @@ class SSHOverrides(Strict):
 
 
 class Versions(Strict):
-    kubernetes: str = "1.33.5"
-    etcd: str = "3.5.1"
-    containerd: str = "1.6.20"
-    runc: str = "1.1.5"
-    cni_plugins: str = "1.1.1"
-    crictl: str | None = None  # opt-in: the debugging CLI for CRI runtimes; not needed to run a node
+    """Releases upstream supports (as of kbuild's release); `crictl: null` leaves crictl out."""
+
+    kubernetes: str = "1.37.2"
+    etcd: str = "3.6.16"
+    containerd: str = "2.4.2"
+    runc: str = "1.5.3"
+    cni_plugins: str = "1.10.0"
+    crictl: str | None = "1.37.0"  # the CRI debugging CLI, as kubespray installs it; follows the Kubernetes minor
 
     @field_validator("*", mode="before")
     @classmethod
     def _check(cls, value: object) -> str | None:
         return None if value is None else _version(str(value))
+
+    @field_validator("kubernetes", "etcd", "containerd", "runc")
+    @classmethod
+    def _supported(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            check_supported(str(info.field_name), value)
+        except UnsupportedRelease as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class PKISettings(Strict):
@@ -129,11 +143,50 @@ class EtcdSettings(Strict):
     backup: EtcdBackupSettings = EtcdBackupSettings()
 
 
+class ImageSettings(Strict):
+    """Where the nodes' container images come from.
+
+    registry: containerd pulls them (online clusters). archives: kbuild sends OCI image archives
+    from the mirror, a bundle or `files` to the nodes and imports them (air-gapped clusters).
+    auto: archives when artifacts.mirror is set (a mirror means no internet), else registry.
+    """
+
+    source: Literal["auto", "registry", "archives"] = "auto"
+    preload: list[str] = []  # more images for every node, from archives (applications, tests)
+    files: dict[str, str] = {}  # image reference -> local archive (absolute, or relative to the inventory)
+
+    @field_validator("preload")
+    @classmethod
+    def _refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            ImageRef.parse(ref)
+        if len(set(value)) != len(value):
+            raise ValueError("an image is listed twice")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _file_refs(cls, value: dict[str, str]) -> dict[str, str]:
+        for ref in value:
+            ImageRef.parse(ref)
+        return value
+
+
 class ArtifactSettings(Strict):
     mirror: str | None = None  # base URL or local directory laid out like the official sites
+    images: ImageSettings = ImageSettings()
     transfer: Literal["push", "pull"] = "push"
     cache_dir: str | None = None  # default: ~/.cache/kbuild/artifacts
     checksums: dict[str, str] = {}  # pin: file name or URL -> sha256
+
+    @model_validator(mode="after")
+    def _archives_have_a_source(self) -> ArtifactSettings:
+        images = self.images
+        from_archives = images.source == "archives" or (images.source == "auto" and bool(self.mirror))
+        if (images.preload or images.files) and not from_archives:
+            raise ValueError("images.preload and images.files are archives kbuild imports, but images come from "
+                             "registries here: set artifacts.mirror, or images.source: archives (a bundle)")
+        return self
 
 
 class ClusterSettings(Strict):
@@ -154,6 +207,12 @@ class ClusterSettings(Strict):
     encryption_at_rest: bool = True
     templates_dir: str | None = None  # user templates overriding the shipped ones, same names
     extra_flags: dict[str, dict[str, str]] = {}  # component -> flag -> value
+    # Merged over the KubeletConfiguration / KubeProxyConfiguration (camelCase keys, as in those APIs) and
+    # containerd's config.toml kbuild writes, for what has no setting of its own here: eviction
+    # thresholds, image GC, conntrack, containerd plugin options.
+    kubelet_config: dict[str, Any] = {}
+    kube_proxy_config: dict[str, Any] = {}
+    containerd_config: dict[str, Any] = {}
 
     @field_validator("name")
     @classmethod
@@ -177,6 +236,15 @@ class ClusterSettings(Strict):
         except ValueError as exc:
             raise ValueError(f"{value!r} is not a network in CIDR form ({exc})") from None
 
+    @field_validator("kubelet_config", "kube_proxy_config", "containerd_config")
+    @classmethod
+    def _owned_keys(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        owned = sorted(set(value) & OWNED_CONFIG_KEYS[str(info.field_name)])
+        if owned:
+            raise ValueError(f"{', '.join(owned)}: set by kbuild (credentials and who may connect); "
+                             "change them through a template override (cluster.templates_dir) if you must")
+        return value
+
     @field_validator("extra_flags")
     @classmethod
     def _components(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -185,6 +253,14 @@ class ClusterSettings(Strict):
             raise ValueError(f"unknown component {', '.join(unknown)}; known: {', '.join(COMPONENTS)}")
         return value
 
+
+# Keys of the component configs that carry kbuild's security settings and its credentials' paths.
+OWNED_CONFIG_KEYS = {
+    "kubelet_config": {"apiVersion", "kind", "authentication", "authorization", "tlsCertFile", "tlsPrivateKeyFile",
+                       "readOnlyPort", "staticPodPath"},
+    "kube_proxy_config": {"apiVersion", "kind", "clientConnection"},
+    "containerd_config": {"version", "grpc"},
+}
 
 COMPONENTS = (
     "etcd",

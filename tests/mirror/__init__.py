@@ -1,6 +1,7 @@
-"""The test artifact mirror: real etcd, containerd, runc, CNI, kubectl and kube stand-ins, in the official layout."""
+"""The test artifact mirror: every cluster binary and image built from its published source, in the official layout."""
 
-from tests.mirror.builder import Mirror, MirrorBuildError, cache_root, content_key, ensure_mirror
+from tests.mirror.builder import Mirror, cache_root, ensure_mirror
+from tests.mirror.errors import MirrorBuildError
 from tests.mirror.server import MirrorServer
 
-__all__ = ["Mirror", "MirrorBuildError", "MirrorServer", "cache_root", "content_key", "ensure_mirror"]
+__all__ = ["Mirror", "MirrorBuildError", "MirrorServer", "cache_root", "ensure_mirror"]

@@ -1,4 +1,7 @@
-"""`python -m tests.mirror build [--force]`: build (or find) the cached test mirror, print its path; also key, serve."""
+"""`python -m tests.mirror build [--force]`: build (or find) the cached test mirror and print its path.
+
+Also `serve` (the mirror on 127.0.0.1), `tool NAME` (the path of its kubectl, etcdctl, ...) and `flags` (regenerate kbuild/render/flagdata from the real binaries).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,11 @@ import argparse
 import sys
 import time
 
-from tests.mirror.builder import MirrorBuildError, content_key, ensure_mirror
+from tests.mirror import flags
+from tests.mirror.builder import cache_root, ensure_mirror
+from tests.mirror.gobuild import BuildCache
+from tests.mirror.gotool import GoTool
+from tests.mirror.errors import MirrorBuildError
 from tests.mirror.server import MirrorServer
 
 
@@ -15,21 +22,27 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build the mirror unless a build for the current inputs exists")
     build.add_argument("--force", action="store_true", help="rebuild even if it exists")
-    commands.add_parser("key", help="print the content key of the current inputs")
     serve = commands.add_parser("serve", help="serve the mirror on 127.0.0.1 until interrupted")
     serve.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    commands.add_parser("flags", help="regenerate kbuild/render/flagdata from each supported minor's --help")
+    tool = commands.add_parser("tool", help="print the path of a client binary built for the mirror")
+    tool.add_argument("name", choices=("kubectl", "etcdctl", "etcdutl", "crictl"))
     args = parser.parse_args(argv)
 
-    if args.command == "key":
-        print(content_key())
-        return 0
     try:
+        if args.command == "flags":
+            go = GoTool.find()
+            flags.generate(BuildCache(cache_root() / "builds", go, _log), go)
+            return 0
         mirror = ensure_mirror(force=getattr(args, "force", False))
     except MirrorBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.command == "build":
         print(mirror.root)
+        return 0
+    if args.command == "tool":
+        print(mirror.tool(args.name))
         return 0
     with MirrorServer(mirror.root) as server:
         print(f"serving {mirror.root} at {server.url}", flush=True)
@@ -38,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
     return 0
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _forever() -> None:

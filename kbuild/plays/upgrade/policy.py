@@ -26,7 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kbuild.plays.upgrade.versions import BY_NAME, Version
-from kbuild.render.versions import ETCD_MINORS, KUBERNETES
+from kbuild.releases import ETCD as ETCD_MINORS
+from kbuild.releases import KUBERNETES
 
 K8S_SKEW = "https://kubernetes.io/releases/version-skew-policy/"
 ETCD_POLICY = "https://etcd.io/docs/v3.6/upgrades/upgrading-etcd/"
@@ -112,7 +113,7 @@ def _where(keys: Iterable[Key]) -> str:
 
 
 def check_known(target: Mapping[str, Version]) -> list[Finding]:
-    """The target must be a version kbuild can render units for (kbuild.render.versions)."""
+    """The target must be a version kbuild supports (kbuild.releases)."""
     found = []
     kube, etcd = target["kube-apiserver"], target["etcd"]
     if kube.minor_key not in KUBERNETES:
