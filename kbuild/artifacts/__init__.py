@@ -12,7 +12,14 @@ from kbuild.artifacts.errors import (
     DownloadError,
     NotFound,
 )
-from kbuild.artifacts.hosts import HostArtifact, cluster_artifacts, cluster_binaries, host_artifacts
+from kbuild.artifacts.hosts import (
+    HostArtifact,
+    HostImage,
+    cluster_artifacts,
+    cluster_binaries,
+    cluster_images,
+    host_artifacts,
+)
 from kbuild.artifacts.mirror import Origin, mirror_relative_path
 from kbuild.artifacts.store import ArtifactStore, cache_dir_for
 from kbuild.artifacts.transport import Transport
@@ -29,6 +36,7 @@ __all__ = [
     "ChecksumError",
     "DownloadError",
     "HostArtifact",
+    "HostImage",
     "NotFound",
     "Origin",
     "Pins",
@@ -37,6 +45,7 @@ __all__ = [
     "cache_dir_for",
     "cluster_artifacts",
     "cluster_binaries",
+    "cluster_images",
     "component_binaries",
     "default_cache_dir",
     "host_artifacts",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from kbuild.artifacts.catalogue import Binary, host_binaries, unique_binaries
+from kbuild.artifacts.images import image_release, node_image_refs
 from kbuild.artifacts.store import ArtifactStore
 from kbuild.inventory.cluster import Cluster, Host
 
@@ -22,6 +23,38 @@ class HostArtifact:
     archive_sha256: str | None  # set when url is an archive
     member: str | None          # member path inside that archive
     services: tuple[str, ...]   # systemd services to restart when it changes
+
+
+@dataclass(frozen=True)
+class HostImage:
+    """A container image a node gets from an archive: pushed from the cache, or pulled from a mirror URL."""
+
+    ref: str
+    sha256: str | None  # of the archive (known once verified, or from its published checksum)
+    local_path: Path | None  # push: the verified archive in the cache
+    url: str | None  # pull: where the host downloads it
+
+
+def host_images(store: ArtifactStore, cluster: Cluster, host: Host, *, prepare: bool) -> list[HostImage]:
+    """The image archives `host` needs (kbuild.artifacts.images), resolved like its binaries.
+
+    Archives from local files (artifacts.images.files) are always pushed: the hosts cannot read them.
+    """
+    result = []
+    for ref in node_image_refs(cluster, host):
+        release = image_release(ref, host.arch)
+        if cluster.artifacts.transfer == "pull" and release.url not in store.local_files:
+            expected = store.expected(release, fetch=prepare)
+            result.append(HostImage(ref, expected.sha256 if expected else None, None,
+                                    store.origin.host_url(release.url)))
+        elif prepare:
+            sha, path = store.ensure_release(release)
+            result.append(HostImage(ref, sha, path, None))
+        else:
+            expected = store.expected(release, fetch=False)
+            sha = expected.sha256 if expected else None
+            result.append(HostImage(ref, sha, store.cache.get(sha) if sha else None, None))
+    return result
 
 
 def host_artifacts(cluster: Cluster, host: Host, *, prepare: bool = True) -> list[HostArtifact]:
@@ -41,6 +74,12 @@ def cluster_artifacts(cluster: Cluster, *, prepare: bool = True) -> dict[str, li
     """host_artifacts for every host (host name -> list), sharing one store so each file is resolved once."""
     store = ArtifactStore.for_cluster(cluster)
     return {host.name: artifacts_for_host(store, cluster, host, prepare=prepare) for host in cluster.hosts}
+
+
+def cluster_images(cluster: Cluster, *, prepare: bool = True) -> dict[str, list[HostImage]]:
+    """host_images for every host (host name -> list), sharing one store so each archive is resolved once."""
+    store = ArtifactStore.for_cluster(cluster)
+    return {host.name: host_images(store, cluster, host, prepare=prepare) for host in cluster.hosts}
 
 
 def cluster_binaries(cluster: Cluster) -> list[Binary]:

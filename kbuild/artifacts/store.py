@@ -11,6 +11,7 @@ from kbuild.artifacts.cache import Cache, default_cache_dir
 from kbuild.artifacts.catalogue import Binary, Release, release_binaries
 from kbuild.artifacts.checksums import Pins, parse_checksum_file
 from kbuild.artifacts.errors import ArtifactError, ChecksumError, NotFound
+from kbuild.artifacts.images import image_release
 from kbuild.artifacts.mirror import Origin
 from kbuild.artifacts.transport import Transport
 from kbuild.inventory.cluster import Cluster
@@ -55,6 +56,19 @@ def update_release_ref(cache: Cache, url: str, **values: str | None) -> None:
     cache.set_ref(release_key(url), **{k: v for k, v in ref.items() if v is not None})
 
 
+def local_image_files(cluster: Cluster) -> dict[str, Path]:
+    """artifacts.images.files as release URLs -> local paths: each archive, and its .sha256 beside it."""
+    found: dict[str, Path] = {}
+    for ref, setting in cluster.artifacts.images.files.items():
+        path = Path(setting).expanduser()
+        path = path if path.is_absolute() else (cluster.inventory_path.parent / path).resolve()
+        for host_arch in {h.arch for h in cluster.hosts}:
+            release = image_release(ref, host_arch)
+            found[release.url] = path
+            found[release.checksum_url] = path.with_name(path.name + ".sha256")
+    return found
+
+
 def cache_dir_for(cluster: Cluster) -> Path:
     """artifacts.cache_dir (relative to the inventory file) or the per-user default."""
     setting = cluster.artifacts.cache_dir
@@ -72,12 +86,13 @@ class ArtifactStore:
     """
 
     def __init__(self, cache: Cache, origin: Origin, pins: Pins | None = None, transport: Transport | None = None,
-                 *, offline: bool = False) -> None:
+                 *, offline: bool = False, local_files: dict[str, Path] | None = None) -> None:
         self.cache = cache
         self.origin = origin
         self.pins = pins or Pins()
         self.transport = transport or Transport()
         self.offline = offline
+        self.local_files = dict(local_files or {})  # official URL -> a local file given in its place
         self.stats = Stats()
 
     @classmethod
@@ -85,7 +100,18 @@ class ArtifactStore:
                     ) -> ArtifactStore:
         return cls(Cache(cache_dir_for(cluster)),
                    Origin.from_setting(cluster.artifacts.mirror, cluster.inventory_path.parent.resolve()),
-                   Pins.from_settings(cluster.artifacts.checksums), transport, offline=offline)
+                   Pins.from_settings(cluster.artifacts.checksums), transport, offline=offline,
+                   local_files=local_image_files(cluster))
+
+    def location_of(self, url: str) -> str:
+        """Where to read the file known by `url`: a local file given in its place, else the origin's place for it."""
+        local = self.local_files.get(url)
+        return str(local) if local is not None else self.origin.location(url)
+
+    def url_of(self, url: str) -> str:
+        """The same place as a URL, for messages."""
+        local = self.local_files.get(url)
+        return local.resolve().as_uri() if local is not None else self.origin.url(url)
 
     # -- expected checksums ---------------------------------------------------------------------------
     def expected(self, release: Release, *, fetch: bool = True) -> Expected | None:
@@ -97,7 +123,7 @@ class ArtifactStore:
         read again; until then the checksum file is read afresh each time, so a fixed mirror is noticed.
         """
         fetch = fetch and not self.offline
-        pin = self.pins.lookup(release.url, self.origin.url(release.url))
+        pin = self.pins.lookup(release.url, self.url_of(release.url))
         ref = self.cache.ref(release_key(release.url)) or {}
         published, verified = ref.get("published"), ref.get("verified")
         settled = verified is not None and (pin is None or verified == pin[0])
@@ -109,17 +135,17 @@ class ArtifactStore:
             if published is not None and published != pinned:
                 raise ChecksumError(
                     f"{release.label}: the sha256 pinned in the inventory ({key}: {pinned}) disagrees with the "
-                    f"published checksum {published} ({self.origin.url(release.checksum_url)}); {NOTHING_INSTALLED}",
+                    f"published checksum {published} ({self.url_of(release.checksum_url)}); {NOTHING_INSTALLED}",
                     hint="one of them is wrong: compare with the upstream release page, then fix the pin "
                          "in artifacts.checksums (or the mirror's copy)")
             return Expected(pinned, f"pinned in the inventory as {key}", recorded=settled)
         if settled:
             return Expected(str(verified), "verified before, recorded in the artifact cache", recorded=True)
         if published is not None:
-            return Expected(published, f"published in {self.origin.url(release.checksum_url)}")
+            return Expected(published, f"published in {self.url_of(release.checksum_url)}")
         if fetch:
             raise ChecksumError(
-                f"{release.label}: no checksum: {self.origin.url(release.checksum_url)} {why}; files are "
+                f"{release.label}: no checksum: {self.url_of(release.checksum_url)} {why}; files are "
                 f"never used unverified, so {NOTHING_INSTALLED}",
                 hint=f"put the official checksum file in the mirror next to the file, or pin the sha256 "
                      f"in the inventory: artifacts.checksums: {{{release.filename}: <sha256>}}")
@@ -128,7 +154,7 @@ class ArtifactStore:
     def _fetch_published(self, release: Release) -> tuple[str | None, str]:
         """(published sha256 or None, why there is none); the index keeps the latest answer."""
         try:
-            text = self.transport.read_text(self.origin.location(release.checksum_url))
+            text = self.transport.read_text(self.location_of(release.checksum_url))
             published = parse_checksum_file(text, release.filename)
             why = "" if published is not None else f"does not list {release.filename}"
         except NotFound:
@@ -151,7 +177,7 @@ class ArtifactStore:
             raise ArtifactError(
                 f"{release.label} is not in the artifact cache ({self.cache.root}) and this run may not download",
                 hint="import a bundle made from this inventory (`kbuild artifacts bundle -i INV -o FILE`)")
-        location = self.origin.location(release.url)
+        location = self.location_of(release.url)
         with self.cache.writer() as (handle, tmp):
             found = self.transport.fetch(location, handle, label=release.filename)
             handle.flush()
@@ -159,7 +185,7 @@ class ArtifactStore:
             handle.close()
             if found != expected.sha256:
                 raise ChecksumError(
-                    f"{release.label}: checksum mismatch for {self.origin.url(release.url)}: expected sha256 "
+                    f"{release.label}: checksum mismatch for {self.url_of(release.url)}: expected sha256 "
                     f"{expected.sha256} ({expected.source}), found {found}; the download was discarded and "
                     f"{NOTHING_INSTALLED}",
                     hint="the mirror's copy is damaged or was tampered with: replace it with the official file "

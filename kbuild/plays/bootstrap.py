@@ -9,11 +9,10 @@ import tempfile
 from pathlib import Path
 
 from kbuild import layout, pki
-from kbuild.artifacts import cluster_artifacts
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
-from kbuild.plays.desired import gather_inputs
+from kbuild.plays.desired import prepare_inputs
 from kbuild.plays.phases import Context, Phase, require_success
 
 NODES_REGISTERED_TIMEOUT = 120.0
@@ -45,13 +44,12 @@ def phase_pki(ctx: Context) -> None:
 
 def phase_artifacts(ctx: Context) -> None:
     """Fetch and verify every binary into the controller's cache (push) or its checksums (pull)."""
-    artifacts = cluster_artifacts(ctx.cluster, prepare=True)
-    inputs = {}
-    for host in ctx.session.hosts:
-        inputs[host.name] = gather_inputs(ctx.cluster, host, artifacts[host.name])
+    inputs = prepare_inputs(ctx.cluster, ctx.session.hosts)
     ctx.data["inputs"] = inputs
-    count = sum(len(v) for v in artifacts.values())
-    ctx.say(f"{count} host binaries verified ({ctx.cluster.artifacts.transfer} mode)", phase="artifacts")
+    count = sum(len(i.artifacts) for i in inputs.values())
+    archives = len({image.ref for i in inputs.values() for image in i.images})
+    ctx.say(f"{count} host binaries{f' and {archives} image archives' if archives else ''} verified "
+            f"({ctx.cluster.artifacts.transfer} mode)", phase="artifacts")
 
 
 def phase_etcd(ctx: Context) -> None:

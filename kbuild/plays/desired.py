@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from kbuild import layout
-from kbuild.artifacts import HostArtifact
-from kbuild.engine.resources import Artifact, Directory, File, Resource
+from kbuild.artifacts import HostArtifact, HostImage, cluster_artifacts, cluster_images
+from kbuild.engine.resources import Artifact, ContainerImage, Directory, File, Resource
+from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.pki import PKIFile
 from kbuild.pki import host_files as pki_host_files
@@ -35,11 +36,20 @@ class HostInputs:
     pki: tuple[PKIFile, ...]
     rendered: tuple[RenderedFile, ...]
     artifacts: tuple[HostArtifact, ...]
+    images: tuple[HostImage, ...] = ()
 
 
-def gather_inputs(cluster: Cluster, host: Host, artifacts: Iterable[HostArtifact]) -> HostInputs:
+def gather_inputs(cluster: Cluster, host: Host, artifacts: Iterable[HostArtifact],
+                  images: Iterable[HostImage] = ()) -> HostInputs:
     return HostInputs(host, tuple(pki_host_files(cluster, host)), tuple(rendered_host_files(cluster, host)),
-                      tuple(artifacts))
+                      tuple(artifacts), tuple(images))
+
+
+def prepare_inputs(cluster: Cluster, hosts: Iterable[Host]) -> dict[str, HostInputs]:
+    """What each host should have, with every binary and image archive fetched and verified first."""
+    artifacts = cluster_artifacts(cluster, prepare=True)
+    images = cluster_images(cluster, prepare=True)
+    return {h.name: gather_inputs(cluster, h, artifacts[h.name], images[h.name]) for h in hosts}
 
 
 PHASE_ORDER = ("etcd", "control-plane", "node")
@@ -83,6 +93,20 @@ def artifact_role(a: HostArtifact) -> str:
     if a.component == "kubernetes":
         return "node" if a.name in NODE_KUBERNETES_BINARIES else "control-plane"
     return "node"  # containerd, runc, CNI plugins, crictl
+
+
+def image_resources(inputs: HostInputs) -> list[Resource]:
+    """The node's images from archives, imported into the namespace the kubelet's containerd uses."""
+    ctr, socket = str(layout.binary_path("ctr")), str(layout.CONTAINERD_SOCKET)
+    platform = f"linux/{inputs.host.arch}"
+    resources: list[Resource] = []
+    for image in inputs.images:
+        if image.sha256 is None:
+            raise KbuildError(f"{inputs.host.name}: the checksum of image {image.ref}'s archive is not known",
+                              hint="run `kbuild artifacts fetch` (or import a bundle) first")
+        resources.append(ContainerImage(image.ref, image.sha256, ctr=ctr, address=socket, platform=platform,
+                                        source=image.local_path, url=image.url))
+    return resources
 
 
 def _pki_file(f: PKIFile) -> File:

@@ -6,7 +6,14 @@ from kbuild import layout
 from kbuild.engine.resources import Command, Directory, KernelModule, Service, Sysctl
 from kbuild.engine.runner import Gate, Plan
 from kbuild.inventory import Cluster
-from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
+from kbuild.plays.desired import (
+    HostInputs,
+    artifact_resources,
+    image_resources,
+    parents_of,
+    pki_resources,
+    rendered_resources,
+)
 from kbuild.render import node_pod_cidr
 
 NODE_TIMEOUT = 120.0
@@ -18,7 +25,7 @@ MODULES = (KernelModule("overlay", probe="grep -qw overlay /proc/filesystems"),
 SYSCTLS = (Sysctl("net.ipv4.ip_forward", "1"),
            Sysctl("net.bridge.bridge-nf-call-iptables", "1"),
            Sysctl("net.bridge.bridge-nf-call-ip6tables", "1"))
-SERVICES = ("containerd", "kubelet", "kube-proxy", "kbuild-pod-routes")
+SERVICES = ("kubelet", "kube-proxy", "kbuild-pod-routes")  # after containerd and the images it must hold
 
 
 def gates() -> list[Gate]:
@@ -35,8 +42,9 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     files = artifact_resources(inputs, "node") + pki_resources(inputs, "node") + rendered_resources(inputs, "node")
     dirs = [Directory(str(d)) for d in (layout.CNI_CONF_DIR, layout.CNI_BIN_DIR, layout.KUBE_PROXY_DIR)]
     dirs.append(Directory(str(layout.KUBELET_DIR), mode=0o700))
-    return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files,
-                 *(Service(name) for name in SERVICES), *pod_routes(cluster, inputs.host)], gates=gates())
+    return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files, Service("containerd"),
+                 *image_resources(inputs), *(Service(name) for name in SERVICES), *pod_routes(cluster, inputs.host)],
+                gates=gates())
 
 
 def pod_routes(cluster: Cluster, host) -> list[Command]:  # noqa: ANN001 - Host

@@ -2,9 +2,10 @@
 
 from kbuild.engine.resources.base import Action, Payload, Resource, ResourceError
 from kbuild.engine.resources.files import Artifact, Directory, File
+from kbuild.engine.resources.images import ContainerImage
 from kbuild.engine.resources.system import Command, KernelModule, Service, Sysctl
 
 __all__ = [
-    "Action", "Artifact", "Command", "Directory", "File", "KernelModule", "Payload", "Resource",
+    "Action", "Artifact", "Command", "ContainerImage", "Directory", "File", "KernelModule", "Payload", "Resource",
     "ResourceError", "Service", "Sysctl",
 ]

@@ -189,12 +189,12 @@ class Artifact(Resource):
         if self._installed(fact):
             return Action(own.fix(self.path))
         if self.source is not None:
-            steps = [_verify('"$KB_PAYLOAD"', self.sha256), install_file(self.path, '"$KB_PAYLOAD"', own)]
+            steps = [verify_sha256('"$KB_PAYLOAD"', self.sha256), install_file(self.path, '"$KB_PAYLOAD"', own)]
             return Action("\n".join(steps + [self._stamp()]), Payload.from_file(self.source))
         steps = [f'kb_fetch {q(self.url)} "$KB_WORK/download"']
         if self.member is not None:
             steps += [
-                _verify('"$KB_WORK/download"', self.archive_sha256),
+                verify_sha256('"$KB_WORK/download"', self.archive_sha256),
                 'mkdir -p "$KB_WORK/unpacked"',
                 f'tar -xf "$KB_WORK/download" -C "$KB_WORK/unpacked" {q(self.member)}',
                 f'kb_file="$KB_WORK/unpacked/"{q(self.member)}',
@@ -202,7 +202,7 @@ class Artifact(Resource):
         else:
             steps.append('kb_file="$KB_WORK/download"')
         if self.sha256 is not None:
-            steps.append(_verify('"$kb_file"', self.sha256))
+            steps.append(verify_sha256('"$kb_file"', self.sha256))
         steps += [install_file(self.path, '"$kb_file"', own), self._stamp()]
         return Action("\n".join(steps))
 
@@ -222,7 +222,8 @@ class Artifact(Resource):
                 f"\"$(stat -c '%s %Y' {q(self.path)})\" {q(self.provenance)} > \"$kb_st\"")
 
 
-def _verify(file: str, sha256: str | None) -> str:
+def verify_sha256(file: str, sha256: str | None) -> str:
+    """Shell that stops with a clear message unless `file` has `sha256`."""
     return (f'kb_have=$(sha256sum {file} | cut -c1-64)\n'
             f'if [ "$kb_have" != {q(sha256)} ]; then '
             f'echo "checksum mismatch: expected {sha256}, got $kb_have" >&2; exit 1; fi')

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kbuild.artifacts import cluster_artifacts
 from kbuild.errors import ExitCode, KbuildError, UsageError
-from kbuild.plays.desired import gather_inputs
+from kbuild.plays.desired import prepare_inputs as desired_inputs
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import rolling
 from kbuild.plays.upgrade.observe import survey
@@ -51,8 +51,7 @@ def known_binaries(ctx: Context) -> dict[str, dict[str, tuple[str, str]]]:
 def prepare_inputs(ctx: Context) -> dict:
     """What every host should have at the target versions (binaries fetched and verified), as the artifacts
     phase makes it; kept in ctx.data["inputs"] for the phases that follow."""
-    artifacts = cluster_artifacts(ctx.cluster, prepare=True)
-    inputs = {h.name: gather_inputs(ctx.cluster, h, artifacts[h.name]) for h in ctx.session.hosts}
+    inputs = desired_inputs(ctx.cluster, ctx.session.hosts)
     ctx.data["inputs"] = inputs
     return inputs
 
