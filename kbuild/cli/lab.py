@@ -74,14 +74,17 @@ def up(
         "--artifacts-mirror", help="Write artifacts.mirror into the inventory: a directory or http(s) URL laid out "
                                    "like the release sites (e.g. the test mirror: python -m tests.mirror build).")]
     = None,
+    preload: Annotated[Optional[list[str]], typer.Option(
+        "--preload-image", help="Write artifacts.images.preload into the inventory: an image every node gets from "
+                                "the mirror's archives (repeat for more).")] = None,
 ) -> None:
     """Create and boot a lab (a no-op that restarts stopped machines if it already exists) and write its inventory."""
     started = time.monotonic()
     artifacts = _artifacts_mirror(artifacts_mirror) if artifacts_mirror else None
     lab = Lab(name, say=_say)
     status = lab.up(masters, workers, subnet, mirror=mirror, timeout=timeout, inventory_out=inventory_out)
-    if artifacts is not None and lab.state is not None:
-        inventory = render_inventory(lab.state.plan, lab.paths.key, artifacts)
+    if (artifacts is not None or preload) and lab.state is not None:
+        inventory = render_inventory(lab.state.plan, lab.paths.key, artifacts, preload or ())
         write_atomic(Path(status.inventory), inventory, mode=0o600)
         if inventory_out is not None:
             write_atomic(inventory_out.absolute(), inventory, mode=0o644)

@@ -4,6 +4,10 @@ Kernel modules: machines cannot load modules (no /lib/modules inside, and no rig
 host loads overlay (containerd's snapshots) and br_netfilter (the net.bridge.* sysctls that
 Kubernetes sets inside each machine) when they are modules that are not loaded yet.
 
+Kernel parameters: the kubelet insists on a few settings of the (shared, not namespaced) kernel and
+tries to set them at start, which a container cannot; `lab up` sets them on the host first, to
+the values a kubelet would set on a machine of its own, and says so.
+
 FORWARD rule: with br_netfilter on (bridge-nf-call-iptables=1), frames between two machines on the lab bridge
 pass the host's iptables FORWARD chain; hosts running Docker set its policy to DROP, which would
 cut machines off from each other. `lab up` then inserts one ACCEPT rule for traffic that stays on
@@ -46,6 +50,32 @@ def load_modules() -> list[str]:
         if run(["modprobe", name], check=False).returncode == 0:
             loaded.append(name)
     return loaded
+
+
+# What the kubelet sets at start (pkg/kubelet/cm: setupKernelTunables) unless the kernel has it already.
+KUBELET_KERNEL_SETTINGS = {
+    "vm.overcommit_memory": "1",
+    "vm.panic_on_oom": "0",
+    "kernel.panic": "10",
+    "kernel.panic_on_oops": "1",
+    "kernel.keys.root_maxkeys": "1000000",
+    "kernel.keys.root_maxbytes": "25000000",
+}
+
+
+def set_kernel_settings(proc: Path = Path("/proc")) -> list[str]:
+    """Set the kubelet's kernel settings on the host where they differ; return `name old -> new` for each change."""
+    changed = []
+    for name, value in KUBELET_KERNEL_SETTINGS.items():
+        path = proc / "sys" / name.replace(".", "/")
+        try:
+            current = path.read_text().strip()
+            if current != value:
+                path.write_text(value + "\n")
+                changed.append(f"{name} {current} -> {value}")
+        except OSError:
+            continue  # not this kernel's, or not writable: the kubelet will say what it misses
+    return changed
 
 
 def forward_rule(bridge: str, lab: str) -> list[str]:

@@ -34,6 +34,7 @@ echo "arch $(uname -m)"
 if [ -d /run/systemd/system ]; then echo "systemd yes"; else echo "systemd no"; fi
 echo "hostname $(hostname 2>/dev/null || cat /etc/hostname)"
 echo "machine_id $(cat /etc/machine-id 2>/dev/null)"
+echo "cgroupfs $(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
 echo "cpus $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
 awk '/^MemTotal:/ {print "mem_kb " $2}' /proc/meminfo
 echo "swap_kb $(awk 'NR > 1 {s += $3} END {print s + 0}' /proc/swaps)"
@@ -67,6 +68,7 @@ class HostFacts:
     systemd: bool = False
     hostname: str = ""
     machine_id: str = ""
+    cgroupfs: str = ""  # cgroup2fs: cgroup v2; tmpfs: the v1 (or hybrid) layout
     cpus: int = 0
     mem_mb: int = 0
     swap_kb: int = 0
@@ -83,7 +85,7 @@ class HostFacts:
         for line in output.splitlines():
             key, _, value = line.partition(" ")
             value = value.strip()
-            if key in ("kernel", "arch", "os", "hostname", "machine_id"):
+            if key in ("kernel", "arch", "os", "hostname", "machine_id", "cgroupfs"):
                 setattr(facts, key, value)
             elif key == "systemd":
                 facts.systemd = value == "yes"
@@ -163,6 +165,11 @@ def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
     for port, unit in sorted(required_ports(host).items()):
         if port in facts.listening and unit not in facts.active_units:
             problem("ports", f"port {port} (needed by {unit}) is already in use by another program")
+    if host.runs_kubelet and facts.cgroupfs and facts.cgroupfs != "cgroup2fs" \
+            and cluster.settings.kubelet_config.get("failCgroupV1", True) is not False:
+        problem("cgroups", "runs cgroup v1, which the kubelet refuses by default (cgroup v1 is deprecated): boot "
+                           "it with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or set "
+                           "cluster.kubelet_config.failCgroupV1: false to run on v1 anyway")
     if host.runs_kubelet:
         for module in ("overlay", "br_netfilter"):
             if module not in facts.modules:

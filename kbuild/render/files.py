@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import tomli_w
+import yaml
 
 from kbuild import layout
 from kbuild.artifacts.catalogue import ETCDUTL_SINCE
@@ -38,6 +43,7 @@ class FileSpec:
     component: str | None = None  # a unit: ExecStart gets this component's binary and flags
     when: Callable[[ClusterVersions], bool] | None = None
     mode: int = 0o644
+    overrides: str | None = None  # the cluster setting merged over this YAML file (kubelet_config, ...)
 
 
 def _unit(name: str) -> FileSpec:
@@ -57,8 +63,7 @@ ETCD_BACKUP_FILES = (
 CONTROL_PLANE_FILES = (
     _unit("kube-apiserver"),
     FileSpec("audit-policy.yaml.j2", layout.AUDIT_POLICY, ("kube-apiserver",)),
-    FileSpec("authentication-config.yaml.j2", layout.AUTHENTICATION_CONFIG, ("kube-apiserver",),
-             when=lambda v: v.profile.authentication_config_api is not None),
+    FileSpec("authentication-config.yaml.j2", layout.AUTHENTICATION_CONFIG, ("kube-apiserver",)),
     _unit("kube-controller-manager"),
     _unit("kube-scheduler"),
     FileSpec("kube-scheduler-config.yaml.j2", layout.SCHEDULER_CONFIG, ("kube-scheduler",)),
@@ -68,14 +73,14 @@ CONTROL_PLANE_FILES = (
 
 KUBELET_FILES = (
     _unit("containerd"),
-    FileSpec("containerd-config.toml.j2", layout.CONTAINERD_CONFIG, ("containerd",)),
+    FileSpec("containerd-config.toml.j2", layout.CONTAINERD_CONFIG, ("containerd",), overrides="containerd_config"),
     # containerd watches the CNI directory and reloads it; a restart would change nothing more.
     FileSpec("cni-bridge.conf.j2", layout.CNI_BRIDGE_CONF, ()),
     FileSpec("cni-loopback.conf.j2", layout.CNI_LOOPBACK_CONF, ()),
     _unit("kubelet"),
-    FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",)),
+    FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",), overrides="kubelet_config"),
     _unit("kube-proxy"),
-    FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",)),
+    FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",), overrides="kube_proxy_config"),
     # Static pod CIDRs need routes to the other nodes; a oneshot unit sets them at boot. It restarts
     # nothing when it changes: the node play adds a new node's route live, touching no service.
     FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), ()),
@@ -129,8 +134,41 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
             ctx["binary"] = str(layout.binary_path(spec.component))
             ctx["flags"] = flag_tables.build(spec.component, facts, versions)
         text = jinja_env.render(environment, spec.template, ctx)
+        if spec.overrides:
+            text = merge_overrides(text, getattr(cluster.settings, spec.overrides), f"cluster.{spec.overrides}",
+                                   toml=spec.path.suffix == ".toml")
         rendered.append(RenderedFile(spec.path, text, spec.mode, spec.services, spec.template, role))
     return rendered
+
+
+def merge_overrides(text: str, overrides: dict[str, Any], setting: str, *, toml: bool = False) -> str:
+    """A rendered YAML (or TOML) document with `overrides` merged in (mappings key by key, anything else replaced).
+
+    Without overrides the text is returned as rendered, comments and all; with them, the comments
+    at its top are kept and a line says which setting changed it.
+    """
+    if not overrides:
+        return text
+    data = tomllib.loads(text) if toml else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise UsageError(f"{setting}: the template renders no mapping to merge into")
+    header = "".join(line + "\n" for line in itertools.takewhile(lambda l: l.startswith("#"), text.splitlines()))
+    merged = _deep_merge(data, overrides)
+    try:
+        body = tomli_w.dumps(merged) if toml else yaml.safe_dump(merged, sort_keys=False)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{setting}: cannot be written into the {'TOML' if toml else 'YAML'} file ({exc})") from None
+    return f"{header}# With {setting} from the inventory merged in.\n{body}"
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _check_host_extra_flags(host: Host) -> None:
@@ -200,9 +238,6 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
                 "status_tool": str(layout.binary_path("etcdutl" if versions.etcd >= ETCDUTL_SINCE else "etcdctl")),
             },
         },
-        "apiserver": {
-            "authentication_config_api": versions.profile.authentication_config_api,
-        },
         "apiserver_kubelet_user": APISERVER_KUBELET_USER,
     }
     if host.runs_kubelet:
@@ -216,7 +251,6 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
                        for other in cluster.kubelet_hosts if other.name != host.name],
         }
         ctx["containerd"] = {
-            "config_version": versions.containerd_config_version,
             "sandbox_image": versions.profile.pause_image,
             "socket": str(layout.CONTAINERD_SOCKET),
         }

@@ -1,19 +1,18 @@
-"""Command-line flags of every component, per minor version: what kbuild sets, and what a minor lacks.
+"""Command-line flags of every component, per minor version: what kbuild sets, and what a user may add.
 
 FLAGS is the table kbuild renders into each unit's ExecStart: a flag applies from `since` (its
 first minor) up to, not including, `until`. Everything a component can read from a config
 file (kubelet, kube-proxy, kube-scheduler) is set there instead, so their tables are short.
 
-LIFETIMES lists flags a user might still carry in `extra_flags` although the configured minor
-no longer (or not yet) has them, so the inventory gets a clear error naming its key instead of
-a unit that crash-loops. It is deliberately small: the exhaustive per-minor flag lists are test
-data under tests/, which kbuild itself never reads.
+A user's `extra_flags` are checked against the flags the configured minor really has (the
+binaries' own --help, kept as data in kbuild.render.flagdata), so the inventory gets a clear
+error naming its key instead of a unit that crash-loops. LIFETIMES adds what the data cannot
+say: when a flag users still carry went away, and what to use instead.
 
 Sources: the kubernetes.io command-line references and release notes (dockershim flags removed
-in 1.24, --container-runtime in 1.27, insecure serving in 1.24); etcd's 3.4 upgrade guide
-(--ca-file), 3.6 upgrade/downgrade guides and server/etcdmain/config.go in release-3.6
-(v2 API and v2 proxy gone, experimental-* renamed or turned into --feature-gates), checked
-against the real etcd 3.4.23 and 3.5.1 binaries.
+in 1.24, --container-runtime in 1.27, insecure serving in 1.24); etcd's 3.6 upgrade guide and
+server/etcdmain/config.go in release-3.6 (v2 API and v2 proxy gone, experimental-* renamed or
+turned into --feature-gates); the flag lists of the real binaries.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from kbuild import layout as L
 from kbuild.errors import UsageError
 from kbuild.layout import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT
 from kbuild.render.facts import Facts, node_mask
+from kbuild.render.flagdata import BOOL, BOOL_VALUES, known_flags
 from kbuild.render.versions import ClusterVersions, Minor, show
 
 Value = str | Callable[[Facts], str]
@@ -57,10 +57,6 @@ def _p(path: object) -> str:
     return str(path)
 
 
-def _anonymous_in_config(_: Facts, v: ClusterVersions) -> bool:
-    return v.profile.authentication_config_api is not None
-
-
 def _node_labels(f: Facts) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(kubelet_labels(f.host.labels).items()))
 
@@ -87,14 +83,11 @@ ETCD = (
     Flag("peer-key-file", _p(L.ETCD_PEER_KEY)),
     Flag("peer-trusted-ca-file", _p(L.ETCD_CA_CERT)),
     Flag("peer-client-cert-auth", "true"),
-    # 3.4 still defaults to the capnslog logger; 3.5 made zap to stderr the default.
-    Flag("logger", "zap", until=(3, 5)),
-    Flag("log-outputs", "stderr", until=(3, 5)),
     # Check the data for corruption before serving (what kubeadm sets); a feature gate from 3.6.
     Flag("experimental-initial-corrupt-check", "true", until=(3, 6)),
     Flag("feature-gates", "InitialCorruptCheck=true", since=(3, 6)),
     # kube-apiserver's watch cache relies on progress notifications; 3.6 dropped "experimental-".
-    Flag("experimental-watch-progress-notify-interval", "5s", since=(3, 5), until=(3, 6)),
+    Flag("experimental-watch-progress-notify-interval", "5s", until=(3, 6)),
     Flag("watch-progress-notify-interval", "5s", since=(3, 6)),
 )
 
@@ -109,9 +102,8 @@ KUBE_APISERVER = (
     Flag("tls-private-key-file", _p(L.APISERVER_KEY)),
     Flag("client-ca-file", _p(L.CA_CERT)),
     # Anonymous requests: only the health endpoints, through the authentication configuration
-    # where the minor supports it (CIS 1.2.1's current form); otherwise none at all.
-    Flag("authentication-config", _p(L.AUTHENTICATION_CONFIG), when=_anonymous_in_config),
-    Flag("anonymous-auth", "false", when=lambda f, v: not _anonymous_in_config(f, v)),
+    # (CIS 1.2.1's current form).
+    Flag("authentication-config", _p(L.AUTHENTICATION_CONFIG)),
     Flag("etcd-servers", lambda f: f.etcd_servers),
     Flag("etcd-cafile", _p(L.ETCD_CA_CERT)),
     Flag("etcd-certfile", _p(L.APISERVER_ETCD_CLIENT_CERT)),
@@ -258,8 +250,6 @@ LIFETIMES: dict[str, dict[str, Lifetime]] = {
         "resource-container": Lifetime(until=(1, 16)),
     },
     "etcd": {
-        "ca-file": Lifetime(until=(3, 4), hint="use --trusted-ca-file"),
-        "peer-ca-file": Lifetime(until=(3, 4), hint="use --peer-trusted-ca-file"),
         "enable-v2": Lifetime(until=(3, 6), hint="the v2 API is gone; migrate v2 data first"),
         "experimental-enable-v2v3": Lifetime(until=(3, 6), hint="the v2 API is gone"),
         **{f"proxy{suffix}": Lifetime(until=(3, 6), hint="the v2 proxy is gone; use grpc-proxy")
@@ -329,7 +319,7 @@ def build(component: str, facts: Facts, versions: ClusterVersions) -> list[tuple
     flags = {f.name: f.render(facts) for f in FLAGS[component] if f.applies(minor, facts, versions)}
     extras = extra_flags(facts, component)
     for name, (value, key) in extras.items():
-        _check_lifetime(component, name, minor, key)
+        _check_known(component, name, value, minor, key)
         for user_flag, kbuild_flag, why in CONFLICTS.get(component, ()):
             if name == user_flag and kbuild_flag in flags and kbuild_flag not in extras:
                 raise FlagError(key, f"{component} refuses --{user_flag} together with --{kbuild_flag}",
@@ -338,16 +328,22 @@ def build(component: str, facts: Facts, versions: ClusterVersions) -> list[tuple
     return sorted(flags.items())
 
 
-def _check_lifetime(component: str, name: str, minor: Minor, key: str) -> None:
+def _check_known(component: str, name: str, value: str, minor: Minor, key: str) -> None:
+    """Refuse a flag the minor does not have, and a boolean flag's value it would not parse."""
+    known = known_flags(component, minor)
     life = LIFETIMES.get(component, {}).get(name)
-    if life is None:
-        return
     what = f"{component} {show(minor)} has no flag --{name}"
-    hint = life.hint.format(minor=show(minor), name=name) or None
-    if life.until is not None and minor >= life.until:
+    hint = life.hint.format(minor=show(minor), name=name) if life and life.hint else None
+    if life is not None and life.until is not None and minor >= life.until:
         raise FlagError(key, f"{what} (removed in {show(life.until)})", hint=hint)
-    if life.since is not None and minor < life.since:
+    if life is not None and life.since is not None and minor < life.since:
         raise FlagError(key, f"{what} (added in {show(life.since)})", hint=hint)
+    if known is None:
+        return  # a minor kbuild has no flag list for (a containerd minor it was not built with)
+    if name not in known:
+        raise FlagError(key, what, hint=hint or f"the flags are those of `{component} --help` of that release")
+    if known[name] == BOOL and value not in BOOL_VALUES:
+        raise FlagError(key, f"--{name} is a boolean flag; {value!r} is not true or false")
 
 
 # -- node labels ---------------------------------------------------------------------------------
