@@ -28,8 +28,8 @@ KUBE_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler"
 _PFLAG = re.compile(r"^\s+(?:-\w, )?--(?P<name>[A-Za-z0-9][\w.-]*)(?: (?P<type>[A-Za-z][\w.]*))?(?:\s{2,}|$)")
 # etcd: "  --name 'default'" (the default follows; booleans show true or false).
 _ETCD = re.compile(r"^\s+--(?P<name>[a-z0-9][\w.-]*)(?:\s+(?P<default>\S.*))?$")
-# urfave/cli: "   --config value, -c value  path to ..." or "   --log-level value  ..." or "   --help, -h  ...".
-_URFAVE = re.compile(r"^\s+--(?P<name>[a-z0-9][\w-]*)(?P<value> value)?")
+# urfave/cli: "   --config string, -c string  Path to ..." (v3; v1 says "value") or "   --help, -h  Show help".
+_URFAVE = re.compile(r"^\s+--(?P<name>[a-z0-9][\w-]*)(?P<value> (?!-)[a-z]\w*)?(?:,|\s{2,}|$)")
 
 
 def pflag_flags(text: str) -> dict[str, str]:
@@ -56,7 +56,7 @@ def urfave_flags(text: str) -> dict[str, str]:
     for line in text.splitlines():
         match = _URFAVE.match(line)
         if match:
-            found[match["name"]] = "string" if match["value"] else "bool"
+            found[match["name"]] = match["value"].strip() if match["value"] else "bool"
     return found
 
 
