@@ -37,9 +37,13 @@ class ResetPlan:
     etcd_data_to: str | None = None  # None with etcd_data set: purge
     routes: list[str] = field(default_factory=list)
     kube_proxy_cleanup: bool = False
+    remove_pods: bool = False  # a node: its pods go before containerd stops (their shims would outlive it)
 
     def describe(self) -> list[str]:
         lines = [f"stop and disable: {', '.join(self.stop_units)}" if self.stop_units else ""]
+        if self.remove_pods:
+            lines.append("stop and remove every pod and container, the kubelet's cgroups (kubepods.slice) and "
+                         f"mounts under {layout.KUBELET_DIR}")
         if self.kube_proxy_cleanup:
             lines.append("remove kube-proxy's iptables/nftables rules (KUBE-* chains, kube-proxy tables)")
         if self.routes:
@@ -64,6 +68,7 @@ def plan(cluster: Cluster, host: Host, *, purge_data: bool = False, stamp: str |
         result.remove_files += [str(layout.CONTAINERD_CONFIG)]
         result.remove_files += [s.persist_file for s in node.SYSCTLS] + [m.persist_file for m in node.MODULES]
         result.kube_proxy_cleanup = True
+        result.remove_pods = True
         result.routes = [str(node_pod_cidr(cluster, other)) for other in cluster.kubelet_hosts
                          if other.name != host.name]
     result.remove_dirs = [str(d) for d in KBUILD_DIRS]
@@ -78,7 +83,14 @@ def script(p: ResetPlan) -> str:
     """The shell for a plan. Every step tolerates "already gone", so a reset can be repeated."""
     lines = ["set -u"]
     for unit in p.stop_units:
+        if unit == "containerd.service" and p.remove_pods:
+            lines.append(_REMOVE_PODS)  # the kubelet has stopped: nothing starts them again
         lines.append(f"systemctl disable --now {q(unit)} >/dev/null 2>&1 || true")
+    if p.remove_pods:
+        # The kubelet's cgroups (systemd driver), and any container process the runtime left behind.
+        lines.append("systemctl stop kubepods.slice >/dev/null 2>&1 || true")
+        lines.append(f"findmnt -rno TARGET | grep '^{layout.KUBELET_DIR}/' | sort -r | "
+                     "while read -r m; do umount -l \"$m\" 2>/dev/null || true; done")
     if p.kube_proxy_cleanup:
         proxy = layout.binary_path("kube-proxy")
         lines.append(f"[ -x {proxy} ] && {proxy} --cleanup >/dev/null 2>&1 || true")
@@ -112,6 +124,25 @@ fi""")
     lines.append("systemctl daemon-reload 2>/dev/null || true")
     lines.append("rm -rf /var/lib/kbuild/sums")
     return "\n".join(lines)
+
+
+# Pods through the CRI (so the CNI plugins release their addresses and network namespaces), and with
+# ctr whatever is left in the kubelet's namespace (when crictl is not installed).
+_REMOVE_PODS = f"""\
+if [ -S {layout.CONTAINERD_SOCKET} ]; then
+  if [ -x {layout.binary_path("crictl")} ]; then
+    {layout.binary_path("crictl")} --runtime-endpoint unix://{layout.CONTAINERD_SOCKET} rmp -af >/dev/null 2>&1 || true
+  fi
+  if [ -x {layout.binary_path("ctr")} ]; then
+    for t in $({layout.binary_path("ctr")} -n k8s.io tasks ls -q 2>/dev/null); do
+      {layout.binary_path("ctr")} -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true; done
+    sleep 1
+    for t in $({layout.binary_path("ctr")} -n k8s.io tasks ls -q 2>/dev/null); do
+      {layout.binary_path("ctr")} -n k8s.io tasks delete -f "$t" >/dev/null 2>&1 || true; done
+    for c in $({layout.binary_path("ctr")} -n k8s.io containers ls -q 2>/dev/null); do
+      {layout.binary_path("ctr")} -n k8s.io containers delete "$c" >/dev/null 2>&1 || true; done
+  fi
+fi"""
 
 
 def forget_nodes(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.plays.phases.Context
