@@ -162,10 +162,13 @@ def merge_overrides(text: str, overrides: dict[str, Any], setting: str, *, toml:
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` merged into `base`; keys `base` lacks come after its own, sorted, so the file does not
+    depend on the order the inventory happens to list them in."""
     merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+    for key, value in sorted(extra.items()):
+        if isinstance(value, dict):
+            below = merged.get(key)
+            merged[key] = _deep_merge(below if isinstance(below, dict) else {}, value)
         else:
             merged[key] = value
     return merged
