@@ -363,10 +363,14 @@ def wait_until(condition: Callable[[], object], *, timeout: float = 5.0, interva
     return True
 
 
-def inventory_with_mirror(source: Path, target: Path, mirror: Path, **changes: object) -> Path:
-    """A copy of a lab inventory that installs from the test mirror, with top-level sections updated."""
+def inventory_with_mirror(source: Path, target: Path, mirror: Path, *, preload: Sequence[str] = (),
+                          **changes: object) -> Path:
+    """A copy of a lab inventory that installs from the test mirror (images too, `preload` among them), with
+    top-level sections updated."""
     data = yaml.safe_load(source.read_text())
     data.setdefault("artifacts", {})["mirror"] = str(mirror)
+    if preload:
+        data["artifacts"]["images"] = {"preload": list(preload)}
     for key, value in changes.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
             data[key].update(value)
@@ -380,8 +384,8 @@ def inventory_with_mirror(source: Path, target: Path, mirror: Path, **changes: o
 def cluster_lab(lab: LabHandle, built_mirror, tmp_path_factory: pytest.TempPathFactory) -> ClusterLab:
     """The shared lab bootstrapped once per session (1 master + 2 workers). Tests that change it put it back."""
     base = tmp_path_factory.mktemp("cluster-lab")
-    handle = ClusterLab(lab, inventory_with_mirror(lab.inventory, base / "inventory.yaml", built_mirror.root),
-                        base / "state")
+    handle = ClusterLab(lab, inventory_with_mirror(lab.inventory, base / "inventory.yaml", built_mirror.root,
+                                                   preload=[built_mirror.test_image]), base / "state")
     code, events, stderr = handle.kbuild("bootstrap")
     if code != 0:
         failed = [e for e in events if e.get("status") in ("failed", "unreachable")]

