@@ -1,16 +1,31 @@
 """Rendered units checked by the real systemd inside lab machines, and certificate renewal rolled out.
-Real parts: systemd's `systemd-analyze verify` in the machines (with the binaries installed), sshd, the
-kube stand-ins, etcd."""
+Real parts: systemd's `systemd-analyze verify` in the machines (with the binaries installed), sshd, every
+cluster component built from source; the certificates a renewed apiserver and kubelet serve are read off
+their TLS ports."""
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
+from cryptography import x509
 
 from kbuild.inventory import load_cluster
 from kbuild.render import host_files, units_for, verify_units
 from tests.integration.conftest import ClusterLab, LabHandle, changed
+from tests.integration.kube import Kubectl
 
 pytestmark = pytest.mark.integration
+
+
+def served_certificate(address: str, port: int) -> x509.Certificate:
+    """The certificate a TLS server presents (not verified: only read)."""
+    pem = ssl.get_server_certificate((address, port), timeout=10)
+    return x509.load_pem_x509_certificate(pem.encode())
+
+
+def state_certificate(cluster_lab: ClusterLab, relative: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((cluster_lab.state_dir / "pki" / relative).read_bytes())
 
 
 def runner_in(lab: LabHandle, machine: str):
@@ -53,3 +68,26 @@ def test_renewed_certificate_is_deployed_and_restarts_only_its_service(cluster_l
     assert cluster_lab.lab.exec(master.name, "sha256sum /etc/kubernetes/scheduler.conf").stdout != before
     code, _, stderr = cluster_lab.kbuild("status")
     assert code == 0, stderr
+
+
+def test_the_real_apiserver_and_kubelet_serve_their_renewed_certificates(cluster_lab: ClusterLab, kubectl):
+    master = next(m for m in cluster_lab.lab.machines if m.role == "master")
+    worker = next(m for m in cluster_lab.lab.machines if m.role == "worker")
+    kubelet_cert = f"hosts/{worker.name}/kubelet.crt"
+    old_api, old_kubelet = served_certificate(master.address, 6443), served_certificate(worker.address, 10250)
+    assert old_api.serial_number == state_certificate(cluster_lab, "apiserver.crt").serial_number
+    code, _, stderr = cluster_lab.kbuild("certs", "renew", "apiserver", f"kubelet-serving/{worker.name}",
+                                         json_events=False)
+    assert code == 0, stderr
+    code, events, stderr = cluster_lab.kbuild("bootstrap")
+    assert code == 0, stderr
+    handlers = {(e["host"], e["resource"]) for e in events if e["event"] == "handler"}
+    assert handlers == {(master.name, "service kube-apiserver"), (worker.name, "service kubelet")}
+    new_api, new_kubelet = served_certificate(master.address, 6443), served_certificate(worker.address, 10250)
+    assert new_api.serial_number == state_certificate(cluster_lab, "apiserver.crt").serial_number
+    assert new_kubelet.serial_number == state_certificate(cluster_lab, kubelet_cert).serial_number
+    assert new_api.serial_number != old_api.serial_number and new_kubelet.serial_number != old_kubelet.serial_number
+    # The apiserver verifies the kubelet's new certificate against the cluster CA: node proxying still works.
+    stats = Kubectl(kubectl, cluster_lab.state_dir / "admin.conf").run(
+        "get", "--raw", f"/api/v1/nodes/{worker.name}/proxy/healthz")
+    assert stats.stdout.strip() == "ok"
