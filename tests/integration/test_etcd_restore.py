@@ -1,7 +1,7 @@
-"""etcd snapshots and restore on a 3-member cluster (3 masters: etcd + control plane, no workers), etcd 3.5.1.
+"""etcd snapshots and restore on a 3-member cluster (3 masters: etcd + control plane, no workers), kbuild's etcd.
 
-Real parts: systemd-nspawn machines with systemd and sshd, the official etcd 3.5.1 etcd/etcdctl/etcdutl, the
-kube-apiserver stand-in storing in etcd over mTLS; kbuild runs as a child process like a user would.
+Real parts: systemd-nspawn machines with systemd and sshd, etcd/etcdctl/etcdutl and the control plane built
+from source, the apiserver storing in etcd over mTLS; kbuild runs as a child process like a user would.
 Tests build on each other's cluster in order (one bootstrap for the module) and leave it healthy.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from kbuild.inventory.model import Versions
 from kbuild.plays.etcd_ops.snapfile import verify_file
 from tests.integration.etcd_support import (
     PREFIX,
@@ -49,7 +50,7 @@ def test_save_verifies_and_records_the_snapshot(three: EtcdLab):
     assert json.loads(Path(f"{path}.json").read_text()) == metadata
     assert metadata["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() == verify_file(path).sha256
     assert metadata["size"] == path.stat().st_size and metadata["revision"] > 1 and metadata["total_keys"] > 0
-    assert metadata["member"] in three.masters and metadata["etcd_version"] == "3.5.1"
+    assert metadata["member"] in three.masters and metadata["etcd_version"] == Versions().etcd
     assert metadata["cluster"] == three.lab.name and metadata["reason"] == "manual"
     assert not list(path.parent.glob(".*partial*"))
     listed = three.kbuild_output("etcd", "snapshot", "list", "--json")
