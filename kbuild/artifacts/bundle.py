@@ -1,4 +1,4 @@
-"""Offline bundles: one tar file with every binary an inventory needs, and a manifest to verify them by.
+"""Offline bundles: one tar file with every binary and image archive an inventory needs, and a manifest to verify them by.
 
 Layout of the (uncompressed) tar:
 
@@ -7,7 +7,8 @@ Layout of the (uncompressed) tar:
                            its member path in that release's archive
     blobs/sha256/<hex>     each binary once, named by its sha256
 
-Only unpacked binaries travel (not the release archives): that is all push mode uploads. Importing
+Only unpacked binaries travel (not the release archives): that is all push mode uploads; container image
+archives (kbuild.artifacts.images) travel whole, as entries of component "image" named by reference. Importing
 verifies every blob against its name and the manifest before any index entry is written, so a damaged
 bundle leaves the cache as it was (verified blobs are content-addressed and harmless).
 """
@@ -27,7 +28,7 @@ from kbuild import __version__
 from kbuild.artifacts.cache import Cache, Mismatch, default_cache_dir
 from kbuild.artifacts.checksums import SHA256
 from kbuild.artifacts.errors import ArtifactConfigError, BundleError
-from kbuild.artifacts.hosts import cluster_binaries
+from kbuild.artifacts.hosts import cluster_binaries, cluster_image_releases
 from kbuild.artifacts.store import ArtifactStore, cache_dir_for, member_key, release_key, update_release_ref
 from kbuild.inventory.cluster import Cluster
 
@@ -88,7 +89,8 @@ class BundleManifest:
 
 
 def write_bundle(cluster: Cluster, output: Path, *, store: ArtifactStore | None = None) -> BundleManifest:
-    """Fetch (if needed) every binary the inventory needs and write them with a manifest to `output`."""
+    """Fetch (if needed) every binary and image archive the inventory needs and write them with a manifest to
+    `output`."""
     store = store or ArtifactStore.for_cluster(cluster)
     files: list[BundleFile] = []
     paths: dict[str, Path] = {}
@@ -100,6 +102,12 @@ def write_bundle(cluster: Cluster, output: Path, *, store: ArtifactStore | None 
         files.append(BundleFile(binary.name, binary.component, binary.version, binary.arch, sha,
                                 path.stat().st_size, binary.release.url, expected.sha256, ref.get("published"),
                                 binary.member))
+        paths[sha] = path
+    for release in cluster_image_releases(cluster):
+        sha, path = store.ensure_release(release)
+        ref = store.cache.ref(release_key(release.url)) or {}
+        files.append(BundleFile(str(release.image), release.component, release.version, release.arch, sha,
+                                path.stat().st_size, release.url, sha, ref.get("published"), None))
         paths[sha] = path
     manifest = BundleManifest(tuple(files), cluster.name, datetime.now(UTC).isoformat(timespec="seconds"),
                               __version__)
@@ -205,6 +213,8 @@ def _check_covers(manifest: BundleManifest, cluster: Cluster, bundle: Path) -> N
             hint="set artifacts.transfer: push to install from the bundle")
     present = {f.key for f in manifest.files}
     missing = [b.label for b in cluster_binaries(cluster) if b.key not in present]
+    missing += [r.label for r in cluster_image_releases(cluster)
+                if (r.component, r.image, r.version, r.arch) not in present]
     if missing:
         raise BundleError(f"{bundle}: the bundle lacks what this inventory needs: {', '.join(missing)}",
                           hint=f"make the bundle from this inventory: kbuild artifacts bundle -i "

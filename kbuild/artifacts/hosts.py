@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from kbuild.artifacts.catalogue import Binary, host_binaries, unique_binaries
+from kbuild.artifacts.catalogue import Binary, Release, host_binaries, unique_binaries
 from kbuild.artifacts.images import image_release, node_image_refs
 from kbuild.artifacts.store import ArtifactStore
 from kbuild.inventory.cluster import Cluster, Host
@@ -80,6 +80,13 @@ def cluster_images(cluster: Cluster, *, prepare: bool = True) -> dict[str, list[
     """host_images for every host (host name -> list), sharing one store so each archive is resolved once."""
     store = ArtifactStore.for_cluster(cluster)
     return {host.name: host_images(store, cluster, host, prepare=prepare) for host in cluster.hosts}
+
+
+def cluster_image_releases(cluster: Cluster) -> list[Release]:
+    """Every image archive any node of the cluster needs, once per image and architecture."""
+    found = {(ref, host.arch): image_release(ref, host.arch) for host in cluster.hosts
+             for ref in node_image_refs(cluster, host)}
+    return list(found.values())
 
 
 def cluster_binaries(cluster: Cluster) -> list[Binary]:

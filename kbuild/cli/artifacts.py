@@ -17,9 +17,13 @@ from kbuild.artifacts import (
     use_bundle,
     write_bundle,
 )
+from kbuild.artifacts.hosts import cluster_image_releases, host_images
+from kbuild.artifacts.images import image_release
 from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load
+from kbuild.imageref import ImageRef
 
-app = typer.Typer(help="Download, verify and cache cluster binaries; offline bundles.", no_args_is_help=True)
+app = typer.Typer(help="Download, verify and cache cluster binaries and image archives; offline bundles.",
+                  no_args_is_help=True)
 
 
 def _size(count: int) -> str:
@@ -33,15 +37,19 @@ def _size(count: int) -> str:
 
 @app.command("fetch")
 def fetch(inventory: InventoryOption, state_dir: StateDirOption = None) -> None:
-    """Download and verify every binary the inventory's hosts need (their versions and arches) into the cache."""
+    """Download and verify every binary and image archive the inventory's hosts need into the cache."""
     cluster = load(inventory, state_dir)
     store = ArtifactStore.for_cluster(cluster)
     binaries = cluster_binaries(cluster)
     for binary in binaries:
         sha, _ = store.ensure_binary(binary)
         typer.echo(f"{binary.name:<24} {binary.component} {binary.version} linux/{binary.arch}  sha256:{sha}")
+    images = cluster_image_releases(cluster)
+    for release in images:
+        sha, _ = store.ensure_release(release)
+        typer.echo(f"{release.image:<24} image linux/{release.arch}  sha256:{sha}")
     downloaded = sum(size for _, size in store.stats.downloaded)
-    typer.echo(f"{len(binaries)} files verified in {store.cache.root} from {store.origin.description}: "
+    typer.echo(f"{len(binaries) + len(images)} files verified in {store.cache.root} from {store.origin.description}: "
                f"{len(store.stats.downloaded)} downloaded ({_size(downloaded)}), "
                f"{store.stats.checksum_files} checksum files read")
 
@@ -59,9 +67,9 @@ def list_(
     cluster = load(inventory, state_dir)
     if urls:
         seen: dict[str, None] = {}
-        for binary in cluster_binaries(cluster):
-            seen.setdefault(binary.release.url)
-            seen.setdefault(binary.release.checksum_url)
+        for release in [b.release for b in cluster_binaries(cluster)] + cluster_image_releases(cluster):
+            seen.setdefault(release.url)
+            seen.setdefault(release.checksum_url)
         typer.echo("\n".join(seen))
         return
     store = ArtifactStore.for_cluster(cluster, offline=True)
@@ -74,6 +82,11 @@ def list_(
             files.append({"name": binary.name, "component": binary.component, "version": binary.version,
                           "arch": binary.arch, "remote_path": str(binary.remote_path), "sha256": sha,
                           "state": state, "url": store.origin.url(binary.release.url), "member": binary.member})
+        for image in host_images(store, cluster, host, prepare=False):
+            state = "cached" if image.local_path is not None else "missing" if image.sha256 else "unknown"
+            files.append({"name": image.ref, "component": "image", "version": ImageRef.parse(image.ref).tag,
+                          "arch": host.arch, "remote_path": None, "sha256": image.sha256, "state": state,
+                          "url": store.url_of(image_release(image.ref, host.arch).url), "member": None})
         hosts.append({"name": host.name, "roles": host.role_names, "arch": host.arch, "files": files})
     if as_json:
         typer.echo(json.dumps({"cache_dir": str(store.cache.root), "origin": store.origin.description,
@@ -98,7 +111,8 @@ def bundle(
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle file to write (a tar).")],
     state_dir: StateDirOption = None,
 ) -> None:
-    """Write one archive with every binary the inventory needs (fetched and verified first), for offline installs."""
+    """Write one archive with every binary and image archive the inventory needs (fetched and verified first),
+    for offline installs."""
     cluster = load(inventory, state_dir)
     manifest = write_bundle(cluster, output)
     typer.echo(f"wrote {output}: {len(manifest.files)} files, {_size(output.stat().st_size)}; "
