@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from kbuild.inventory.model import Versions
 from tests.integration.conftest import ClusterLab, inventory_with_mirror, run_kbuild
 from tests.mirror.plugin import MirrorCopy
 from tests.mirror.server import MirrorServer
@@ -24,7 +25,10 @@ def test_push_sends_only_what_differs(cluster_lab: ClusterLab):
     assert artifact_changes(events) == []
     assert events[-1]["data"]["bytes_sent"] < 200_000  # scripts only: no binary went out again
     worker = next(m for m in cluster_lab.lab.machines if m.role == "worker")
-    cluster_lab.lab.exec(worker.name, "printf '#tampered' >> /usr/local/bin/kube-proxy")
+    # A running binary cannot be written to (ETXTBSY): replace it, as a careless upgrade by hand would.
+    tampered = cluster_lab.lab.exec(worker.name, "cp /usr/local/bin/kube-proxy /usr/local/bin/.kp && printf '#tampered'"
+                                                 " >> /usr/local/bin/.kp && mv /usr/local/bin/.kp /usr/local/bin/kube-proxy")
+    assert tampered.returncode == 0, tampered.stderr
     code, events, stderr = cluster_lab.kbuild("bootstrap")
     assert code == 0, stderr
     assert artifact_changes(events) == [(worker.name, "artifact:/usr/local/bin/kube-proxy")]
@@ -53,9 +57,11 @@ def test_pull_mode_hosts_download_and_verify(pull_lab):
     assert code == 0, stderr
     # The hosts fetched the binaries themselves (the controller read only checksum files).
     assert any(path.endswith("/kube-apiserver") for path in server.requests)
+    assert any(path.startswith("/images/") and path.endswith(".tar") for path in server.requests)  # images too
     assert events[-1]["data"]["bytes_sent"] < 1_000_000
     master = next(m for m in handle.machines if m.role == "master")
-    assert handle.exec(master.name, "/usr/local/bin/etcd --version").stdout.startswith("etcd Version: 3.5.1")
+    assert handle.exec(master.name, "/usr/local/bin/etcd --version").stdout.startswith(
+        f"etcd Version: {Versions().etcd}")
     code, events, _ = run_kbuild(["bootstrap", "-i", str(inventory), "--state-dir", str(state)])
     assert code == 0 and artifact_changes(events) == []
 
@@ -64,7 +70,7 @@ def test_pull_mode_refuses_a_file_that_does_not_match_its_checksum(pull_lab):
     handle, inventory, state, server, mirror = pull_lab
     worker = next(m for m in handle.machines if m.role == "worker")
     relative = next(p.relative_to(mirror.root).as_posix() for p in mirror.root.rglob("kube-proxy")
-                    if "v1.33.5" in p.as_posix())
+                    if f"v{Versions().kubernetes}" in p.as_posix())
     original = mirror.read(relative)
     mirror.replace(relative, original + b"\n# not what was published\n")
     try:

