@@ -2,7 +2,7 @@
 
 Real parts: molecule and ansible-core (PyPI, the test extra) with the scenario's "default" (delegated)
 driver; kbuild's lab (systemd-nspawn machines with systemd and sshd); kbuild bootstrap and status
-over SSH; etcd, containerd and runc from the test mirror, the kube stand-ins for the rest.
+over SSH; every cluster component from the test mirror (built from source).
 """
 
 from __future__ import annotations
