@@ -19,7 +19,6 @@ from bench.hosts import check
 from kbuild.lab.lab import Lab
 
 KBUILD = Path(sys.executable).parent / "kbuild"
-KUBECTL = Path(sys.executable).parent / "kubectl"
 UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
          "worker": ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]}
 
@@ -42,11 +41,12 @@ class BootRun:
         return self.exit_code == 0 and not self.problems
 
 
-def build_mirror() -> str:
-    out = subprocess.run([sys.executable, "-m", "tests.mirror", "build"], capture_output=True, text=True,
-                         cwd=Path(__file__).parent.parent, timeout=1800, check=False)
+def mirror_command(*args: str) -> str:
+    """`python -m tests.mirror ARGS`'s last line: the mirror is built from source (cached) on first use."""
+    out = subprocess.run([sys.executable, "-m", "tests.mirror", *args], capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent, timeout=3600, check=False)
     if out.returncode != 0:
-        raise SystemExit(f"error: building the test mirror failed: {out.stderr.strip()}")
+        raise SystemExit(f"error: python -m tests.mirror {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -77,7 +77,7 @@ def bootstrap_once(inventory: Path, state: Path, kind: str, rep: int, log: Path)
     return run
 
 
-def check_cluster(lab: Lab, state: Path) -> list[str]:
+def check_cluster(lab: Lab, state: Path, kubectl: str) -> list[str]:
     """Units active on every machine and every worker Ready, seen from outside kbuild."""
     problems = []
     plan = lab.state.plan  # type: ignore[union-attr]
@@ -88,7 +88,7 @@ def check_cluster(lab: Lab, state: Path) -> list[str]:
             if st != "active":
                 problems.append(f"{machine.name}: {unit} is {st}")
     workers = sorted(m.name for m in plan.machines if m.role == "worker")
-    nodes = subprocess.run([str(KUBECTL), "--kubeconfig", str(state / "admin.conf"), "get", "nodes", "--no-headers"],
+    nodes = subprocess.run([kubectl, "--kubeconfig", str(state / "admin.conf"), "get", "nodes", "--no-headers"],
                            capture_output=True, text=True, timeout=60, check=False)
     ready = sorted(ln.split()[0] for ln in nodes.stdout.splitlines() if len(ln.split()) > 1 and ln.split()[1] == "Ready")
     if ready != workers:
@@ -110,7 +110,8 @@ def fresh_lab(name: str, subnet: str) -> Lab:
 
 
 def run(args: argparse.Namespace) -> int:
-    mirror = build_mirror()
+    mirror = mirror_command("build")
+    kubectl = mirror_command("tool", "kubectl")
     args.workdir.mkdir(parents=True, exist_ok=True)
     runs: list[BootRun] = []
     payload: dict[str, object] = {"kind": "bootstrap", "machine": report.machine_info(), "note": args.note,
@@ -126,14 +127,14 @@ def run(args: argparse.Namespace) -> int:
             state = args.workdir / f"state-{rep}"
             subprocess.run(["rm", "-rf", str(state)], check=True)
             first = bootstrap_once(inventory, state, "first", rep, args.workdir / f"first-{rep}.log")
-            first.problems += check_cluster(lab, state)
+            first.problems += check_cluster(lab, state, kubectl)
             runs.append(first)
             print(f"  bootstrap {rep}: first {first.wall:.2f} s {'ok' if first.valid else first.problems}")
             for i in range(1, args.noop_runs + 1):
                 noop = bootstrap_once(inventory, state, "noop", rep, args.workdir / f"noop-{rep}-{i}.log")
                 if noop.changed or noop.restarted:
                     noop.problems.append(f"a no-op re-run changed {noop.changed} and restarted {noop.restarted}")
-                noop.problems += check_cluster(lab, state)
+                noop.problems += check_cluster(lab, state, kubectl)
                 runs.append(noop)
                 print(f"  bootstrap {rep}: no-op {noop.wall:.2f} s {noop.round_trips} round trips "
                       f"{'ok' if noop.valid else noop.problems}")
@@ -159,7 +160,8 @@ def bootstrap_markdown(payload: dict[str, object]) -> str:
     first = [r for r in runs if r["kind"] == "first"]
     noop = [r for r in runs if r["kind"] == "noop"]
     machine = report.machine_line(payload["machine"], str(payload.get("note", "")))  # type: ignore[arg-type]
-    about = (f"1 master + 2 workers (lab machines), artifacts from the local test mirror; {len(runs)} of {total} "
+    about = (f"1 master + 2 workers (lab machines), every component real (built from source) and installed from the "
+             f"local test mirror; {len(runs)} of {total} "
              "runs verified (units active on every host, every worker Ready in kubectl); medians [min–max].")
     lines = [f"Machine: {machine}", about, ""]
     lines += ["| run | wall time (s) | connections | round trips (per host) | changed | restarted |",
