@@ -19,7 +19,7 @@ class ImageRef:
 
     @classmethod
     def parse(cls, text: str) -> ImageRef:
-        match = REFERENCE.match(text)
+        match = REFERENCE.fullmatch(text)  # `$` would let a trailing newline through
         if not match:
             raise ValueError(f"{text!r} is not an image reference like registry.k8s.io/pause:3.10.2 "
                              "(registry host, repository and tag; digests are not supported)")

@@ -153,16 +153,14 @@ def use_bundle(path: str | os.PathLike[str], cluster: Cluster | None = None, *,
                cache_dir: Path | None = None) -> BundleManifest:
     """Verify a bundle and load it into the artifact cache, so installs need no network at all.
 
-    With `cluster`, its cache directory is used and the bundle must hold every binary the inventory
-    needs (checked before anything is imported); without it, `cache_dir` or the default cache.
+    With `cluster`, the bundle must hold every binary and image the inventory needs (checked before
+    anything is imported). The cache filled is `cache_dir` if given, else the cluster's, else the default.
     """
     bundle = Path(path)
     manifest = read_manifest(bundle)
     if cluster is not None:
         _check_covers(manifest, cluster, bundle)
-        cache = Cache(cache_dir_for(cluster))
-    else:
-        cache = Cache(cache_dir or default_cache_dir())
+    cache = Cache(cache_dir or (cache_dir_for(cluster) if cluster is not None else default_cache_dir()))
     needed = {f.sha256 for f in manifest.files}
     try:
         with tarfile.open(bundle, "r:*") as tar:

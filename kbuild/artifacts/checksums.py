@@ -92,11 +92,14 @@ class Pins:
                 hint="write each pin as `FILE-NAME-OR-URL: <64 hex digits>` (a sha256: prefix is fine)")
         return cls(pins)
 
-    def lookup(self, *urls: str) -> tuple[str, str] | None:
-        """(sha256, key) of the most specific pin for a file known by these URLs: a URL first, then its name."""
+    def lookup(self, *urls: str, by_name: bool = True) -> tuple[str, str] | None:
+        """(sha256, key) of the most specific pin for a file known by these URLs: a URL first, then (with
+        `by_name`) its name."""
         for url in urls:
             if url in self.by_key:
                 return self.by_key[url], url
+        if not by_name:
+            return None
         for url in urls:
             name = url.rsplit("/", 1)[-1]
             if name in self.by_key:

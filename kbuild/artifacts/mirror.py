@@ -2,20 +2,21 @@
 
 Mirror layout: the official URL with its scheme stripped, under the mirror's root. For example
 
-    MIRROR/dl.k8s.io/release/v1.33.5/bin/linux/amd64/kube-apiserver
-    MIRROR/dl.k8s.io/release/v1.33.5/bin/linux/amd64/kube-apiserver.sha256
-    MIRROR/github.com/etcd-io/etcd/releases/download/v3.5.1/etcd-v3.5.1-linux-amd64.tar.gz
-    MIRROR/github.com/etcd-io/etcd/releases/download/v3.5.1/SHA256SUMS
-    MIRROR/github.com/containerd/containerd/releases/download/v1.6.20/containerd-1.6.20-linux-amd64.tar.gz
-    MIRROR/github.com/containerd/containerd/releases/download/v1.6.20/containerd-1.6.20-linux-amd64.tar.gz.sha256sum
-    MIRROR/github.com/opencontainers/runc/releases/download/v1.1.5/runc.amd64
-    MIRROR/github.com/opencontainers/runc/releases/download/v1.1.5/runc.sha256sum
-    MIRROR/github.com/containernetworking/plugins/releases/download/v1.1.1/cni-plugins-linux-amd64-v1.1.1.tgz
-    MIRROR/github.com/containernetworking/plugins/releases/download/v1.1.1/cni-plugins-linux-amd64-v1.1.1.tgz.sha256
-    MIRROR/github.com/kubernetes-sigs/cri-tools/releases/download/v1.33.0/crictl-v1.33.0-linux-amd64.tar.gz
-    MIRROR/github.com/kubernetes-sigs/cri-tools/releases/download/v1.33.0/crictl-v1.33.0-linux-amd64.tar.gz.sha256
+    MIRROR/dl.k8s.io/release/v1.37.2/bin/linux/amd64/kube-apiserver
+    MIRROR/dl.k8s.io/release/v1.37.2/bin/linux/amd64/kube-apiserver.sha256
+    MIRROR/github.com/etcd-io/etcd/releases/download/v3.6.16/etcd-v3.6.16-linux-amd64.tar.gz
+    MIRROR/github.com/etcd-io/etcd/releases/download/v3.6.16/SHA256SUMS
+    MIRROR/github.com/containerd/containerd/releases/download/v2.4.2/containerd-2.4.2-linux-amd64.tar.gz
+    MIRROR/github.com/containerd/containerd/releases/download/v2.4.2/containerd-2.4.2-linux-amd64.tar.gz.sha256sum
+    MIRROR/github.com/opencontainers/runc/releases/download/v1.5.3/runc.amd64
+    MIRROR/github.com/opencontainers/runc/releases/download/v1.5.3/runc.sha256sum
+    MIRROR/github.com/containernetworking/plugins/releases/download/v1.10.0/cni-plugins-linux-amd64-v1.10.0.tgz
+    MIRROR/github.com/containernetworking/plugins/releases/download/v1.10.0/cni-plugins-linux-amd64-v1.10.0.tgz.sha256
+    MIRROR/github.com/kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz
+    MIRROR/github.com/kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz.sha256
 
-which is exactly what `wget -x URL` (--force-directories) writes in the current directory, so
+plus container image archives under MIRROR/images/ (kbuild.artifacts.images), which have no official
+site. The rest is exactly what `wget -x URL` (--force-directories) writes in the current directory, so
 `cd MIRROR && wget -x $(kbuild artifacts list -i INV --urls)` fills a mirror, and any web server
 serving MIRROR works as a URL mirror. MIRROR is either `http(s)://host/base` or a directory
 (absolute, `file://`, or relative to the inventory file).

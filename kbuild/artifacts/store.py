@@ -123,7 +123,8 @@ class ArtifactStore:
         read again; until then the checksum file is read afresh each time, so a fixed mirror is noticed.
         """
         fetch = fetch and not self.offline
-        pin = self.pins.lookup(release.url, self.url_of(release.url))
+        # Every image archive of an architecture has the same file name: images are pinned by URL only.
+        pin = self.pins.lookup(release.url, self.url_of(release.url), by_name=release.image is None)
         ref = self.cache.ref(release_key(release.url)) or {}
         published, verified = ref.get("published"), ref.get("verified")
         settled = verified is not None and (pin is None or verified == pin[0])
@@ -148,15 +149,23 @@ class ArtifactStore:
                 f"{release.label}: no checksum: {self.url_of(release.checksum_url)} {why}; files are "
                 f"never used unverified, so {NOTHING_INSTALLED}",
                 hint=f"put the official checksum file in the mirror next to the file, or pin the sha256 "
-                     f"in the inventory: artifacts.checksums: {{{release.filename}: <sha256>}}")
+                     f"in the inventory: artifacts.checksums: {{{self.pin_key(release)}: <sha256>}}")
         return None
+
+    @staticmethod
+    def pin_key(release: Release) -> str:
+        """How the inventory pins this file: by name, or by URL where names repeat (image archives)."""
+        return f'"{release.url}"' if release.image else release.filename
 
     def _fetch_published(self, release: Release) -> tuple[str | None, str]:
         """(published sha256 or None, why there is none); the index keeps the latest answer."""
+        # A local file's checksum file names it by its own name, as `sha256sum FILE > FILE.sha256` writes.
+        local = self.local_files.get(release.url)
+        filename = local.name if local is not None else release.filename
         try:
             text = self.transport.read_text(self.location_of(release.checksum_url))
-            published = parse_checksum_file(text, release.filename)
-            why = "" if published is not None else f"does not list {release.filename}"
+            published = parse_checksum_file(text, filename)
+            why = "" if published is not None else f"does not list {filename}"
         except NotFound:
             published, why = None, "does not exist"
         finally:

@@ -61,13 +61,14 @@ def list_(
     as_json: JsonOption = False,
     urls: Annotated[bool, typer.Option("--urls", help="Print only the official URLs of the release and checksum "
                                                       "files, one per line (feed them to `wget -x` to make a "
-                                                      "mirror).")] = False,
+                                                      "mirror; image archives, which have none, are not among "
+                                                      "them).")] = False,
 ) -> None:
     """Show what each host needs, with sha256 and cache state. Reads nothing from the network."""
     cluster = load(inventory, state_dir)
     if urls:
         seen: dict[str, None] = {}
-        for release in [b.release for b in cluster_binaries(cluster)] + cluster_image_releases(cluster):
+        for release in (b.release for b in cluster_binaries(cluster)):
             seen.setdefault(release.url)
             seen.setdefault(release.checksum_url)
         typer.echo("\n".join(seen))

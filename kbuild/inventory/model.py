@@ -35,7 +35,7 @@ class HostKeyPolicy(str, Enum):
 def _version(value: str) -> str:
     match = VERSION.match(str(value).strip())
     if not match:
-        raise ValueError(f"{value!r} is not a version like 1.33.5")
+        raise ValueError(f"{value!r} is not a version like 1.37.2")
     return ".".join(match.groups())
 
 
@@ -189,6 +189,39 @@ class ArtifactSettings(Strict):
         return self
 
 
+class CoreDNSSettings(Strict):
+    """CoreDNS as kbuild deploys it: a Deployment and the kube-dns Service at cluster_dns."""
+
+    enabled: bool = True
+    replicas: int = Field(2, ge=1, le=100)
+    # Where names outside the cluster domain go: resolv.conf paths or addresses (each with an optional
+    # :port); the default is the nodes' own resolvers. An empty list answers only cluster names.
+    forward: list[str] = ["/etc/resolv.conf"]
+
+    @field_validator("forward")
+    @classmethod
+    def _upstreams(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item.startswith("/"):
+                if not re.fullmatch(r"/[A-Za-z0-9._/-]+", item, re.ASCII):
+                    raise ValueError(f"{item!r} is not a resolv.conf path of letters, digits and ._-/")
+                continue
+            host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            try:
+                ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                raise ValueError(f"{item!r} is neither a resolv.conf path nor an IP address[:port]") from None
+            if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+                raise ValueError(f"{item!r}: {port!r} is not a port")
+        return value
+
+
+class AddonSettings(Strict):
+    """Cluster addons kbuild applies through the API after the nodes are up."""
+
+    coredns: CoreDNSSettings = CoreDNSSettings()
+
+
 class ClusterSettings(Strict):
     name: str
     versions: Versions = Versions()
@@ -201,6 +234,10 @@ class ClusterSettings(Strict):
     api_port: int = Field(6443, ge=1, le=65535)
     extra_sans: list[str] = []
     proxy_mode: Literal["iptables", "nftables", "ipvs"] = "iptables"
+    # bridge: kbuild's own pod network (a bridge per node, host-local addresses, routes between nodes);
+    # none: no pod network, bring your own CNI (nodes stay NotReady until one is installed).
+    cni: Literal["bridge", "none"] = "bridge"
+    addons: AddonSettings = AddonSettings()
     node_monitor_period: str = "5s"
     node_monitor_grace_period: str = "40s"
     fail_swap_on: bool = True  # false: kubelet tolerates swap (NodeSwap)

@@ -240,7 +240,7 @@ def test_cli_fetch_list_bundle_import(mirror_server, tmp_path, capsys):
     assert run(["artifacts", "list", "-i", inventory, "--urls"]) == 0
     urls = capsys.readouterr().out.split()
     assert f"https://{API}" in urls and f"https://{ETCD_SUMS}" in urls
-    assert f"mirror:images/{PAUSE.replace(':', '/')}/linux-amd64.tar" in urls
+    assert all(url.startswith("https://") for url in urls)  # what `wget -x` can fetch: no image archives
 
 
 def test_cli_reports_a_file_the_mirror_lacks(mirror_server, tmp_path, capsys):

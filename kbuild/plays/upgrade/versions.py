@@ -27,7 +27,7 @@ class Version:
         """'1.33.5', 'v1.33.5' -> Version; anything else is a UsageError naming the text."""
         match = _VERSION.fullmatch(str(text).strip())
         if not match:
-            raise UsageError(f"{text!r} is not a version like 1.34.1")
+            raise UsageError(f"{text!r} is not a version like 1.37.2")
         return cls(*(int(part) for part in match.groups()))
 
     @classmethod
