@@ -49,6 +49,7 @@ KUBE_PROXY_KUBECONFIG = K8S_DIR / "kube-proxy.conf"
 ENCRYPTION_CONFIG = K8S_DIR / "encryption-config.yaml"
 ADDONS_DIR = K8S_DIR / "addons"  # cluster objects kbuild applies through the API (RBAC)
 APISERVER_KUBELET_RBAC = ADDONS_DIR / "apiserver-to-kubelet-rbac.yaml"
+COREDNS_MANIFEST = ADDONS_DIR / "coredns.yaml"
 AUDIT_POLICY = K8S_DIR / "audit-policy.yaml"
 AUDIT_LOG = P("/var/log/kubernetes/audit.log")
 AUTHENTICATION_CONFIG = K8S_DIR / "authentication-config.yaml"  # anonymous auth limited to health endpoints

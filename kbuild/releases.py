@@ -41,6 +41,9 @@ KUBERNETES: dict[Minor, KubernetesMinor] = {
     (1, 36): KubernetesMinor("registry.k8s.io/pause:3.10.2"),
     (1, 37): KubernetesMinor("registry.k8s.io/pause:3.10.2"),
 }
+# One CoreDNS for every supported minor (CoreDNS reads the stable discovery and core APIs): the release
+# kubeadm 1.37 deploys (cmd/kubeadm/app/constants).
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.14.6"
 ETCD: tuple[Minor, ...] = ((3, 5), (3, 6))
 CONTAINERD_MAJORS: tuple[int, ...] = (2,)
 # runc before 1.1.12 lets a container escape through a leaked working directory (CVE-2024-21626).

@@ -22,7 +22,7 @@ from kbuild.artifacts.catalogue import Release
 from kbuild.artifacts.mirror import MIRROR_ONLY
 from kbuild.imageref import ImageRef
 from kbuild.inventory.cluster import Cluster, Host
-from kbuild.releases import KUBERNETES, minor_of
+from kbuild.releases import COREDNS_IMAGE, KUBERNETES, minor_of
 
 
 def archive_path(ref: str, arch: str) -> str:
@@ -44,8 +44,10 @@ def uses_archives(cluster: Cluster) -> bool:
 
 
 def node_image_refs(cluster: Cluster, host: Host) -> list[str]:
-    """The images a node gets from archives: its sandbox image, then the inventory's preload list."""
+    """The images a node gets from archives: its sandbox image, the addons' (CoreDNS may run on any node),
+    then the inventory's preload list."""
     if not host.runs_kubelet or not uses_archives(cluster):
         return []
     sandbox = KUBERNETES[minor_of(cluster.settings.versions.kubernetes)].pause_image
-    return list(dict.fromkeys([sandbox, *cluster.artifacts.images.preload]))
+    addons = [COREDNS_IMAGE] if cluster.settings.addons.coredns.enabled else []
+    return list(dict.fromkeys([sandbox, *addons, *cluster.artifacts.images.preload]))

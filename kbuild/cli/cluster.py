@@ -114,10 +114,17 @@ def print_status(report: status_play.ClusterStatus) -> None:
             nodes.add_row(n.name, "yes" if n.ready else "[bold red]no[/]", "no (cordoned)" if n.unschedulable
                           else "yes", n.version)
         console.print(nodes)
+    if report.addons:
+        addons = Table("addon", "available", title="addons")
+        for a in report.addons:
+            shown = f"{a.available}/{a.desired}" if not a.error else f"[bold red]{escape(a.error[:80])}[/]"
+            addons.add_row(a.name, shown if a.ok else f"[bold red]{shown}[/]")
+        console.print(addons)
     if report.problems:
         console.print("[bold red]unhealthy:[/]\n" + "\n".join(f"  {escape(p)}" for p in report.problems))
     else:
-        console.print("[green]healthy[/]: every unit active, every health endpoint answering, every node Ready")
+        console.print("[green]healthy[/]: every unit active, every health endpoint answering, every node Ready, "
+                      "every addon available")
 
 
 def reset(

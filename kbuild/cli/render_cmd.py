@@ -38,7 +38,7 @@ def render(inventory: InventoryOption, output: OutputOption, state_dir: StateDir
         files = [OutputFile(f.path, f.content.encode(), f.mode) for f in rendering.host_files(cluster, host)]
         extra = pki_files.get(host.name, [])
         _write_host(output, host, files + extra)
-        table.add_row(host.name, ", ".join(host.role_names), " ".join(rendering.units_for(host)),
+        table.add_row(host.name, ", ".join(host.role_names), " ".join(rendering.units_for(host, cluster)),
                       str(len(files)), str(len(extra)) if pki_note is None else "-")
     console = Console(highlight=False, soft_wrap=True)
     console.print(table)

@@ -29,6 +29,10 @@ LAB_KUBE_PROXY_CONFIG: dict[str, Any] = {"conntrack": {"maxPerCore": 0}}
 LAB_CONTAINERD_CONFIG: dict[str, Any] = {"plugins": {"io.containerd.cri.v1.runtime": {"restrict_oom_score_adj": True}}}
 
 
+# Lab machines know no DNS server (nothing is reachable to ask): CoreDNS answers cluster names only.
+LAB_ADDONS: dict[str, Any] = {"coredns": {"forward": []}}
+
+
 def lab_inventory(plan: LabPlan, key_file: Path, artifacts_mirror: str | None = None,
                   preload: Sequence[str] = ()) -> dict[str, Any]:
     # known_hosts is left to kbuild's default (the state directory next to the inventory) so that
@@ -36,7 +40,8 @@ def lab_inventory(plan: LabPlan, key_file: Path, artifacts_mirror: str | None = 
     # the keys it generated, is there for whoever wants to pin them.
     inventory: dict[str, Any] = {
         "cluster": {"name": plan.name, "kubelet_config": LAB_KUBELET_CONFIG,
-                    "kube_proxy_config": LAB_KUBE_PROXY_CONFIG, "containerd_config": LAB_CONTAINERD_CONFIG},
+                    "kube_proxy_config": LAB_KUBE_PROXY_CONFIG, "containerd_config": LAB_CONTAINERD_CONFIG,
+                    "addons": LAB_ADDONS},
         "ssh": {
             "user": LAB_USER,
             "key_file": str(key_file),
@@ -59,7 +64,8 @@ def render_inventory(plan: LabPlan, key_file: Path, artifacts_mirror: str | None
               "# addresses has new host keys: use a fresh state directory (known_hosts) for it.\n"
               "# kubelet_config, kube_proxy_config and containerd_config hold what a node needs when it is a\n"
               "# container on a shared host (cgroup v1 allowed, no disk-based eviction or image GC, the host's\n"
-              "# conntrack limits, no OOM score below containerd's).\n")
+              "# conntrack limits, no OOM score below containerd's); CoreDNS forwards nowhere, as the machines\n"
+              "# know no DNS server.\n")
     body = yaml.safe_dump(lab_inventory(plan, key_file, artifacts_mirror, preload), sort_keys=False,
                           default_flow_style=False)
     return header + body

@@ -6,16 +6,17 @@ import dataclasses
 import hashlib
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from kbuild import layout, pki
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
-from kbuild.plays.desired import prepare_inputs
+from kbuild.plays.desired import HostInputs, prepare_inputs
 from kbuild.plays.phases import Context, Phase, require_success
 
 NODES_REGISTERED_TIMEOUT = 120.0
+ADDONS_TIMEOUT = 180.0
 
 
 def phase_preflight(ctx: Context) -> None:
@@ -84,25 +85,48 @@ def phase_control_plane(ctx: Context) -> None:
     require_success("control-plane", outcomes)
 
 
+def apply_manifest(inputs: HostInputs, path: PurePosixPath, what: str) -> Command:
+    """Apply a rendered manifest through the API (server-side, as kbuild's field manager), again only when it
+    changed or its objects went missing (a restored etcd, say)."""
+    content = next(f.content for f in inputs.rendered if f.path == path)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    stamp = f"{layout.ADDONS_DIR}/.applied-{path.stem}"
+    return Command(
+        f"apply {what}",
+        f"{control_plane.kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=kbuild', '-f', str(path))}"
+        f" >/dev/null && echo {digest} > {stamp}",
+        unless=f"grep -qx {digest} {stamp} && {control_plane.kubectl('get', '-f', str(path))} >/dev/null",
+    )
+
+
 def phase_cluster_objects(ctx: Context) -> None:
     """Objects a hard-way cluster needs in the API: the RBAC that lets the apiserver reach kubelets."""
     first = _first_control_plane(ctx)
     if first is None:
         return
-    rbac = str(layout.APISERVER_KUBELET_RBAC)
-    content = next(f.content for f in ctx.data["inputs"][first.name].rendered if str(f.path) == rbac)
-    digest = hashlib.sha256(content.encode()).hexdigest()
-    stamp = f"{layout.ADDONS_DIR}/.applied-{Path(rbac).stem}"
-    apply = Command(
-        "apply apiserver-to-kubelet RBAC",
-        f"{control_plane.kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=kbuild', '-f', rbac)}"
-        f" && echo {digest} > {stamp}",
-        # Re-apply when the manifest changed or the objects went missing (a restored etcd, say).
-        unless=f"grep -qx {digest} {stamp} && {control_plane.kubectl('get', '-f', rbac)} >/dev/null",
-    )
+    apply = apply_manifest(ctx.data["inputs"][first.name], layout.APISERVER_KUBELET_RBAC, "apiserver-to-kubelet RBAC")
     outcomes = ctx.runner.apply("cluster-objects", {first.name: Plan([apply])},
                                 describe=f"RBAC and other API objects, through {first.name}")
     require_success("cluster-objects", outcomes)
+
+
+def phase_addons(ctx: Context) -> None:
+    """CoreDNS (cluster.addons), applied once the nodes it runs on are up, gated on its rollout."""
+    coredns = ctx.cluster.settings.addons.coredns
+    first = _first_control_plane(ctx)
+    if first is None or not coredns.enabled:
+        return
+    apply = apply_manifest(ctx.data["inputs"][first.name], layout.COREDNS_MANIFEST, "CoreDNS")
+    gates = [] if ctx.check else [Gate(
+        "CoreDNS available", always=True, timeout=ADDONS_TIMEOUT,
+        command=control_plane.kubectl("rollout", "status", "deployment/coredns", "-n", "kube-system",
+                                      f"--timeout={int(ADDONS_TIMEOUT)}s"))]
+    if ctx.cluster.settings.cni == "none":
+        gates = []  # its pods wait for the pod network the user installs
+    outcomes = ctx.runner.apply("addons", {first.name: Plan([apply], gates=gates)},
+                                describe=f"CoreDNS ({coredns.replicas} replicas at {ctx.cluster.cluster_dns_ip}), "
+                                         f"through {first.name}")
+    require_success("addons", outcomes)
 
 
 def phase_nodes(ctx: Context) -> None:
@@ -148,6 +172,7 @@ PHASES = [
     Phase("control-plane", "apiserver, controller-manager, scheduler", phase_control_plane),
     Phase("cluster-objects", "RBAC in the API", phase_cluster_objects),
     Phase("nodes", "container runtime, kubelet and kube-proxy; nodes registered", phase_nodes),
+    Phase("addons", "CoreDNS, through the API", phase_addons),
     Phase("handlers", "restarts still owed", phase_handlers),
 ]
 

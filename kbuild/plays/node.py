@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kbuild import layout
+from kbuild.engine.facts import q
 from kbuild.engine.resources import Command, Directory, KernelModule, Service, Sysctl
 from kbuild.engine.runner import Gate, Plan
 from kbuild.inventory import Cluster
@@ -25,7 +26,7 @@ MODULES = (KernelModule("overlay", probe="grep -qw overlay /proc/filesystems"),
 SYSCTLS = (Sysctl("net.ipv4.ip_forward", "1"),
            Sysctl("net.bridge.bridge-nf-call-iptables", "1"),
            Sysctl("net.bridge.bridge-nf-call-ip6tables", "1"))
-SERVICES = ("kubelet", "kube-proxy", "kbuild-pod-routes")  # after containerd and the images it must hold
+SERVICES = ("kubelet", "kube-proxy")  # after containerd and the images it must hold
 
 
 def gates() -> list[Gate]:
@@ -43,20 +44,37 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     dirs = [Directory(str(d)) for d in (layout.CNI_CONF_DIR, layout.CNI_BIN_DIR, layout.KUBE_PROXY_DIR)]
     dirs.append(Directory(str(layout.KUBELET_DIR), mode=0o700))
     return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files, Service("containerd"),
-                 *image_resources(inputs), *(Service(name) for name in SERVICES), *pod_routes(cluster, inputs.host)],
+                 *image_resources(inputs), *(Service(name) for name in SERVICES), *_pod_routes_unit(cluster),
+                 *pod_routes(cluster, inputs.host)],
                 gates=gates())
 
 
 def pod_routes(cluster: Cluster, host) -> list[Command]:  # noqa: ANN001 - Host
-    """Each other node's pod CIDR via that node, set live (the pod-routes unit sets the same at boot)."""
+    """Each other node's pod CIDR via that node, set live (the pod-routes unit sets the same at boot); none
+    when the pod network is the user's (cluster.cni: none)."""
     routes = []
+    if cluster.settings.cni != "bridge":
+        return routes
+    wanted = []
     for other in cluster.kubelet_hosts:
         if other.name == host.name:
             continue
         cidr, via = node_pod_cidr(cluster, other), other.address
+        wanted.append(f"{cidr} {via}")
         routes.append(Command(f"route {cidr} via {other.name}", f"ip route replace {cidr} via {via}",
                               unless=f"ip route show {cidr} | grep -q 'via {via} '"))
+    # Routes into the pod network that no node of the inventory explains any more (a node removed, or
+    # renumbered): gone, so its old block never shadows a new node's.
+    family = f"-{cluster.settings.pod_cidr.version}"
+    stale = (f"ip {family} route show root {cluster.settings.pod_cidr} | awk '$2 == \"via\" {{print $1 \" \" $3}}' | "
+             + (f"grep -vxF {' '.join(f'-e {q(w)}' for w in wanted)}" if wanted else "cat"))
+    routes.append(Command("stale pod routes removed", f"{stale} | while read -r c v; do ip {family} route del \"$c\" via \"$v\"; done",
+                          unless=f"test -z \"$({stale})\""))
     return routes
+
+
+def _pod_routes_unit(cluster: Cluster) -> list[Service]:
+    return [Service("kbuild-pod-routes")] if cluster.settings.cni == "bridge" else []
 
 
 def _dedupe(resources: list) -> list:

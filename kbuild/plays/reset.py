@@ -56,7 +56,7 @@ class ResetPlan:
 
 
 def plan(cluster: Cluster, host: Host, *, purge_data: bool = False, stamp: str | None = None) -> ResetPlan:
-    units = units_for(host)
+    units = units_for(host, cluster)
     result = ResetPlan(host.name)
     result.stop_units = [f"{u}.service" for u in reversed(units)] + (list(EXTRA_UNITS) if host.is_etcd else [])
     result.remove_files = [str(layout.unit_path(u)) for u in units]
@@ -70,7 +70,7 @@ def plan(cluster: Cluster, host: Host, *, purge_data: bool = False, stamp: str |
         result.kube_proxy_cleanup = True
         result.remove_pods = True
         result.routes = [str(node_pod_cidr(cluster, other)) for other in cluster.kubelet_hosts
-                         if other.name != host.name]
+                         if other.name != host.name and cluster.settings.cni == "bridge"]
     result.remove_dirs = [str(d) for d in KBUILD_DIRS]
     if host.is_etcd:
         result.etcd_data = cluster.etcd.data_dir

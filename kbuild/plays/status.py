@@ -41,9 +41,9 @@ def version_command(unit: str) -> str | None:
     }.get(unit, f"{binary} --version" if unit.startswith("kube") else None)
 
 
-def probe_script(host: Host) -> str:
+def probe_script(cluster: Cluster, host: Host) -> str:
     lines = []
-    for unit in units_for(host):
+    for unit in units_for(host, cluster):
         lines.append(f'echo "unit {unit} $(systemctl is-active {unit} 2>/dev/null || true)"')
         version = version_command(unit)
         if version:
@@ -127,6 +127,18 @@ class NodeInfo:
 
 
 @dataclass
+class AddonStatus:
+    name: str  # the addon, e.g. coredns
+    desired: int  # replicas asked for
+    available: int  # replicas available (ready for minReadySeconds)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.available >= min(self.desired, 1) and self.desired > 0
+
+
+@dataclass
 class ClusterStatus:
     hosts: list[HostStatus]
     etcd_members: list[EtcdMember] = field(default_factory=list)
@@ -134,6 +146,8 @@ class ClusterStatus:
     nodes: list[NodeInfo] = field(default_factory=list)
     nodes_error: str = ""
     expected_nodes: list[str] = field(default_factory=list)
+    addons: list[AddonStatus] = field(default_factory=list)
+    no_pod_network: bool = False  # cluster.cni: none, so NotReady nodes wait for the user's CNI
 
     @property
     def problems(self) -> list[str]:
@@ -156,7 +170,12 @@ class ClusterStatus:
             if name not in registered:
                 found.append(f"node {name}: not registered")
             elif not registered[name].ready:
-                found.append(f"node {name}: not Ready")
+                hint = (" (cluster.cni is none: the node waits for the pod network you install)"
+                        if self.no_pod_network else "")
+                found.append(f"node {name}: not Ready{hint}")
+        for addon in self.addons:
+            if not addon.ok:
+                found.append(f"addon {addon.name}: {addon.error or f'{addon.available} of {addon.desired} replicas available'}")
         return found
 
     def as_json(self) -> dict:
@@ -168,6 +187,7 @@ class ClusterStatus:
             "etcd": {"members": [vars(m) for m in self.etcd_members], "error": self.etcd_error or None},
             "nodes": {"registered": [vars(n) for n in self.nodes], "expected": self.expected_nodes,
                       "error": self.nodes_error or None},
+            "addons": [vars(a) | {"ok": a.ok} for a in self.addons],
         }
 
 
@@ -210,7 +230,7 @@ def collect(ctx) -> ClusterStatus:  # noqa: ANN001 - kbuild.plays.phases.Context
 
     def probe(conn: Connection) -> str:
         host = hosts[conn.target.name]
-        result = conn.run(probe_script(host))
+        result = conn.run(probe_script(cluster, host))
         results[host.name] = parse_probe(host.name, result.out)
         bad = [c.unit for c in results[host.name].components if not c.ok]
         return f"unhealthy: {', '.join(bad)}" if bad else "all components healthy"
@@ -218,10 +238,12 @@ def collect(ctx) -> ClusterStatus:  # noqa: ANN001 - kbuild.plays.phases.Context
     outcomes = ctx.runner.each("status", list(hosts), probe, describe="units, health endpoints, versions")
     statuses = [results.get(name) or HostStatus(name, reachable=False, error=(o.message or o.status.value))
                 for name, o in outcomes.items()]
-    report = ClusterStatus(statuses, expected_nodes=[h.name for h in cluster.kubelet_hosts if h.name in hosts])
+    report = ClusterStatus(statuses, expected_nodes=[h.name for h in cluster.kubelet_hosts if h.name in hosts],
+                           no_pod_network=cluster.settings.cni == "none")
     healthy = {s.host for s in statuses if s.reachable}
     _etcd_members(ctx, cluster, report, healthy)
     _nodes(ctx, cluster, report, healthy)
+    _addons(ctx, cluster, report, healthy)
     return report
 
 
@@ -256,3 +278,25 @@ def _nodes(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) ->
         report.nodes = parse_nodes(result.out)
     except (ValueError, KeyError) as exc:
         report.nodes_error = f"unexpected kubectl output: {exc}"
+
+
+def _addons(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:  # noqa: ANN001
+    if not cluster.settings.addons.coredns.enabled:
+        return
+    control = next((h for h in cluster.control_plane_hosts if h.name in reachable), None)
+    if control is None:
+        report.addons.append(AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0,
+                                         "no control plane reachable to ask"))
+        return
+    result = ctx.session.pool.get(control.name).run(kubectl("get", "deployment", "coredns", "-n", "kube-system",
+                                                            "-o", "json"))
+    report.addons.append(parse_deployment("coredns", result.out) if result.ok else
+                         AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0,
+                                     result.err.strip() or "its Deployment is missing"))
+
+
+def parse_deployment(name: str, output: str) -> AddonStatus:
+    """`kubectl get deployment -o json` -> replicas asked for and available."""
+    data = json.loads(output)
+    return AddonStatus(name, int(data.get("spec", {}).get("replicas", 1)),
+                       int(data.get("status", {}).get("availableReplicas", 0)))

@@ -8,6 +8,7 @@ variable: never a Jinja traceback.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +67,7 @@ def environment(user_dir: str | None) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["systemd_escape"] = systemd_escape
+    env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
     env.globals["search_path"] = tuple(search)
     return env
 

@@ -20,6 +20,7 @@ from kbuild.inventory import Cluster, Host
 from kbuild.render import env as jinja_env
 from kbuild.render import flags as flag_tables
 from kbuild.render.facts import Facts, node_pod_cidr, paths
+from kbuild.releases import COREDNS_IMAGE
 from kbuild.render.versions import ClusterVersions, cluster_versions, show
 
 
@@ -41,9 +42,13 @@ class FileSpec:
     path: PurePosixPath
     services: tuple[str, ...]
     component: str | None = None  # a unit: ExecStart gets this component's binary and flags
-    when: Callable[[ClusterVersions], bool] | None = None
+    when: Callable[[Cluster], bool] | None = None  # a setting decides whether the host gets it
     mode: int = 0o644
     overrides: str | None = None  # the cluster setting merged over this YAML file (kubelet_config, ...)
+
+
+def _bridge_cni(cluster: Cluster) -> bool:
+    return cluster.settings.cni == "bridge"
 
 
 def _unit(name: str) -> FileSpec:
@@ -67,24 +72,28 @@ CONTROL_PLANE_FILES = (
     _unit("kube-controller-manager"),
     _unit("kube-scheduler"),
     FileSpec("kube-scheduler-config.yaml.j2", layout.SCHEDULER_CONFIG, ("kube-scheduler",)),
-    # Applied through the API by the cluster-objects step, not read by a service.
+    # Applied through the API by the cluster-objects and addons phases, not read by a service.
     FileSpec("rbac-apiserver-to-kubelet.yaml.j2", layout.APISERVER_KUBELET_RBAC, ()),
+    FileSpec("addons/coredns.yaml.j2", layout.COREDNS_MANIFEST, (), when=lambda c: c.settings.addons.coredns.enabled),
 )
 
 KUBELET_FILES = (
     _unit("containerd"),
     FileSpec("containerd-config.toml.j2", layout.CONTAINERD_CONFIG, ("containerd",), overrides="containerd_config"),
     # containerd watches the CNI directory and reloads it; a restart would change nothing more.
-    FileSpec("cni-bridge.conf.j2", layout.CNI_BRIDGE_CONF, ()),
-    FileSpec("cni-loopback.conf.j2", layout.CNI_LOOPBACK_CONF, ()),
+    FileSpec("cni-bridge.conf.j2", layout.CNI_BRIDGE_CONF, (), when=_bridge_cni),
+    FileSpec("cni-loopback.conf.j2", layout.CNI_LOOPBACK_CONF, (), when=_bridge_cni),
     _unit("kubelet"),
     FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",), overrides="kubelet_config"),
     _unit("kube-proxy"),
     FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",), overrides="kube_proxy_config"),
     # Static pod CIDRs need routes to the other nodes; a oneshot unit sets them at boot. It restarts
     # nothing when it changes: the node play adds a new node's route live, touching no service.
-    FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), ()),
+    FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), (), when=_bridge_cni),
 )
+
+# On every object kbuild applies through the API.
+ADDON_LABELS = {"app.kubernetes.io/managed-by": "kbuild"}
 
 # The user kube-apiserver authenticates as towards kubelets (its apiserver-kubelet-client certificate's CN).
 APISERVER_KUBELET_USER = "kube-apiserver-kubelet-client"
@@ -95,8 +104,9 @@ UNIT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
               "containerd", "kubelet", "kube-proxy", "kbuild-pod-routes")
 
 
-def file_specs(host: Host) -> list[FileSpec]:
-    return [spec for _, spec in _role_specs(host)]
+def file_specs(host: Host, cluster: Cluster | None = None) -> list[FileSpec]:
+    """The files the host's roles get; with `cluster`, only those its settings ask for."""
+    return [spec for _, spec in _role_specs(host) if cluster is None or spec.when is None or spec.when(cluster)]
 
 
 def _role_specs(host: Host) -> list[tuple[str, FileSpec]]:
@@ -110,9 +120,10 @@ def _role_specs(host: Host) -> list[tuple[str, FileSpec]]:
     return pairs
 
 
-def units_for(host: Host) -> list[str]:
-    """The systemd services kbuild runs on this host, in start order."""
-    present = {s.path.name.removesuffix(".service") for s in file_specs(host) if s.path.parent == layout.UNIT_DIR}
+def units_for(host: Host, cluster: Cluster | None = None) -> list[str]:
+    """The systemd services kbuild runs on this host, in start order (with `cluster`: as its settings have it)."""
+    present = {s.path.name.removesuffix(".service") for s in file_specs(host, cluster)
+               if s.path.parent == layout.UNIT_DIR}
     return [name for name in UNIT_ORDER if name in present]
 
 
@@ -127,7 +138,7 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
     rendered: list[RenderedFile] = []
     backup = [("etcd", spec) for spec in ETCD_BACKUP_FILES] if host.is_etcd and cluster.etcd.backup.enabled else []
     for role, spec in _role_specs(host) + backup:
-        if spec.when is not None and not spec.when(versions):
+        if spec.when is not None and not spec.when(cluster):
             continue
         ctx = dict(base, template=spec.template)
         if spec.component:
@@ -176,7 +187,7 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def _check_host_extra_flags(host: Host) -> None:
     """Extra flags for a component the host does not run would be silently ignored: say so instead."""
-    running = units_for(host)
+    running = units_for(host)  # any unit the roles can have: extra flags for it are the user's business
     for component in host.extra_flags:
         if component not in running:
             raise flag_tables.FlagError(f"hosts.{host.name}.extra_flags.{component}",
@@ -242,6 +253,13 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
             },
         },
         "apiserver_kubelet_user": APISERVER_KUBELET_USER,
+        "coredns": {
+            **settings.addons.coredns.model_dump(),
+            "image": COREDNS_IMAGE,
+            "labels": ADDON_LABELS | {"kbuild.addon": "coredns"},
+            "service_labels": ADDON_LABELS | {"kbuild.addon": "coredns", "k8s-app": "kube-dns",
+                                              "kubernetes.io/name": "CoreDNS"},
+        },
     }
     if host.runs_kubelet:
         pod_net = node_pod_cidr(cluster, host)
