@@ -21,3 +21,9 @@ def cluster_from(tmp_path: Path) -> Callable[[str], Cluster]:
         return load_cluster(path)
 
     return load
+
+
+@pytest.fixture(autouse=True)
+def _no_user_artifact_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default artifact cache (~/.cache/kbuild/artifacts) is this machine's: a unit test never reads it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

@@ -1,8 +1,7 @@
-"""Small test doubles for artifacts: inventories as clusters, and tiny fake mirrors written from a release list."""
+"""Small test doubles for artifacts: inventories as clusters, tiny fake mirrors from a release list, image archives."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import tarfile
@@ -10,9 +9,11 @@ import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
-from kbuild.artifacts.catalogue import Binary, Release
+from kbuild.artifacts.catalogue import Binary, Release, host_binaries, unique_binaries
+from kbuild.artifacts.images import image_release, node_image_refs
 from kbuild.artifacts.mirror import mirror_relative_path
 from kbuild.inventory import Cluster, load_cluster
+from tests.mirror.images import Entry, image_archive
 
 HOSTS = """\
   cp1: {address: 198.18.0.10, roles: [etcd, control-plane]}
@@ -21,9 +22,10 @@ HOSTS = """\
 
 
 def make_cluster(tmp_path: Path, *, artifacts: str = "", hosts: str = HOSTS, versions: str = "",
-                 crictl: str | None = None) -> Cluster:
-    """Load an inventory; crictl is dropped (opt-in) unless a version is given."""
-    text = "cluster:\n  name: t\n"
+                 settings: str = "") -> Cluster:
+    """Load an inventory of `hosts` with these `cluster.versions`, other cluster `settings` and `artifacts`
+    settings (YAML text)."""
+    text = "cluster:\n  name: t\n" + textwrap.indent(textwrap.dedent(settings), "  ")
     if versions:
         text += "  versions:\n" + textwrap.indent(textwrap.dedent(versions), "    ")
     if artifacts:
@@ -31,14 +33,7 @@ def make_cluster(tmp_path: Path, *, artifacts: str = "", hosts: str = HOSTS, ver
     text += "hosts:\n" + hosts
     path = tmp_path / "inventory.yaml"
     path.write_text(text)
-    cluster = load_cluster(path)
-    return with_crictl(cluster, crictl)
-
-
-def with_crictl(cluster: Cluster, crictl: str | None) -> Cluster:
-    # crictl is opt-in (versions.crictl: null means "not installed"); tests switch it on and off here.
-    versions = cluster.settings.versions.model_copy(update={"crictl": crictl})
-    return dataclasses.replace(cluster, settings=cluster.settings.model_copy(update={"versions": versions}))
+    return load_cluster(path)
 
 
 def sha(data: bytes) -> str:
@@ -78,3 +73,34 @@ def write_fake_mirror(root: Path, binaries: Iterable[Binary], *, checksums: bool
                 else f"{sha(data)}  {release.filename}\n"
             sums.write_text(previous + line)
     return written
+
+
+def oci_archive(ref: str) -> bytes:
+    """A small OCI image-layout tar naming `ref` in its index, as the test mirror builds them."""
+    return image_archive(ref, [Entry("hello", b"#!/bin/sh\necho hello\n")], entrypoint=["/hello"]).data
+
+
+def write_image(root: Path, ref: str, arch: str = "amd64", *, data: bytes | None = None,
+                checksum: str | None = None) -> bytes:
+    """Put the archive of `ref` and its .sha256 (the bare hash, or `checksum`) where a mirror keeps them."""
+    release = image_release(ref, arch)
+    data = oci_archive(ref) if data is None else data
+    path = root / mirror_relative_path(release.url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    (root / mirror_relative_path(release.checksum_url)).write_text(f"{checksum or sha(data)}\n")
+    return data
+
+
+def write_node_images(root: Path, cluster: Cluster) -> dict[tuple[str, str], bytes]:
+    """Put every image archive the cluster's nodes get from a mirror (all but artifacts.images.files) into the
+    mirror at `root`; return (reference, arch) -> archive bytes."""
+    wanted = {(ref, h.arch) for h in cluster.hosts for ref in node_image_refs(cluster, h)
+              if ref not in cluster.artifacts.images.files}
+    return {(ref, arch): write_image(root, ref, arch) for ref, arch in sorted(wanted)}
+
+
+def write_cluster_mirror(root: Path, cluster: Cluster) -> None:
+    """A fake mirror holding every binary and image archive the cluster's hosts need."""
+    write_fake_mirror(root, unique_binaries(host_binaries(cluster.settings.versions, h) for h in cluster.hosts))
+    write_node_images(root, cluster)

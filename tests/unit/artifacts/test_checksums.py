@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from kbuild.artifacts.catalogue import etcd_release, kubernetes_release
 from kbuild.artifacts.checksums import Pins, normalise, parse_checksum_file
 from kbuild.artifacts.errors import ArtifactConfigError
+from kbuild.artifacts.mirror import mirror_relative_path
+from tests.unit.supported import DEFAULTS
 
 A = "a" * 64
 B = "b" * 64
@@ -17,8 +20,9 @@ def test_bare_hash_as_dl_k8s_io_publishes_it():
 
 
 def test_sha256sum_lists_pick_the_named_file():
-    text = f"{B}  etcd-v3.5.1-darwin-amd64.zip\n{A}  etcd-v3.5.1-linux-amd64.tar.gz\n"
-    assert parse_checksum_file(text, "etcd-v3.5.1-linux-amd64.tar.gz") == A
+    tarball = etcd_release(DEFAULTS.etcd, "amd64").filename
+    text = f"{B}  etcd-v{DEFAULTS.etcd}-darwin-amd64.zip\n{A}  {tarball}\n"
+    assert parse_checksum_file(text, tarball) == A
     assert parse_checksum_file(f"{A} *runc.amd64\n{B} *runc.arm64\n", "runc.arm64") == B
     assert parse_checksum_file(f"{A}  ./bin/containerd.tar.gz\n", "containerd.tar.gz") == A
 
@@ -47,8 +51,8 @@ def test_pins_validate_every_value_at_once():
 
 
 def test_pin_lookup_prefers_a_url_over_a_file_name():
-    official = "https://dl.k8s.io/release/v1.33.5/bin/linux/amd64/kubelet"
-    mirror = "http://127.0.0.1:8080/dl.k8s.io/release/v1.33.5/bin/linux/amd64/kubelet"
+    official = kubernetes_release("kubelet", DEFAULTS.kubernetes, "amd64").url
+    mirror = f"http://127.0.0.1:8080/{mirror_relative_path(official)}"
     pins = Pins.from_settings({"kubelet": A, official: f"sha256:{B}"})
     assert pins.lookup(official, mirror) == (B, official)
     assert Pins.from_settings({"kubelet": A, mirror: B}).lookup(official, mirror) == (B, mirror)

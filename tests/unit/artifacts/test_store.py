@@ -9,9 +9,11 @@ from kbuild.artifacts.errors import ArtifactError, ChecksumError, NotFound
 from kbuild.artifacts.mirror import mirror_relative_path
 from kbuild.artifacts.store import ArtifactStore
 from tests.unit.artifacts.helpers import content, make_cluster, sha, write_fake_mirror
+from tests.unit.supported import DEFAULTS
 
-ETCD = component_binaries("etcd", "3.5.1", "amd64")
-KUBELET = component_binaries("kubernetes", "1.33.5", "amd64")[3]
+ETCD = component_binaries("etcd", DEFAULTS.etcd, "amd64")
+KUBELET = component_binaries("kubernetes", DEFAULTS.kubernetes, "amd64")[3]
+ETCD_TARBALL = f"etcd-v{DEFAULTS.etcd}-linux-amd64"
 assert KUBELET.name == "kubelet"
 
 
@@ -55,7 +57,7 @@ def test_mismatch_is_refused_and_nothing_cached(tmp_path):
     with pytest.raises(ChecksumError) as caught:
         store.ensure_binary(KUBELET)
     message = str(caught.value)
-    assert "kubelet (kubernetes 1.33.5 linux/amd64): checksum mismatch" in message
+    assert f"kubelet (kubernetes {DEFAULTS.kubernetes} linux/amd64): checksum mismatch" in message
     assert f"expected sha256 {sha(content(KUBELET))}" in message and f"found {sha(b'tampered')}" in message
     assert "nothing was installed" in message and "hint:" in message
     assert store.cache.get(sha(b"tampered")) is None
@@ -71,8 +73,8 @@ def test_missing_checksum_file_is_refused(tmp_path):
 def test_checksum_file_without_the_entry_is_refused(tmp_path):
     write_fake_mirror(tmp_path / "mirror", ETCD)
     sums = tmp_path / "mirror" / mirror_relative_path(ETCD[0].release.checksum_url)
-    sums.write_text(f"{'a' * 64}  etcd-v3.5.1-linux-arm64.tar.gz\n")
-    with pytest.raises(ChecksumError, match="does not list etcd-v3.5.1-linux-amd64.tar.gz"):
+    sums.write_text(f"{'a' * 64}  {ETCD_TARBALL.replace('amd64', 'arm64')}.tar.gz\n")
+    with pytest.raises(ChecksumError, match=f"does not list {ETCD_TARBALL}.tar.gz"):
         store_for(tmp_path).ensure_binary(ETCD[0])
 
 
@@ -106,7 +108,7 @@ def test_a_file_missing_from_the_mirror(tmp_path):
 
 def test_an_archive_without_the_member(tmp_path):
     write_fake_mirror(tmp_path / "mirror", ETCD[:2])  # no etcdutl inside
-    with pytest.raises(ArtifactError, match="the archive has no etcd-v3.5.1-linux-amd64/etcdutl"):
+    with pytest.raises(ArtifactError, match=f"the archive has no {ETCD_TARBALL}/etcdutl"):
         store_for(tmp_path).ensure_binary(ETCD[2])
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from kbuild.errors import InventoryError
 from kbuild.inventory import Role, load_cluster
+from tests.unit.supported import KUBE, KUBE_PREVIOUS
 
-INI = """\
+INI = f"""\
 # kubespray-style inventory
 [all]
 node1 ansible_host=203.0.113.1 ip=10.0.0.1 ansible_user=ubuntu
@@ -37,7 +38,7 @@ kube_node
 
 [all:vars]
 ansible_become=true
-kube_version=v1.33.2
+kube_version=v{KUBE_PREVIOUS}
 kube_service_addresses=10.233.0.0/18
 kube_pods_subnet=10.234.64.0/18
 """
@@ -80,7 +81,7 @@ def test_ini_inventory(tmp_path):
     assert hosts["node2"].ssh.port == 2222
     assert hosts["node3"].ssh.key_file == str(folder / "keys/node3")
     assert hosts["node1"].ssh.bastion is not None and hosts["node1"].ssh.bastion.host == "203.0.113.100"
-    assert cluster.settings.versions.kubernetes == "1.33.2"
+    assert cluster.settings.versions.kubernetes == KUBE_PREVIOUS
     assert str(cluster.settings.service_cidr) == "10.233.0.0/18"
 
 
@@ -88,12 +89,12 @@ def test_yaml_inventory_with_group_vars(tmp_path):
     folder = tmp_path / "prod"
     (folder / "group_vars" / "k8s_cluster").mkdir(parents=True)
     (folder / "group_vars" / "k8s_cluster" / "k8s-cluster.yml").write_text(
-        "kube_version: v1.34.1\ncluster_name: cluster.local\nkube_network_node_prefix: 25\n"
+        f"kube_version: v{KUBE}\ncluster_name: cluster.local\nkube_network_node_prefix: 25\n"
         "kube_pods_subnet: 10.233.64.0/18\nkube_service_addresses: '{{ some_jinja }}'\n")
     (folder / "hosts.yaml").write_text(YAML)
     cluster = load_cluster(folder / "hosts.yaml")
     assert cluster.name == "prod"
-    assert cluster.settings.versions.kubernetes == "1.34.1"
+    assert cluster.settings.versions.kubernetes == KUBE
     assert cluster.settings.node_cidr_mask_size == 25
     assert str(cluster.settings.service_cidr) == "10.32.0.0/24"  # the Jinja value is left to Ansible
     assert cluster.settings.proxy_mode == "nftables" and cluster.settings.cluster_domain == "corp.local"

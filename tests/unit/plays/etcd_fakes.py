@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 from kbuild.inventory import Cluster, load_cluster
+from tests.unit.supported import ETCD_VERSION
 
 PAGE = 4096
 
@@ -37,7 +38,7 @@ def write_snapshot(path: Path, **kw: object) -> Path:
     return path
 
 
-def cluster(tmp_path: Path, *, masters: int = 3, etcd: str = "3.5.1", extra: str = "") -> Cluster:
+def cluster(tmp_path: Path, *, masters: int = 3, etcd: str = ETCD_VERSION, extra: str = "") -> Cluster:
     hosts = "".join(f"  m{i}: {{address: 198.18.0.{10 + i}, roles: [etcd, control-plane]}}\n"
                     for i in range(1, masters + 1))
     path = tmp_path / "inventory.yaml"

@@ -1,34 +1,24 @@
-"""Each phase gets exactly its own binaries, files and certificates."""
+"""Each phase gets exactly its own binaries, files, certificates and images."""
 
 from __future__ import annotations
 
 import pytest
 
-from kbuild import pki
-from kbuild.artifacts import host_artifacts
+from kbuild import layout
+from kbuild.artifacts import HostImage
+from kbuild.engine.resources import ContainerImage
+from kbuild.errors import KbuildError
 from kbuild.plays import control_plane, etcd, node
-from kbuild.plays.desired import gather_inputs
-
-
-@pytest.fixture
-def cluster(cluster_from):
-    cluster = cluster_from("""\
-        cluster: {name: t}
-        pki: {key_algorithm: ecdsa-p256}
-        hosts:
-          m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}
-        """)
-    pki.ensure(cluster)
-    return cluster
+from kbuild.plays.desired import HostInputs, image_resources
+from tests.unit.supported import PAUSE
 
 
 def paths(plan) -> set[str]:
     return {getattr(r, "path", None) for r in plan.resources} - {None}
 
 
-def test_every_phase_has_its_own_binaries_and_nothing_twice(cluster):
-    host = cluster.host("m1")
-    inputs = gather_inputs(cluster, host, host_artifacts(cluster, host, prepare=False))
+def test_every_phase_has_its_own_binaries_and_nothing_twice(prepared):
+    cluster, inputs = prepared("  m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}\n")
     plans = {"etcd": etcd.plan(cluster, inputs), "control-plane": control_plane.plan(cluster, inputs),
              "node": node.plan(cluster, inputs)}
     binaries = {name: {p for p in paths(plan) if p.startswith(("/usr/local/bin/", "/opt/cni/bin/"))}
@@ -52,12 +42,32 @@ def test_every_phase_has_its_own_binaries_and_nothing_twice(cluster):
     assert keys and all(r.secret for r in keys)
 
 
-def test_etcd_health_checks_have_their_certificate_in_the_etcd_phase(cluster_from):
-    cluster = cluster_from("cluster: {name: t}\npki: {key_algorithm: ecdsa-p256}\nhosts:\n"
-                           "  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n")
-    pki.ensure(cluster)
-    host = cluster.host("m1")
-    inputs = gather_inputs(cluster, host, host_artifacts(cluster, host, prepare=False))
+def test_etcd_health_checks_have_their_certificate_in_the_etcd_phase(prepared):
+    cluster, inputs = prepared("  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n")
     etcd_paths = paths(etcd.plan(cluster, inputs))
     assert {"/etc/kubernetes/pki/etcd/healthcheck-client.crt", "/etc/kubernetes/pki/etcd/healthcheck-client.key",
             "/etc/kubernetes/pki/etcd/ca.crt"} <= etcd_paths
+
+
+@pytest.fixture
+def arm_worker(cluster_from):
+    cluster = cluster_from("cluster: {name: t}\nhosts:\n  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n"
+                           "  w1: {address: 198.18.0.11, roles: [worker], arch: arm64}\n")
+    return cluster.host("w1")
+
+
+def test_images_are_imported_with_the_node_s_ctr_socket_namespace_and_platform(arm_worker, tmp_path):
+    pushed = HostImage(PAUSE, "a" * 64, tmp_path / "pause.tar", None)
+    pulled = HostImage("kbuild.test/app:1.0", "b" * 64, None, "http://mirror.example/app.tar")
+    common = {"ctr": str(layout.binary_path("ctr")), "address": str(layout.CONTAINERD_SOCKET),
+              "namespace": "k8s.io", "platform": "linux/arm64"}
+    assert image_resources(HostInputs(arm_worker, (), (), (), (pushed, pulled))) == [
+        ContainerImage(PAUSE, "a" * 64, source=tmp_path / "pause.tar", **common),
+        ContainerImage("kbuild.test/app:1.0", "b" * 64, url="http://mirror.example/app.tar", **common),
+    ]
+
+
+def test_an_image_whose_checksum_is_not_known_yet_is_an_error_naming_host_and_image(arm_worker):
+    unknown = HostImage(PAUSE, None, None, "http://mirror.example/pause.tar")
+    with pytest.raises(KbuildError, match=f"w1: the checksum of image {PAUSE}'s archive is not known"):
+        image_resources(HostInputs(arm_worker, (), (), (), (unknown,)))

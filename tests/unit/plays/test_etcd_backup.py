@@ -24,13 +24,15 @@ from kbuild.plays.etcd_ops.probe import HostProbe
 from kbuild.plays.etcd_ops.snapfile import FORMAT
 from kbuild.render import host_files
 
+from tests.unit.supported import ETCD_RELEASES, ETCD_VERSION
+
 from .etcd_fakes import cluster
 
 BACKUP = "etcd:\n  backup: {enabled: true, keep: 3, schedule: '*-*-* 02:30:00', dir: /srv/etcd-backups}"
 
 
 def member(name: str, *, healthy: bool = True, leader: bool = False, cluster_id: str = "c1") -> HostProbe:
-    status = EndpointStatus("e", cluster_id, name, name if leader else "lead", 5, 2, 5, 1, "3.5.1")
+    status = EndpointStatus("e", cluster_id, name, name if leader else "lead", 5, 2, 5, 1, ETCD_VERSION)
     return HostProbe(name, True, healthy, "" if healthy else "deadline exceeded", status, "member")
 
 
@@ -51,10 +53,11 @@ def test_the_save_script_saves_privately_and_reports_everything(tmp_path: Path) 
     assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
     out = ("@@kb-etcd dir\n/var/tmp/kbuild-snapshot.abc\n@@kb-etcd sha256\n" + "a" * 64 + "\n@@kb-etcd size\n20512\n"
            '@@kb-etcd snapshot-status\n{"hash":1,"revision":4,"totalKey":9,"totalSize":20480}\n@@kb-etcd endpoint-status\n'
-           '[{"Endpoint":"e","Status":{"header":{"cluster_id":1,"member_id":2,"revision":4},"version":"3.5.1"}}]\n')
+           '[{"Endpoint":"e","Status":{"header":{"cluster_id":1,"member_id":2,"revision":4},"version":"'
+           + ETCD_VERSION + '"}}]\n')
     remote = _parse_save(out)
     assert (remote.dir, remote.size, remote.version, remote.status.revision) == (
-        "/var/tmp/kbuild-snapshot.abc", 20512, "3.5.1", 4)
+        "/var/tmp/kbuild-snapshot.abc", 20512, ETCD_VERSION, 4)
     with pytest.raises(SnapshotError, match="snapshot save failed: Error: context deadline exceeded"):
         _parse_save("@@kb-etcd dir\n/x\n@@kb-etcd failed\nError: context deadline exceeded\n")
 
@@ -97,9 +100,10 @@ def test_backup_files_only_on_etcd_hosts_when_enabled(tmp_path: Path) -> None:
     assert "/usr/local/bin/etcdutl snapshot status" in script.content and "prefix=etcd-demo-m1" in script.content
     assert subprocess.run(["sh", "-n"], input=script.content, text=True).returncode == 0
     assert not [f for f in host_files(c, c.host("w1")) if "backup" in f.template]
-    old = cluster(tmp_path, etcd="3.4.23", extra=BACKUP)
-    old_script = next(f for f in host_files(old, old.host("m1")) if f.path == layout.ETCD_BACKUP_SCRIPT)
-    assert "/usr/local/bin/etcdctl snapshot status" in old_script.content
+    for etcd in ETCD_RELEASES:  # every supported etcd checks its snapshots with etcdutl
+        other = cluster(tmp_path, etcd=etcd, extra=BACKUP)
+        other_script = next(f for f in host_files(other, other.host("m1")) if f.path == layout.ETCD_BACKUP_SCRIPT)
+        assert "/usr/local/bin/etcdutl snapshot status" in other_script.content
 
 
 def test_the_etcd_plan_runs_the_timer_only_when_enabled(tmp_path: Path) -> None:

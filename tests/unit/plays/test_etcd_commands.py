@@ -1,4 +1,4 @@
-"""etcd command lines and the parsers of etcdctl/etcdutl JSON (recorded from 3.4.23 and 3.5.1)."""
+"""etcd command lines and the parsers of etcdctl/etcdutl JSON (recorded from the test mirror's etcd 3.5.35, 3.6.16)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,37 @@ from kbuild import layout
 from kbuild.plays.etcd_ops import commands
 from kbuild.plays.etcd_ops.probe import parse_probe
 from kbuild.render import host_files
+from tests.unit.supported import ETCD_PREVIOUS, ETCD_RELEASES, ETCD_VERSION
 
 from .etcd_fakes import cluster
 
-STATUS_35 = '{"hash":80118854,"revision":4,"totalKey":9,"totalSize":20480}\n'
-# etcdctl 3.4 prints its zap log on stderr; merged with 2>&1 it surrounds the JSON.
-STATUS_34 = ('{"level":"info","ts":1.2,"caller":"snapshot/v3_snapshot.go:68","msg":"x"}\n'
-             '{"hash":278880138,"revision":43,"totalKey":48,"totalSize":61440}\n')
-ENDPOINT = ('[{"Endpoint":"https://127.0.0.1:2379","Status":{"header":{"cluster_id":17765137548823575923,'
-            '"member_id":6090535317558273548,"revision":309,"raft_term":2},"version":"3.5.1","dbSize":20480,'
-            '"leader":6090535317558273548,"raftIndex":370,"raftTerm":2,"raftAppliedIndex":370,"dbSizeInUse":16384}}]')
-MEMBERS = ('{"header":{"cluster_id":10573478516335042203,"member_id":1,"raft_term":2},"members":['
-           '{"ID":7974163431716721614,"name":"m1","peerURLs":["https://198.18.0.11:2380"],'
-           '"clientURLs":["https://198.18.0.11:2379"]},'
-           '{"ID":13070428467735918022,"peerURLs":["https://198.18.0.12:2380"],"isLearner":true}]}')
+# `etcdutl snapshot status -w json` of one snapshot, by each etcdutl: a fresh 3.6.16 member on loopback,
+# `etcdctl put k1 v1` ... `put k7 v7`, then `etcdctl snapshot save`.
+STATUS = {
+    "3.6.16": '{"hash":31713166,"revision":8,"totalKey":7,"totalSize":20480,"version":"3.6.0"}\n',
+    "3.5.35": '{"hash":31713166,"revision":8,"totalKey":14,"totalSize":20480}\n',
+}
+# etcdctl's zap log on stderr (from `etcdctl snapshot save`, 3.6.16): merged with 2>&1 it comes before the JSON.
+LOG = ('{"level":"info","ts":"2026-12-02T12:57:23.888166Z","caller":"snapshot/v3_snapshot.go:83",'
+       '"msg":"created temporary db file","path":"s.db.part"}\n')
+# `etcdctl endpoint status -w json` and `etcdctl member list -w json` (3.6.16, a learner just added).
+ENDPOINT = ('[{"Endpoint":"http://127.0.0.1:23791","Status":{"header":{"cluster_id":15118495548433857066,'
+            '"member_id":13668033151171901709,"revision":8,"raft_term":2},"version":"3.6.16","dbSize":20480,'
+            '"leader":13668033151171901709,"raftIndex":11,"raftTerm":2,"raftAppliedIndex":11,"dbSizeInUse":16384,'
+            '"storageVersion":"3.6.0","dbSizeQuota":2147483648,"downgradeInfo":{}}}]')
+MEMBERS = ('{"header":{"cluster_id":15118495548433857066,"member_id":13668033151171901709,"raft_term":2},"members":['
+           '{"ID":12280976461958443993,"peerURLs":["http://127.0.0.1:23802"],"isLearner":true},'
+           '{"ID":13668033151171901709,"name":"m1","peerURLs":["http://127.0.0.1:23801"],'
+           '"clientURLs":["http://127.0.0.1:23791"]}]}')
 
 
-@pytest.mark.parametrize(("version", "tool"), [("3.4.23", "etcdctl"), ("3.5.1", "etcdutl"), ("v3.6.0", "etcdutl")])
-def test_the_offline_tool_follows_the_etcd_version(version: str, tool: str) -> None:
-    assert commands.snapshot_tool(version) == tool
+def test_the_recordings_are_of_the_supported_releases() -> None:
+    assert set(STATUS) == set(ETCD_RELEASES) == {ETCD_PREVIOUS, ETCD_VERSION}
+
+
+@pytest.mark.parametrize("version", [*ETCD_RELEASES, f"v{ETCD_VERSION}"])
+def test_every_supported_etcd_has_etcdutl_for_offline_work(version: str) -> None:
+    assert commands.snapshot_tool(version) == "etcdutl"
 
 
 def test_restore_command_matches_the_unit_each_member_runs(tmp_path: Path) -> None:
@@ -55,10 +67,15 @@ def test_ctl_overrides_the_health_check_timeout_last() -> None:
     assert f"--cert={layout.ETCD_HEALTHCHECK_CLIENT_CERT}" in line
 
 
-@pytest.mark.parametrize("text", [STATUS_35, STATUS_34])
-def test_snapshot_status_is_read_from_either_version(text: str) -> None:
-    status = commands.parse_snapshot_status(text)
-    assert status.revision in (4, 43) and status.total_keys in (9, 48) and status.hash > 0
+@pytest.mark.parametrize("version", sorted(STATUS))
+def test_snapshot_status_is_read_from_either_version(version: str) -> None:
+    status = commands.parse_snapshot_status(STATUS[version])
+    assert (status.hash, status.revision, status.total_size) == (31713166, 8, 20480)
+    assert status.total_keys == (7 if version == ETCD_VERSION else 14)  # 3.5's etcdutl counts the meta keys too
+
+
+def test_snapshot_status_after_etcdctl_log_lines_is_found() -> None:
+    assert commands.parse_snapshot_status(LOG + STATUS[ETCD_VERSION]).revision == 8
 
 
 def test_snapshot_status_garbage_says_what_came() -> None:
@@ -68,12 +85,13 @@ def test_snapshot_status_garbage_says_what_came() -> None:
 
 def test_endpoint_status_and_member_list() -> None:
     (status,) = commands.parse_endpoint_status(ENDPOINT)
-    assert status.is_leader and status.revision == 309 and status.version == "3.5.1"
-    assert status.cluster_id == f"{17765137548823575923:x}"
+    assert status.is_leader and status.revision == 8 and status.version == ETCD_VERSION
+    assert status.cluster_id == f"{15118495548433857066:x}"
     cluster_id, members = commands.parse_member_list(MEMBERS)
-    assert cluster_id == f"{10573478516335042203:x}"
-    assert members[0].name == "m1" and members[0].peer_urls == ("https://198.18.0.11:2380",)
-    assert members[1].name == "" and members[1].learner
+    assert cluster_id == f"{15118495548433857066:x}"
+    learner, m1 = members
+    assert m1.name == "m1" and m1.peer_urls == ("http://127.0.0.1:23801",) and not m1.learner
+    assert learner.name == "" and learner.learner
 
 
 def test_probe_output_is_parsed(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from kbuild.plays.etcd_backup import Snapshot
 from kbuild.plays.etcd_ops import snapfile
 from kbuild.plays.etcd_ops.restore_plan import RestoreRefused
 from kbuild.plays.phases import Context
+from tests.unit.supported import ETCD_VERSION
 
 from .etcd_fakes import cluster, write_snapshot
 
@@ -75,7 +76,7 @@ class World:
     def probe(self, host: str) -> str:
         status = [{"Endpoint": "https://127.0.0.1:2379", "Status": {
             "header": {"cluster_id": 99, "member_id": 1, "revision": self.served, "raft_term": 2},
-            "version": "3.5.1", "leader": 1, "dbSize": 1}}]
+            "version": ETCD_VERSION, "leader": 1, "dbSize": 1}}]
         return (f"@@kb-etcd health\nrc 0\n@@kb-etcd status\n{json.dumps(status)}\n@@kb-etcd facts\ndata member\n"
                 "mountpoint no\ntool etcdctl\ntool etcdutl\nfree 100000000\nactive etcd active\n")
 
@@ -147,7 +148,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     session.pool = type("P", (), {"forget": lambda self, name: None})()
     snap = write_snapshot(tmp_path / "s.db")
     check = snapfile.verify_file(snap)
-    snapfile.write_metadata(snap, {"format": snapfile.FORMAT, "cluster": "demo", "etcd_version": "3.5.1",
+    snapfile.write_metadata(snap, {"format": snapfile.FORMAT, "cluster": "demo", "etcd_version": ETCD_VERSION,
                                    "revision": REVISION, "sha256": check.sha256})
     pre = Snapshot(tmp_path / "pre.db", {"revision": 50}, tmp_path / "pre.db.json")
     monkeypatch.setattr(etcd_restore, "take_snapshot", lambda ctx, reason: pre)

@@ -13,6 +13,8 @@ from kbuild.plays.etcd_ops.probe import HostProbe
 from kbuild.plays.etcd_ops.restore_plan import RestoreRefused, build_plan
 from kbuild.plays.etcd_ops.snapfile import FORMAT, FileCheck
 
+from tests.unit.supported import ETCD_PREVIOUS, ETCD_RELEASES, ETCD_VERSION, step
+
 from .etcd_fakes import cluster
 
 CHECK = FileCheck(size=10_000_000, sha256="ab" * 32, page_size=4096, txid=9)
@@ -21,7 +23,7 @@ STAMP = "20260101T000000Z"
 
 def probe(name: str, *, healthy: bool = True, leader: bool = False, tools=("etcdctl", "etcdutl"),
           free_kb: int = 10_000_000, data: str = "member", mountpoint: bool = False) -> HostProbe:
-    status = EndpointStatus("https://127.0.0.1:2379", "c1", name, name if leader else "x", 10, 2, 10, 1, "3.5.1")
+    status = EndpointStatus("https://127.0.0.1:2379", "c1", name, name if leader else "x", 10, 2, 10, 1, ETCD_VERSION)
     return HostProbe(name, True, healthy, "" if healthy else "no quorum", status if healthy else None, data,
                      mountpoint, frozenset(tools), free_kb, {"etcd": "active"})
 
@@ -33,7 +35,7 @@ def probes(c, **overrides) -> dict[str, HostProbe | None]:
 
 
 def metadata(**changes) -> dict:
-    return {"format": FORMAT, "cluster": "demo", "etcd_version": "3.5.1", "revision": 42, "total_keys": 7,
+    return {"format": FORMAT, "cluster": "demo", "etcd_version": ETCD_VERSION, "revision": 42, "total_keys": 7,
             "time": "2026-01-01T00:00:00.000Z", "member": "m2", "reason": "manual", "sha256": CHECK.sha256, **changes}
 
 
@@ -54,11 +56,17 @@ def test_plan_for_three_members(tmp_path: Path) -> None:
         assert expected in text, expected
 
 
-def test_etcd_34_restores_with_etcdctl(tmp_path: Path) -> None:
-    c = cluster(tmp_path, etcd="3.4.23")
-    plan = build_plan(c, tmp_path / "s.db", CHECK, metadata(etcd_version="3.4.23"),
-                      probes(c, **{f"m{i}": probe(f"m{i}", tools=("etcdctl",)) for i in (1, 2, 3)}), STAMP)
-    assert plan.tool == "etcdctl" and "/usr/local/bin/etcdctl snapshot restore" in plan.members[0].restore_command
+@pytest.mark.parametrize("etcd", ETCD_RELEASES)
+def test_every_supported_etcd_restores_with_etcdutl(tmp_path: Path, etcd: str) -> None:
+    c = cluster(tmp_path, etcd=etcd)
+    plan = build_plan(c, tmp_path / "s.db", CHECK, metadata(etcd_version=etcd), probes(c), STAMP)
+    assert plan.tool == "etcdutl" and "/usr/local/bin/etcdutl snapshot restore" in plan.members[0].restore_command
+
+
+def test_a_snapshot_of_the_previous_etcd_minor_restores_into_the_inventory_s(tmp_path: Path) -> None:
+    c = cluster(tmp_path)
+    plan = build_plan(c, tmp_path / "s.db", CHECK, metadata(etcd_version=ETCD_PREVIOUS), probes(c), STAMP)
+    assert [m.host for m in plan.members] == ["m1", "m2", "m3"]
 
 
 def test_unreachable_members_are_all_named_and_exit_4(tmp_path: Path) -> None:
@@ -71,7 +79,7 @@ def test_unreachable_members_are_all_named_and_exit_4(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("meta", "probe_changes", "reason"), [
     (metadata(cluster="prod"), {}, "the snapshot is of cluster 'prod'"),
-    (metadata(etcd_version="3.6.0"), {}, "newer than the inventory's 3.5.1"),
+    (metadata(etcd_version=step(ETCD_VERSION, 1)), {}, f"newer than the inventory's {ETCD_VERSION}"),
     (metadata(sha256="cd" * 32), {}, "differs from the one in its metadata"),
     (metadata(), {"m3": probe("m3", tools=("etcdctl",))}, "m3: no etcdutl"),
     (metadata(), {"m2": probe("m2", mountpoint=True)}, "m2: /var/lib/etcd is a mount point"),

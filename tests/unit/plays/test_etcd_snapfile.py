@@ -14,6 +14,7 @@ import pytest
 from kbuild.errors import UsageError
 from kbuild.plays.etcd_ops import snapfile
 from kbuild.plays.etcd_ops.snapfile import SnapshotFileError, verify_file
+from tests.unit.supported import ETCD_VERSION, KUBE
 
 from .etcd_fakes import PAGE, meta_page, snapshot_bytes, write_snapshot
 
@@ -95,8 +96,8 @@ def test_names_sort_by_time_and_carry_a_slug_of_the_reason() -> None:
     from datetime import datetime
 
     moment = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    name = snapfile.snapshot_name("demo", moment, "before upgrade to Kubernetes 1.34.1, etcd 3.5.1")
-    assert name == "etcd-demo-20260102T030405678Z-before-upgrade-to-kubernetes-1-34-1-etcd.db"
+    name = snapfile.snapshot_name("demo", moment, f"before upgrade to Kubernetes {KUBE}, etcd {ETCD_VERSION}")
+    assert name == f"etcd-demo-20260102T030405678Z-before-upgrade-to-kubernetes-{KUBE.replace('.', '-')}-etcd.db"
     assert snapfile.slug("!!!") == "snapshot"
     assert snapfile.iso(moment) == "2026-01-02T03:04:05.678Z"
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from kbuild.plays.preflight import HostFacts, check_cluster, check_host
+from kbuild.plays.preflight import PROBE, HostFacts, check_cluster, check_host
 
 HEALTHY = """\
 kernel Linux
@@ -13,6 +16,7 @@ os Debian GNU/Linux 12 (bookworm)
 systemd yes
 hostname {name}
 machine_id {mid}
+cgroupfs cgroup2fs
 cpus 2
 mem_kb 4000000
 swap_kb 0
@@ -92,9 +96,14 @@ def test_a_port_held_by_our_own_running_unit_is_fine(cluster):
     assert check_host(cluster, cluster.host("m1"), f) == []
 
 
+def all_in_one(cluster_from, settings: str):
+    """A one-host cluster (m1 has every role) with these cluster settings (YAML flow mapping entries)."""
+    return cluster_from(f"cluster: {{name: t, {settings}}}\nhosts:\n"
+                        "  m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}\n")
+
+
 def test_swap_tolerated_when_configured(cluster_from):
-    cluster = cluster_from("cluster: {name: t, fail_swap_on: false}\nhosts:\n"
-                           "  m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}\n")
+    cluster = all_in_one(cluster_from, "fail_swap_on: false")
     assert check_host(cluster, cluster.host("m1"), facts(swap_kb="2097152")) == []
 
 
@@ -106,3 +115,50 @@ def test_cluster_wide_checks(cluster):
     skewed = {"m1": facts("m1", "a" * 32, time=1000.0), "w1": facts("w1", "b" * 32, time=1010.0)}
     assert any(m.startswith("clock: clock is 10.0s ahead") for m in messages(check_cluster(cluster, skewed)))
     assert check_cluster(cluster, {"m1": facts("m1", "a" * 32), "w1": facts("w1", "b" * 32)}) == []
+
+
+V1 = "runs cgroup v1, which the kubelet refuses by default (cgroup v1 is deprecated)"
+
+
+def test_a_kubelet_host_on_cgroup_v1_is_refused_with_the_two_ways_out(cluster):
+    f = facts("w1", "b" * 32, cgroupfs="tmpfs")  # what `stat -fc %T /sys/fs/cgroup` says of the v1 layout
+    assert f.cgroupfs == "tmpfs"
+    [finding] = check_host(cluster, cluster.host("w1"), f)
+    assert f"{finding.check}: {finding.message}".startswith(f"cgroups: {V1}")
+    assert "systemd.unified_cgroup_hierarchy=1" in finding.message
+    assert "cluster.kubelet_config.failCgroupV1: false" in finding.message
+
+
+@pytest.mark.parametrize("fail, refused", [("false", False), ("true", True)])
+def test_failcgroupv1_in_the_inventory_decides_whether_v1_is_refused(cluster_from, fail, refused):
+    cluster = all_in_one(cluster_from, f"kubelet_config: {{failCgroupV1: {fail}}}")
+    found = check_host(cluster, cluster.host("m1"), facts(cgroupfs="tmpfs"))
+    assert [f.check for f in found] == (["cgroups"] if refused else [])
+
+
+def test_cgroup_v1_is_fine_where_no_kubelet_runs(cluster):
+    assert check_host(cluster, cluster.host("m1"), facts(cgroupfs="tmpfs")) == []
+
+
+@pytest.mark.parametrize("cgroupfs", ["cgroup2fs", None])  # cgroup v2, or a probe that could not tell
+def test_no_cgroup_finding_on_cgroup_v2_or_when_unknown(cluster, cgroupfs):
+    f = facts("w1", "b" * 32, cgroupfs=cgroupfs)
+    assert f.cgroupfs == (cgroupfs or "")
+    assert check_host(cluster, cluster.host("w1"), f) == []
+
+
+def cgroup_mount_type() -> str:
+    """What is mounted on /sys/fs/cgroup here, from the kernel's mount table (the last mount there wins)."""
+    found = "sysfs"  # nothing mounted: the directory of /sys itself
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == "/sys/fs/cgroup":
+            found = fields[fields.index("-") + 1]
+    return found
+
+
+def test_the_probe_reports_this_machine_s_cgroup_filesystem():
+    out = subprocess.run(["sh", "-c", PROBE], capture_output=True, text=True, check=True).stdout
+    # statfs names a cgroup v2 mount cgroup2fs; the v1 (and hybrid) layout is a tmpfs of per-controller mounts.
+    expected = {"cgroup2": "cgroup2fs"}.get(cgroup_mount_type(), cgroup_mount_type())
+    assert HostFacts.parse(out, sent=0.0, received=0.0).cgroupfs == expected

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-
-import pytest
+import subprocess
 from types import SimpleNamespace
 
+import pytest
+
+from kbuild import layout
 from kbuild.engine.ssh import Result
 from kbuild.plays import reset, status
+from tests.unit.supported import ETCD_VERSION, KUBE
 
 
 @pytest.fixture
@@ -25,15 +28,15 @@ def cluster(cluster_from):
 
 def test_probe_parsing_and_verdicts():
     host = status.parse_probe("m1", "\n".join([
-        "unit etcd active", "version etcd etcd Version: 3.5.1", "health etcd ok",
-        "unit kube-apiserver active", "version kube-apiserver Kubernetes v1.33.5",
+        "unit etcd active", f"version etcd etcd Version: {ETCD_VERSION}", "health etcd ok",
+        "unit kube-apiserver active", f"version kube-apiserver Kubernetes v{KUBE}",
         "health kube-apiserver fail curl: (7) Failed to connect",
-        "unit kube-scheduler failed", "version kube-scheduler Kubernetes v1.33.5", "health kube-scheduler ok",
+        "unit kube-scheduler failed", f"version kube-scheduler Kubernetes v{KUBE}", "health kube-scheduler ok",
     ]))
     by_unit = {c.unit: c for c in host.components}
-    assert by_unit["etcd"].ok and by_unit["etcd"].version == "3.5.1"
+    assert by_unit["etcd"].ok and by_unit["etcd"].version == ETCD_VERSION
     assert not by_unit["kube-apiserver"].ok and "Failed to connect" in by_unit["kube-apiserver"].detail
-    assert not by_unit["kube-scheduler"].ok and by_unit["kube-scheduler"].version == "v1.33.5"
+    assert not by_unit["kube-scheduler"].ok and by_unit["kube-scheduler"].version == f"v{KUBE}"
     report = status.ClusterStatus([host])
     assert "m1: kube-apiserver unhealthy: curl: (7) Failed to connect" in report.problems
     assert "m1: kube-scheduler unhealthy: unit failed" in report.problems
@@ -42,14 +45,14 @@ def test_probe_parsing_and_verdicts():
 def test_etcd_and_node_parsing():
     members = status.parse_endpoint_status(json.dumps([
         {"Endpoint": "https://198.18.0.10:2379",
-         "Status": {"header": {"member_id": 1}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": "3.5.1"}},
+         "Status": {"header": {"member_id": 1}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": ETCD_VERSION}},
         {"Endpoint": "https://198.18.0.11:2379",
-         "Status": {"header": {"member_id": 2}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": "3.5.1"}},
+         "Status": {"header": {"member_id": 2}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": ETCD_VERSION}},
     ]), {"https://198.18.0.10:2379": "m1"})
     assert [(m.name, m.leader, m.raft_index) for m in members] == [("m1", True, 42), ("https://198.18.0.11:2379", False, 42)]
     nodes = status.parse_nodes(json.dumps({"items": [
         {"metadata": {"name": "w1"}, "spec": {"unschedulable": True},
-         "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.33.5"}}},
+         "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": f"v{KUBE}"}}},
         {"metadata": {"name": "w2"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
     ]}))
     report = status.ClusterStatus([], etcd_members=members, nodes=nodes, expected_nodes=["w1", "w2", "w3"])
@@ -89,6 +92,37 @@ def test_reset_plan_purge_and_node_cleanup(cluster):
     # Only directories kbuild owns are removed wholesale; never a system directory.
     assert set(worker.remove_dirs) == {"/etc/kubernetes", "/var/lib/kubelet", "/var/lib/kube-proxy", "/etc/cni/net.d",
                                        "/var/lib/kbuild", "/var/log/kubernetes"}
+
+
+def line_of(script: str, text: str) -> int:
+    """The number of the one line of `script` that contains `text`."""
+    [number] = [i for i, line in enumerate(script.splitlines()) if text in line]
+    return number
+
+
+def test_a_node_s_pods_are_removed_after_the_kubelet_stops_and_before_containerd_does(cluster):
+    plan = reset.plan(cluster, cluster.host("w1"))
+    assert plan.remove_pods and any(line.startswith("stop and remove every pod") for line in plan.describe())
+    script = reset.script(plan)
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+    crictl = f"{layout.binary_path('crictl')} --runtime-endpoint unix://{layout.CONTAINERD_SOCKET} rmp -af"
+    order = [line_of(script, text) for text in (
+        "systemctl disable --now kubelet.service",  # nothing starts pods again
+        crictl,  # through the CRI, so the CNI plugins release addresses and network namespaces
+        "tasks kill -s SIGKILL",  # what is left in the k8s.io namespace (no crictl on the host)
+        "containers delete",
+        "systemctl disable --now containerd.service",
+        "systemctl stop kubepods.slice",  # the kubelet's cgroups, once their shims are gone
+        f"grep '^{layout.KUBELET_DIR}/'",  # then the kubelet's mounts
+    )]
+    assert order == sorted(order)
+
+
+def test_a_host_without_a_kubelet_has_no_pods_to_remove(cluster):
+    plan = reset.plan(cluster, cluster.host("m1"))
+    assert not plan.remove_pods
+    script = reset.script(plan)
+    assert "rmp -af" not in script and "kubepods.slice" not in script and "umount" not in script
 
 
 def test_etcd_members_on_ipv6_hosts_are_named(cluster_from):

@@ -17,24 +17,26 @@ from kbuild.plays.upgrade.versions import (
     cluster_target,
 )
 
+from tests.unit.supported import ETCD_VERSION, KUBE, KUBE_PREVIOUS, short, step
+
 from .upgrade_fakes import observed
 
 
 @pytest.fixture
 def cluster(cluster_from):
-    return cluster_from("""\
-        cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
+    return cluster_from(f"""\
+        cluster: {{name: t, versions: {{kubernetes: {KUBE}, etcd: {ETCD_VERSION}}}}}
         hosts:
-          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
-          w1: {address: 198.18.0.11, roles: [worker]}
+          m1: {{address: 198.18.0.10, roles: [etcd, control-plane]}}
+          w1: {{address: 198.18.0.11, roles: [worker]}}
         """)
 
 
 def running(cluster, kube: str, *, active: bool = True) -> dict[str, HostVersions]:
-    """Every host at `kube` and etcd 3.5.6; active=False: the kubelets are stopped."""
+    """Every host at `kube` and the inventory's etcd; active=False: the kubelets are stopped."""
     stopped = {} if active else {(h.name, "kubelet"): Installed("kubelet", Version.parse(kube), False)
                                  for h in cluster.hosts if h.runs_kubelet}
-    return observed(cluster, kube=kube, etcd="3.5.6", overrides=stopped)
+    return observed(cluster, kube=kube, etcd=ETCD_VERSION, overrides=stopped)
 
 
 @pytest.fixture
@@ -59,27 +61,27 @@ def phase(cluster, monkeypatch):
 
 
 def test_other_versions_on_the_hosts_are_rolled_in_the_upgrade_order(phase, cluster):
-    said, rolled = phase(running(cluster, "1.33.5"))
+    said, rolled = phase(running(cluster, KUBE_PREVIOUS))
     assert len(rolled) == 1 and [s.kind for s in rolled[0].work] == ["apiserver", "controllers", "workers"]
     assert "the same as `kbuild upgrade apply`" in said[0]
 
 
 def test_check_mode_shows_the_plan_and_rolls_nothing(phase, cluster):
-    said, rolled = phase(running(cluster, "1.33.5"), check=True)
+    said, rolled = phase(running(cluster, KUBE_PREVIOUS), check=True)
     assert rolled == [] and "would roll" in said[0] and "steps, in this order" in said[0]
 
 
 def test_a_stopped_unit_with_the_right_versions_is_left_to_the_other_phases(phase, cluster):
-    said, rolled = phase(running(cluster, "1.34.1", active=False))
+    said, rolled = phase(running(cluster, KUBE, active=False))
     assert rolled == [] and said == ["every host runs the inventory's versions"]
 
 
 def test_a_forbidden_upgrade_is_refused_before_anything_changes(phase, cluster):
     with pytest.raises(guard.UpgradeRefused) as refused:
-        phase(running(cluster, "1.32.4"))
-    assert refused.value.exit_code == ExitCode.BAD_INPUT and "skips 1.33" in str(refused.value)
+        phase(running(cluster, step(KUBE, -2)))
+    assert refused.value.exit_code == ExitCode.BAD_INPUT and f"skips {short(KUBE_PREVIOUS)}" in str(refused.value)
 
 
 def test_an_upgrade_is_never_planned_under_limit(phase, cluster):
     with pytest.raises(UsageError, match="never under --limit"):
-        phase(running(cluster, "1.33.5"), hosts=[cluster.host("w1")])
+        phase(running(cluster, KUBE_PREVIOUS), hosts=[cluster.host("w1")])

@@ -11,17 +11,21 @@ from kbuild.engine.ssh import Result
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import observe
 from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION
+
+# /version of a 3.5.35 member, recorded before its upgrade.
+CLUSTER_VERSION = b'{"etcdserver":"3.5.35","etcdcluster":"3.5.0"}'
 
 
 @pytest.fixture
 def cluster(cluster_from):
-    return cluster_from("""\
-        cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
+    return cluster_from(f"""\
+        cluster: {{name: t, versions: {{etcd: {ETCD_VERSION}}}}}
         hosts:
-          m1: {address: 198.18.0.11, roles: [etcd]}
-          m2: {address: 198.18.0.12, roles: [etcd]}
-          m3: {address: 198.18.0.13, roles: [etcd]}
-          c1: {address: 198.18.0.14, roles: [control-plane]}
+          m1: {{address: 198.18.0.11, roles: [etcd]}}
+          m2: {{address: 198.18.0.12, roles: [etcd]}}
+          m3: {{address: 198.18.0.13, roles: [etcd]}}
+          c1: {{address: 198.18.0.14, roles: [control-plane]}}
         """)
 
 
@@ -33,8 +37,8 @@ def run(cluster, monkeypatch, members: dict[str, Installed]):  # noqa: ANN001, A
             commands.append(command)
             if "endpoint status" in command:
                 return Result(0, json.dumps([{"Endpoint": "https://198.18.0.12:2379", "Status": {
-                    "header": {"member_id": 2}, "leader": 2, "version": "3.4.23"}}]).encode(), b"")
-            return Result(0, b'{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}', b"")
+                    "header": {"member_id": 2}, "leader": 2, "version": ETCD_PREVIOUS}}]).encode(), b"")
+            return Result(0, CLUSTER_VERSION, b"")
 
     observed = {h: HostVersions(h, {"etcd": i}) for h, i in members.items()}
     monkeypatch.setattr(observe, "detect", lambda ctx, hosts, known: observed)
@@ -42,7 +46,7 @@ def run(cluster, monkeypatch, members: dict[str, Installed]):  # noqa: ANN001, A
     return observe.survey(Context(cluster, session)), commands
 
 
-OLD, NEW = Version(3, 4, 23), Version(3, 5, 6)
+OLD, NEW = Version.parse(ETCD_PREVIOUS), Version.parse(ETCD_VERSION)
 
 
 def test_a_member_down_at_its_old_version_refuses_the_etcd_upgrade(cluster, monkeypatch):

@@ -16,16 +16,20 @@ from kbuild.plays.upgrade.versions import (
     cluster_target,
 )
 
+from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION, KUBE, KUBE_PREVIOUS, short, step
+
 from .upgrade_fakes import observed
 
-OLD, NEW = "1.33.5", "1.34.1"
-URL = "https://dl.k8s.io/release/v1.34.1/bin/linux/amd64/x"
+OLD, NEW = KUBE_PREVIOUS, KUBE
+URL = f"https://dl.k8s.io/release/v{NEW}/bin/linux/amd64/x"
+ETCD_DONE = ETCD_VERSION  # etcd already at the target: only Kubernetes moves
+ETCD_CLUSTER_OLD = Version.parse(step(ETCD_PREVIOUS, 0))  # the cluster version etcd negotiates before the upgrade
 
 
 @pytest.fixture
 def cluster(cluster_from):
     return cluster_from(f"""\
-        cluster: {{name: t, versions: {{kubernetes: {NEW}, etcd: 3.5.6}}}}
+        cluster: {{name: t, versions: {{kubernetes: {NEW}, etcd: {ETCD_VERSION}}}}}
         hosts:
           m1: {{address: 198.18.0.10, roles: [etcd, control-plane]}}
           m2: {{address: 198.18.0.11, roles: [etcd, control-plane]}}
@@ -42,7 +46,7 @@ def order(plan) -> list[tuple[str, tuple[str, ...]]]:
 
 def test_steps_follow_the_skew_policy_order_with_the_etcd_leader_last(cluster):
     plan = build(cluster, observed(cluster), cluster_target(cluster), etcd_leader="m1",
-                 etcd_cluster_version=Version(3, 4, 0))
+                 etcd_cluster_version=ETCD_CLUSTER_OLD)
     assert order(plan) == [
         ("snapshot", ("m2",)),
         ("etcd", ("m2",)), ("etcd", ("m3",)), ("etcd", ("m1",)),
@@ -52,11 +56,11 @@ def test_steps_follow_the_skew_policy_order_with_the_etcd_leader_last(cluster):
     ]
     assert plan.of_kind("etcd")[-1].note == "leader, last"
     assert plan.refusals == []
-    assert [f.rule for f in plan.warnings] == []  # 3.5.6 is a recommended etcd
+    assert [f.rule for f in plan.warnings] == []  # the default etcd is a recommended one
 
 
 def test_workers_go_in_batches_of_max_unavailable(cluster):
-    plan = build(cluster, observed(cluster, etcd="3.5.6"), cluster_target(cluster), max_unavailable=2)
+    plan = build(cluster, observed(cluster, etcd=ETCD_DONE), cluster_target(cluster), max_unavailable=2)
     assert [s.hosts for s in plan.pending if s.kind == "workers"] == [("w1", "w2"), ("w3",)]
     assert "workers in batches of 2" in plan.text()
 
@@ -64,16 +68,16 @@ def test_workers_go_in_batches_of_max_unavailable(cluster):
 def test_hosts_already_at_the_target_are_skipped_so_a_rerun_resumes(cluster):
     # A run stopped after the first apiserver: etcd done everywhere, m1's apiserver done.
     done = {("m1", "kube-apiserver"): Installed("kube-apiserver", Version.parse(NEW), True)}
-    plan = build(cluster, observed(cluster, etcd="3.5.6", overrides=done), cluster_target(cluster))
+    plan = build(cluster, observed(cluster, etcd=ETCD_DONE, overrides=done), cluster_target(cluster))
     assert order(plan)[:3] == [("snapshot", ("m1",)), ("apiserver", ("m2",)), ("apiserver", ("m3",))]
     skipped = [(s.kind, s.hosts) for s in plan.steps if s.skip and s.kind != "snapshot"]
     assert ("apiserver", ("m1",)) in skipped and ("etcd", ("m1",)) in skipped
-    assert plan.refusals == []  # m1 at 1.34 beside m2, m3 at 1.33 is within the HA apiserver skew
+    assert plan.refusals == []  # m1 at NEW beside m2, m3 at OLD is within the HA apiserver skew
 
 
 def test_a_replaced_binary_still_running_the_old_process_gets_its_restart(cluster):
     stale = {("m2", "kube-scheduler"): Installed("kube-scheduler", Version.parse(NEW), True, stale=True)}
-    state = observed(cluster, kube=NEW, etcd="3.5.6", overrides=stale)
+    state = observed(cluster, kube=NEW, etcd=ETCD_DONE, overrides=stale)
     plan = build(cluster, state, cluster_target(cluster))
     assert order(plan) == [("snapshot", ("m1",)), ("controllers", ("m2",))]
     actions = {c.component: c.action for c in plan.pending[1].changes}
@@ -81,7 +85,7 @@ def test_a_replaced_binary_still_running_the_old_process_gets_its_restart(cluste
 
 
 def test_a_node_left_cordoned_by_an_interrupted_run_is_finished(cluster):
-    state = observed(cluster, kube=NEW, etcd="3.5.6")
+    state = observed(cluster, kube=NEW, etcd=ETCD_DONE)
     nodes = {"w2": NodeState("w2", Version.parse(NEW), True, True, cordoned_by_kbuild=True),
              "w1": NodeState("w1", Version.parse(NEW), True, True, cordoned_by_kbuild=False)}
     plan = build(cluster, state, cluster_target(cluster), nodes=nodes)
@@ -91,7 +95,7 @@ def test_a_node_left_cordoned_by_an_interrupted_run_is_finished(cluster):
 
 
 def test_nothing_to_do_takes_no_snapshot(cluster):
-    plan = build(cluster, observed(cluster, kube=NEW, etcd="3.5.6"), cluster_target(cluster))
+    plan = build(cluster, observed(cluster, kube=NEW, etcd=ETCD_DONE), cluster_target(cluster))
     assert plan.work == [] and plan.pending == []
     assert "nothing to do" in plan.text()
 
@@ -99,32 +103,34 @@ def test_nothing_to_do_takes_no_snapshot(cluster):
 def test_hosts_with_nothing_installed_are_left_to_bootstrap(cluster):
     state = observed(cluster)
     state["w3"] = HostVersions("w3", {})
-    plan = build(cluster, state, cluster_target(cluster), etcd_cluster_version=Version(3, 4, 0))
+    plan = build(cluster, state, cluster_target(cluster), etcd_cluster_version=ETCD_CLUSTER_OLD)
     assert plan.not_installed == ["w3"]
     assert ("workers", ("w3",)) not in order(plan)
 
 
 def test_a_refused_plan_says_why_and_lists_no_steps(cluster):
-    plan = build(cluster, observed(cluster, kube="1.32.4", etcd="3.5.6"), cluster_target(cluster))
+    plan = build(cluster, observed(cluster, kube=step(NEW, -2), etcd=ETCD_DONE), cluster_target(cluster))
     assert [f.rule for f in plan.refusals] == ["skip"]
     text = plan.text()
-    assert "REFUSED, nothing was changed" in text and "skips 1.33" in text and "steps, in this order" not in text
+    assert "REFUSED, nothing was changed" in text and f"skips {short(OLD)}" in text
+    assert "steps, in this order" not in text
     data = plan.as_json()
     assert data["refused"] is True and data["findings"][0]["rule"] == "skip"
 
 
 def test_an_unmanaged_node_too_far_behind_refuses_the_plan(cluster):
-    nodes = {"legacy": NodeState("legacy", Version(1, 30, 2), True, False, False)}
-    plan = build(cluster, observed(cluster, etcd="3.5.6"), cluster_target(cluster), nodes=nodes)
+    nodes = {"legacy": NodeState("legacy", Version.parse(step(OLD, -3)), True, False, False)}  # 4 behind NEW
+    plan = build(cluster, observed(cluster, etcd=ETCD_DONE), cluster_target(cluster), nodes=nodes)
     assert [f.rule for f in plan.refusals] == ["skew"]
     assert "node/legacy" in plan.refusals[0].message
 
 
 def test_the_etcd_cluster_version_gates_etcd_steps_only(cluster):
     target = cluster_target(cluster)
-    refused = build(cluster, observed(cluster), target, etcd_cluster_version=Version(3, 3, 0))
+    too_old = Version.parse(step(ETCD_PREVIOUS, -1))
+    refused = build(cluster, observed(cluster), target, etcd_cluster_version=too_old)
     assert [f.rule for f in refused.refusals] == ["etcd-cluster-version"]
-    fine = build(cluster, observed(cluster, etcd="3.5.6"), target, etcd_cluster_version=Version(3, 3, 0))
+    fine = build(cluster, observed(cluster, etcd=ETCD_DONE), target, etcd_cluster_version=too_old)
     assert fine.refusals == []
 
 
@@ -153,9 +159,9 @@ def test_a_host_left_half_done_goes_first_and_alone_is_no_upgrade(cluster):
     # An earlier run upgraded m2's apiserver, which then failed to start: it is finished before m1 and m3,
     # whose pre-checks would otherwise wait for m2 to be ready.
     down = {("m2", "kube-apiserver"): Installed("kube-apiserver", Version.parse(NEW), False)}
-    plan = build(cluster, observed(cluster, etcd="3.5.6", overrides=down), cluster_target(cluster))
+    plan = build(cluster, observed(cluster, etcd=ETCD_DONE, overrides=down), cluster_target(cluster))
     assert [s.hosts[0] for s in plan.pending if s.kind == "apiserver"] == ["m2", "m1", "m3"]
     assert plan.pending[1].changes[0].action == "start" and plan.upgrading
     # With every version right, a stopped unit is not an upgrade: `kbuild bootstrap` starts it as usual.
-    only_down = build(cluster, observed(cluster, kube=NEW, etcd="3.5.6", overrides=down), cluster_target(cluster))
+    only_down = build(cluster, observed(cluster, kube=NEW, etcd=ETCD_DONE, overrides=down), cluster_target(cluster))
     assert [s.kind for s in only_down.work] == ["apiserver"] and not only_down.upgrading

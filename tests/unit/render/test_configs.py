@@ -9,6 +9,10 @@ import pytest
 import yaml
 
 from kbuild import layout
+from kbuild.errors import UsageError
+from kbuild.releases import CONTAINERD_MAJORS, KUBERNETES, minor_of
+from kbuild.render.files import merge_overrides
+from tests.unit.supported import CONTAINERD, KUBERNETES_RELEASES
 
 from .conftest import MakeCluster, files_by_path, versions
 
@@ -21,18 +25,14 @@ def config(cluster, host: str, path) -> str:
     (layout.KUBELET_CONFIG, "kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"),
     (layout.KUBE_PROXY_CONFIG, "kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"),
 ])
-@pytest.mark.parametrize("kubernetes", ["1.33.5", "1.34.1"])
+@pytest.mark.parametrize("kubernetes", KUBERNETES_RELEASES)
 def test_node_configs_parse_with_kind(make_cluster: MakeCluster, path, api_version, kind, kubernetes) -> None:
     doc = yaml.safe_load(config(make_cluster(versions=versions(kubernetes)), "w1", path))
     assert (doc["apiVersion"], doc["kind"]) == (api_version, kind)
 
 
-@pytest.mark.parametrize("kubernetes, auth_api", [
-    ("1.32.9", "apiserver.config.k8s.io/v1beta1"),
-    ("1.33.5", "apiserver.config.k8s.io/v1beta1"),
-    ("1.34.1", "apiserver.config.k8s.io/v1"),
-])
-def test_control_plane_configs_parse_with_kind(make_cluster: MakeCluster, kubernetes, auth_api) -> None:
+@pytest.mark.parametrize("kubernetes", KUBERNETES_RELEASES)
+def test_control_plane_configs_parse_with_kind(make_cluster: MakeCluster, kubernetes) -> None:
     cluster = make_cluster(versions=versions(kubernetes))
     scheduler = yaml.safe_load(config(cluster, "m1", layout.SCHEDULER_CONFIG))
     assert (scheduler["apiVersion"], scheduler["kind"]) == ("kubescheduler.config.k8s.io/v1", "KubeSchedulerConfiguration")
@@ -48,7 +48,7 @@ def test_control_plane_configs_parse_with_kind(make_cluster: MakeCluster, kubern
     assert secrets_rule["level"] == "Metadata"  # never the bodies of secrets
 
     auth = yaml.safe_load(config(cluster, "m1", layout.AUTHENTICATION_CONFIG))
-    assert (auth["apiVersion"], auth["kind"]) == (auth_api, "AuthenticationConfiguration")
+    assert (auth["apiVersion"], auth["kind"]) == ("apiserver.config.k8s.io/v1", "AuthenticationConfiguration")
     assert auth["anonymous"] == {"enabled": True,
                                  "conditions": [{"path": "/livez"}, {"path": "/readyz"}, {"path": "/healthz"}]}
 
@@ -104,8 +104,7 @@ def test_kube_proxy_defaults_to_iptables(cluster) -> None:
     assert yaml.safe_load(config(cluster, "w1", layout.KUBE_PROXY_CONFIG))["mode"] == "iptables"
 
 
-RUNC_V2 = ("plugins", "io.containerd.grpc.v1.cri", "containerd", "runtimes", "runc")
-RUNC_V3 = ("plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc")
+RUNC = ("plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "runc")
 
 
 def _dig(doc: dict, keys: tuple[str, ...]) -> dict:
@@ -114,32 +113,26 @@ def _dig(doc: dict, keys: tuple[str, ...]) -> dict:
     return doc
 
 
-@pytest.mark.parametrize("containerd, config_version, runc, cni, sandbox", [
-    ("1.6.20", 2, RUNC_V2, ("plugins", "io.containerd.grpc.v1.cri", "cni"),
-     ("plugins", "io.containerd.grpc.v1.cri", "sandbox_image")),
-    ("1.7.27", 2, RUNC_V2, ("plugins", "io.containerd.grpc.v1.cri", "cni"),
-     ("plugins", "io.containerd.grpc.v1.cri", "sandbox_image")),
-    ("2.0.5", 3, RUNC_V3, ("plugins", "io.containerd.cri.v1.runtime", "cni"),
-     ("plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox")),
-    ("2.1.4", 3, RUNC_V3, ("plugins", "io.containerd.cri.v1.runtime", "cni"),
-     ("plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox")),
-])
-def test_containerd_config_matches_its_version(make_cluster: MakeCluster, containerd, config_version, runc, cni,
-                                               sandbox) -> None:
+@pytest.mark.parametrize("containerd", sorted({CONTAINERD, f"{CONTAINERD_MAJORS[0]}.0.0"}))
+def test_containerd_config_is_version_3_for_every_containerd_2(make_cluster: MakeCluster, containerd) -> None:
     cluster = make_cluster(versions=versions(containerd=containerd))
     doc = tomllib.loads(config(cluster, "w1", layout.CONTAINERD_CONFIG))
-    assert doc["version"] == config_version
+    assert doc["version"] == 3
     assert doc["grpc"]["address"] == str(layout.CONTAINERD_SOCKET)
-    assert _dig(doc, runc)["runtime_type"] == "io.containerd.runc.v2"
-    assert _dig(doc, runc)["options"]["SystemdCgroup"] is True
-    assert _dig(doc, cni) == {"bin_dir": str(layout.CNI_BIN_DIR), "conf_dir": str(layout.CNI_CONF_DIR)}
-    assert _dig(doc, sandbox[:-1])[sandbox[-1]] == "registry.k8s.io/pause:3.10"
+    assert _dig(doc, RUNC)["runtime_type"] == "io.containerd.runc.v2"
+    assert _dig(doc, RUNC)["options"]["SystemdCgroup"] is True
+    assert doc["plugins"]["io.containerd.cri.v1.runtime"]["cni"] == {"bin_dir": str(layout.CNI_BIN_DIR),
+                                                                     "conf_dir": str(layout.CNI_CONF_DIR)}
+    assert doc["plugins"]["io.containerd.cri.v1.images"]["snapshotter"] == "overlayfs"
+    assert "io.containerd.grpc.v1.cri" not in doc["plugins"]  # the containerd 1.x section
 
 
-def test_sandbox_image_follows_kubernetes(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster(versions=versions(kubernetes="1.34.1"))
+@pytest.mark.parametrize("kubernetes", KUBERNETES_RELEASES)
+def test_sandbox_image_follows_kubernetes(make_cluster: MakeCluster, kubernetes) -> None:
+    cluster = make_cluster(versions=versions(kubernetes))
     doc = tomllib.loads(config(cluster, "w1", layout.CONTAINERD_CONFIG))
-    assert doc["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] == "registry.k8s.io/pause:3.10.1"
+    pinned = doc["plugins"]["io.containerd.cri.v1.images"]["pinned_images"]
+    assert pinned == {"sandbox": KUBERNETES[minor_of(kubernetes)].pause_image}
 
 
 def test_cni_configs_are_json(cluster) -> None:
@@ -158,3 +151,91 @@ def test_every_yaml_file_parses(cluster) -> None:
         for path, f in files_by_path(cluster, host).items():
             if path.endswith(".yaml"):
                 assert all(isinstance(doc, dict) for doc in yaml.safe_load_all(f.content)), path
+
+
+# -- settings from the inventory merged over the rendered configs -------------------------------------
+
+RENDERED_YAML = """\
+# Managed by kbuild (template t.j2).
+# A second header line.
+kind: Thing
+# a comment inside
+spec:
+  keep: 1
+  change: old
+  list: [a, b]
+name: x
+"""
+
+
+def test_without_overrides_the_text_is_kept_as_rendered_comments_and_all() -> None:
+    assert merge_overrides(RENDERED_YAML, {}, "cluster.kubelet_config") == RENDERED_YAML
+    toml = "# header\nversion = 3\n# inside\n[grpc]\n  address = 'x'\n"
+    assert merge_overrides(toml, {}, "cluster.containerd_config", toml=True) == toml
+
+
+def test_overrides_merge_mappings_key_by_key_and_replace_everything_else() -> None:
+    text = merge_overrides(RENDERED_YAML, {"spec": {"change": "new", "list": ["c"], "added": {"deep": True}},
+                                           "name": {"now": "a mapping"}}, "cluster.kubelet_config")
+    assert text.startswith("# Managed by kbuild (template t.j2).\n# A second header line.\n"
+                           "# With cluster.kubelet_config from the inventory merged in.\n")
+    assert yaml.safe_load(text) == {"kind": "Thing", "spec": {"keep": 1, "change": "new", "list": ["c"],
+                                                              "added": {"deep": True}},
+                                    "name": {"now": "a mapping"}}
+    assert list(yaml.safe_load(text)["spec"]) == ["keep", "change", "list", "added"]  # the template's order kept
+
+
+RENDERED_TOML = '# Managed by kbuild.\nversion = 3\n\n[plugins."io.containerd.cri.v1.runtime"]\n  keep = 1\n'
+
+
+@pytest.mark.parametrize("toml", [False, True], ids=["yaml", "toml"])
+def test_the_merged_file_does_not_depend_on_the_order_of_the_inventory(toml: bool) -> None:
+    rendered, load = (RENDERED_TOML, tomllib.loads) if toml else (RENDERED_YAML, yaml.safe_load)
+    inside = ("plugins", "io.containerd.cri.v1.runtime") if toml else ("spec",)  # a mapping the template has
+
+    def nested(value: dict) -> dict:
+        for key in reversed(inside):
+            value = {key: value}
+        return value
+
+    one = merge_overrides(rendered, {"b": 1, "a": {"y": 1, "x": 2}, **nested({"z": 1, "m": 2})}, "s", toml=toml)
+    other = merge_overrides(rendered, {**nested({"m": 2, "z": 1}), "a": {"x": 2, "y": 1}, "b": 1}, "s", toml=toml)
+    assert one == other
+    merged, template = load(one), load(rendered)
+    assert list(merged["a"]) == ["x", "y"]  # keys the template lacks: sorted
+    assert list(_dig(merged, inside)) == [*_dig(template, inside), "m", "z"]  # after the template's own
+    if not toml:  # (TOML writes a table's plain values before its tables, whatever the order)
+        assert list(merged) == ["kind", "spec", "name", "a", "b"]
+
+
+def test_toml_overrides_merge_into_nested_tables() -> None:
+    overrides = {"plugins": {"io.containerd.cri.v1.runtime": {"restrict_oom_score_adj": True}}}
+    text = merge_overrides(RENDERED_TOML, overrides, "cluster.containerd_config", toml=True)
+    assert text.startswith("# Managed by kbuild.\n# With cluster.containerd_config from the inventory merged in.\n")
+    assert tomllib.loads(text) == {"version": 3, "plugins": {"io.containerd.cri.v1.runtime": {
+        "keep": 1, "restrict_oom_score_adj": True}}}
+
+
+def test_what_cannot_be_merged_or_written_names_the_setting() -> None:
+    with pytest.raises(UsageError, match="cluster.kubelet_config: the template renders no mapping to merge into"):
+        merge_overrides("- a list\n", {"a": 1}, "cluster.kubelet_config")
+    with pytest.raises(UsageError, match=r"cluster\.containerd_config: cannot be written into the TOML file"):
+        merge_overrides("version = 3\n", {"nothing": None}, "cluster.containerd_config", toml=True)
+
+
+def test_the_inventory_settings_reach_the_node_configs(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(
+        kubelet_config={"evictionHard": {"memory.available": "5%"}, "imageGCHighThresholdPercent": 100},
+        kube_proxy_config={"conntrack": {"maxPerCore": 0}},
+        containerd_config={"plugins": {"io.containerd.cri.v1.runtime": {"restrict_oom_score_adj": True}}})
+    kubelet = yaml.safe_load(config(cluster, "w1", layout.KUBELET_CONFIG))
+    assert kubelet["evictionHard"] == {"memory.available": "5%"} and kubelet["imageGCHighThresholdPercent"] == 100
+    assert kubelet["authentication"]["anonymous"] == {"enabled": False}  # kbuild's own settings stay
+    proxy = yaml.safe_load(config(cluster, "w1", layout.KUBE_PROXY_CONFIG))
+    assert proxy["conntrack"]["maxPerCore"] == 0 and proxy["mode"] == "iptables"
+    containerd = tomllib.loads(config(cluster, "w1", layout.CONTAINERD_CONFIG))
+    runtime = containerd["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["restrict_oom_score_adj"] is True and _dig(containerd, RUNC)["options"]["SystemdCgroup"] is True
+    assert config(cluster, "w1", layout.CONTAINERD_CONFIG).startswith("# Managed by kbuild")
+    untouched = make_cluster()
+    assert "merged in" not in config(untouched, "w1", layout.KUBELET_CONFIG)

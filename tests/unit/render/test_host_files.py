@@ -10,6 +10,7 @@ import pytest
 from kbuild import layout
 from kbuild.render import host_files, node_pod_cidr, units_for
 from kbuild.render.files import UNIT_ORDER
+from tests.unit.supported import KUBERNETES_RELEASES
 
 from .conftest import HOSTS, MakeCluster, files_by_path, versions
 
@@ -24,6 +25,7 @@ CONTROL_PLANE_FILES = {
     str(layout.AUDIT_POLICY): ("kube-apiserver",),
     str(layout.AUTHENTICATION_CONFIG): ("kube-apiserver",),
     str(layout.APISERVER_KUBELET_RBAC): (),  # applied through the API, read by no service
+    str(layout.COREDNS_MANIFEST): (),  # likewise (addons.coredns.enabled, the default)
 }
 KUBELET_FILES = {
     f"{UNIT}/containerd.service": ("containerd",),
@@ -97,9 +99,12 @@ def test_runs_kubelet_is_the_worker_role(cluster) -> None:
     assert [h.name for h in cluster.hosts if h.runs_kubelet] == ["m3", "w1", "w2"]
 
 
-def test_no_authentication_config_where_the_minor_cannot_restrict_anonymous(make_cluster: MakeCluster) -> None:
-    cluster = make_cluster(versions=versions(kubernetes="1.31.4"))
-    assert str(layout.AUTHENTICATION_CONFIG) not in files_by_path(cluster, "m1")
+@pytest.mark.parametrize("kubernetes", KUBERNETES_RELEASES)
+def test_every_supported_minor_restricts_anonymous_through_the_authentication_config(
+        make_cluster: MakeCluster, kubernetes: str) -> None:
+    files = files_by_path(make_cluster(versions=versions(kubernetes=kubernetes)), "m1")
+    assert files[str(layout.AUTHENTICATION_CONFIG)].services == ("kube-apiserver",)
+    assert str(layout.AUTHENTICATION_CONFIG) not in files_by_path(make_cluster(), "w1")  # control planes only
 
 
 # -- per-node pod CIDRs ---------------------------------------------------------------------------------

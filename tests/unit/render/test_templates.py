@@ -36,7 +36,7 @@ def test_every_shipped_template_is_used(cluster) -> None:
     backup = cluster.etcd.backup.model_copy(update={"enabled": True})
     full = dataclasses.replace(cluster, etcd=cluster.etcd.model_copy(update={"backup": backup}))
     used = {"_macros.j2"} | {f.template for h in full.hosts for f in host_files(full, h)}
-    assert {p.name for p in TEMPLATES.glob("*.j2")} == used
+    assert {p.relative_to(TEMPLATES).as_posix() for p in TEMPLATES.rglob("*.j2")} == used  # subdirectories too
 
 
 def test_a_user_template_overrides_the_shipped_one(make_cluster: MakeCluster, tmp_path: Path) -> None:

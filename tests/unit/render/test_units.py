@@ -10,6 +10,8 @@ from kbuild import layout
 from kbuild.render import host_files, verify_units
 from kbuild.render.verify import systemd_analyze_available
 
+from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION, KUBE, KUBE_PREVIOUS
+
 from .conftest import MakeCluster, versions
 from .unitfile import exec_start, parse_unit
 
@@ -44,14 +46,10 @@ def test_unit_specifics(cluster) -> None:
 
 
 @pytest.mark.skipif(not systemd_analyze_available(), reason="systemd-analyze is not installed")
-@pytest.mark.parametrize("kubernetes, etcd, containerd", [
-    ("1.33.5", "3.5.1", "1.6.20"),
-    ("1.34.1", "3.6.5", "2.1.4"),
-    ("1.33.5", "3.4.23", "1.7.27"),
-])
-def test_systemd_analyze_verify_accepts_the_units(make_cluster: MakeCluster, tmp_path: Path, kubernetes, etcd,
-                                                  containerd) -> None:
-    cluster = make_cluster(versions=versions(kubernetes, etcd, containerd),
+@pytest.mark.parametrize("kubernetes, etcd", [(KUBE, ETCD_VERSION), (KUBE_PREVIOUS, ETCD_PREVIOUS)])
+def test_systemd_analyze_verify_accepts_the_units(make_cluster: MakeCluster, tmp_path: Path, kubernetes,
+                                                  etcd) -> None:
+    cluster = make_cluster(versions=versions(kubernetes, etcd),
                            extra_flags={"kubelet": {"node-status-update-frequency": "a b $x 5%"}})
     for host in ("m3", "w1"):
         paths = []
