@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import pytest
 from kbuild.inventory.model import Versions
 from kbuild.releases import minor_of
 from tests.integration.conftest import LabHandle, inventory_with_mirror, parse_events, run_kbuild
+from tests.integration.kube import Kubectl, busybox_pod
 from tests.mirror.releases import PREVIOUS_ETCD, PREVIOUS_KUBERNETES
 
 pytestmark = pytest.mark.integration
@@ -49,6 +51,7 @@ class UpgradeLab:
     lab: LabHandle
     mirror: Path
     base: Path
+    test_image: str
     inventory: Path = field(init=False)
 
     @property
@@ -58,7 +61,7 @@ class UpgradeLab:
     def write_inventory(self, versions: dict[str, str], name: str = "inventory.yaml") -> Path:
         """The lab's inventory with the test mirror and these versions; it becomes the one runs use."""
         self.inventory = inventory_with_mirror(self.lab.inventory, self.base / name, self.mirror,
-                                               cluster={"versions": versions})
+                                               preload=[self.test_image], cluster={"versions": versions})
         return self.inventory
 
     def kbuild(self, *args: str, inventory: Path | None = None) -> tuple[int, list[dict], str]:
@@ -76,7 +79,7 @@ class UpgradeLab:
 @pytest.fixture(scope="module")
 def upgrade_lab(lab_factory, built_mirror, tmp_path_factory) -> Iterator[UpgradeLab]:
     handle = UpgradeLab(lab_factory("upg", masters=3, workers=2), built_mirror.root,
-                        tmp_path_factory.mktemp("upgrade"))
+                        tmp_path_factory.mktemp("upgrade"), built_mirror.test_image)
     handle.write_inventory(OLD)
     code, events, stderr = handle.kbuild("bootstrap")
     assert code == 0, f"bootstrap at the old versions failed: {[e for e in events if e.get('status') == 'failed']}" \
@@ -173,6 +176,59 @@ class Writer(threading.Thread):
         return {_unb64(kv["key"]): _unb64(kv["value"]) for kv in data.get("kvs", [])}
 
 
+class Poller(threading.Thread):
+    """A client of a NodePort Service through every worker (as a load balancer in front of them would be):
+    each request goes to the next worker that answers within a second; a request no worker answers is lost."""
+
+    def __init__(self, addresses: list[str], port: int) -> None:
+        super().__init__(daemon=True)
+        self.urls = [f"http://{a}:{port}/" for a in addresses]
+        self.answered: list[float] = []
+        self.lost = 0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        turn = 0
+        while not self.halt.is_set():
+            for attempt in range(len(self.urls)):
+                url = self.urls[(turn + attempt) % len(self.urls)]
+                try:
+                    with urllib.request.urlopen(url, timeout=1) as response:
+                        if response.read().startswith(b"served-by-"):
+                            self.answered.append(time.monotonic())
+                            break
+                except OSError:
+                    continue
+            else:
+                self.lost += 1
+            turn += 1
+            time.sleep(0.05)
+
+    def longest_gap(self) -> float:
+        return max((b - a for a, b in itertools.pairwise(self.answered)), default=0.0)
+
+
+def serve_behind_a_pdb(ul: UpgradeLab, kubectl: Path) -> int:
+    """A Deployment of 2 web replicas with a PodDisruptionBudget and a NodePort Service; its node port."""
+    kube = Kubectl(kubectl, ul.state_dir / "admin.conf")
+    pod = busybox_pod("web", ul.test_image, command="mkdir -p /www && echo served-by-$(hostname) > /www/index.html "
+                                                    "&& exec httpd -f -p 8080 -h /www")
+    pod["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    pod["spec"]["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}},
+                                           "topologyKey": "kubernetes.io/hostname"}}]}}
+    kube.apply(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                  "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod["spec"]}}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    kube.wait_for("condition=Available", "deployment/web")
+    return kube.json("get", "service", "web")["spec"]["ports"][0]["nodePort"]
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -212,9 +268,11 @@ def restarts(events: list[dict]) -> list[tuple[float, str, str, str]]:
             for e in events if e["event"] == "handler" and e["status"] == "restarted"]
 
 
-def test_rolling_upgrade_under_writes_stops_on_ctrl_c_and_resumes(upgrade_lab: UpgradeLab):
+def test_rolling_upgrade_under_writes_stops_on_ctrl_c_and_resumes(upgrade_lab: UpgradeLab, kubectl):
     ul = upgrade_lab
     masters, workers = ul.machines("master"), ul.machines("worker")
+    poller = Poller([w.address for w in workers], serve_behind_a_pdb(ul, kubectl))
+    poller.start()
     writer = Writer(ul.state_dir, [m.address for m in masters])
     writer.start()
     time.sleep(1.0)
@@ -252,6 +310,12 @@ def test_rolling_upgrade_under_writes_stops_on_ctrl_c_and_resumes(upgrade_lab: U
     assert code == 0, stderr[-3000:]
     writer.halt.set()
     writer.join(timeout=10)
+    poller.halt.set()
+    poller.join(timeout=10)
+    # Workers drained one at a time behind the PodDisruptionBudget: the Service never stopped answering.
+    print(f"\n[upgrade] the Service answered {len(poller.answered)} requests, lost {poller.lost}; longest gap "
+          f"between answers {poller.longest_gap():.2f}s")
+    assert poller.answered and poller.lost == 0
     assert [h for _, h in marks(run_c, "done", "workers")] == [workers[1].name]
     assert all(phase.startswith("upgrade-") for _, phase, _, _ in restarts(run_c))
     assert all(ul.version(w.name, "kubelet") == NEW["kubernetes"] for w in workers)
