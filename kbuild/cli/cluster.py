@@ -118,6 +118,8 @@ def print_status(report: status_play.ClusterStatus) -> None:
         addons = Table("addon", "available", title="addons")
         for a in report.addons:
             shown = f"{a.available}/{a.desired}" if not a.error else f"[bold red]{escape(a.error[:80])}[/]"
+            if a.waiting and not a.error:
+                shown += f" ({a.waiting})"
             addons.add_row(a.name, shown if a.ok else f"[bold red]{shown}[/]")
         console.print(addons)
     if report.problems:

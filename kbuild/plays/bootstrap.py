@@ -123,6 +123,11 @@ def phase_addons(ctx: Context) -> None:
                                       f"--timeout={int(ADDONS_TIMEOUT)}s"))]
     if ctx.cluster.settings.cni == "none":
         gates = []  # its pods wait for the pod network the user installs
+    elif not ctx.cluster.kubelet_hosts:
+        # As with kubeadm's control-plane-only clusters: the Deployment is in the API and its pods are
+        # scheduled when the first worker joins (the inventory check already warned); nothing to wait on.
+        gates = []
+        ctx.say("no worker yet: CoreDNS is applied and starts on the first worker added", phase="addons")
     outcomes = ctx.runner.apply("addons", {first.name: Plan([apply], gates=gates)},
                                 describe=f"CoreDNS ({coredns.replicas} replicas at {ctx.cluster.cluster_dns_ip}), "
                                          f"through {first.name}")

@@ -132,9 +132,12 @@ class AddonStatus:
     desired: int  # replicas asked for
     available: int  # replicas available (ready for minReadySeconds)
     error: str = ""
+    waiting: str = ""  # why its pods cannot run yet and that is expected (no worker in the inventory)
 
     @property
     def ok(self) -> bool:
+        if self.waiting:
+            return not self.error
         return not self.error and self.available >= min(self.desired, 1) and self.desired > 0
 
 
@@ -290,9 +293,12 @@ def _addons(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -
         return
     result = ctx.session.pool.get(control.name).run(kubectl("get", "deployment", "coredns", "-n", "kube-system",
                                                             "-o", "json"))
-    report.addons.append(parse_deployment("coredns", result.out) if result.ok else
-                         AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0,
-                                     result.err.strip() or "its Deployment is missing"))
+    addon = (parse_deployment("coredns", result.out) if result.ok else
+             AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0,
+                         result.err.strip() or "its Deployment is missing"))
+    if not cluster.kubelet_hosts:
+        addon.waiting = "no worker to run on"
+    report.addons.append(addon)
 
 
 def parse_deployment(name: str, output: str) -> AddonStatus:
