@@ -31,6 +31,7 @@ from kbuild.plays.etcd_ops.commands import (
     ctl,
     parse_member_list,
     parse_snapshot_status,
+    restored_revision,
     snapshot_status,
 )
 from kbuild.plays.etcd_ops.health import membership_problems
@@ -307,9 +308,10 @@ def _apply(ctx, plan: RestorePlan, progress: _Progress, revision: int) -> str:  
 
 
 def _verify(ctx, plan: RestorePlan, revision: int) -> str:  # noqa: ANN001
-    """Every member serves the snapshot's revision (nothing writes before the apiservers start), in one
-    cluster whose members are the inventory's. Returns the cluster ID."""
+    """Every member serves the snapshot's revision, bumped (nothing writes before the apiservers start), in
+    one cluster whose members are the inventory's. Returns the cluster ID."""
     cluster: Cluster = ctx.cluster
+    served = restored_revision(revision)
     probes = probe_hosts(ctx, cluster.etcd_hosts, phase="restore-verify", describe="revision and cluster ID per member")
     problems: dict[str, str] = {}
     ids = set()
@@ -318,8 +320,9 @@ def _verify(ctx, plan: RestorePlan, revision: int) -> str:  # noqa: ANN001
             problems[name] = "no status"
             continue
         ids.add(probe.status.cluster_id)
-        if probe.status.revision != revision:
-            problems[name] = f"serves revision {probe.status.revision}, the snapshot has {revision}"
+        if probe.status.revision != served:
+            problems[name] = (f"serves revision {probe.status.revision}, the snapshot has {revision} "
+                              f"(so {served} once restored)")
     if len(ids) > 1:
         problems["cluster"] = f"members report different cluster IDs: {', '.join(sorted(ids))}"
     listing: dict[str, object] = {}

@@ -13,7 +13,7 @@ from tests.integration.etcd_support import (
     round_trip,
     saved_snapshot,
 )
-from tests.integration.kube import Kubectl
+from tests.integration.kube import Kubectl, busybox_pod
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def configmaps(kube: Kubectl) -> set[str]:
     return {item["metadata"]["name"] for item in items}
 
 
-def test_kubernetes_objects_go_back_to_the_snapshot(single: EtcdLab, kubectl):
+def test_kubernetes_objects_go_back_to_the_snapshot(single: EtcdLab, kubectl, built_mirror):
     kube = Kubectl(kubectl, single.state_dir / "admin.conf")
     for name in ("kept", "deleted-after"):
         kube.run("create", "configmap", name, "--from-literal=at=before")
@@ -52,6 +52,12 @@ def test_kubernetes_objects_go_back_to_the_snapshot(single: EtcdLab, kubectl):
     code, _, stderr = single.kbuild("status", json_events=False)
     assert code == 0, stderr[-2000:]
     kube.run("delete", "configmap", "-l", "kbuild-test=restore")
+    # The kubelets' watches started before the restore: a pod created after it must still reach its node
+    # and run (a restore that handed out old revisions again would leave it Pending on a blind kubelet).
+    for worker in (m.name for m in single.lab.machines if m.role == "worker"):
+        kube.apply(busybox_pod(f"after-restore-{worker}", built_mirror.test_image, node=worker))
+        kube.wait_for("condition=Ready", f"pod/after-restore-{worker}", timeout=120)
+        kube.run("delete", "pod", f"after-restore-{worker}", "--wait=false")
 
 
 def test_round_trip_on_one_member(single: EtcdLab, kubectl):

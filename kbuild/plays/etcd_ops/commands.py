@@ -78,10 +78,26 @@ def restore_token(cluster: Cluster, stamp: str) -> str:
     return f"{cluster.name}-etcd-restore-{stamp}"
 
 
+# How far a restore moves etcd's revision past the snapshot's (Kubernetes' documented value). Every client
+# of the apiserver (kubelets, kube-proxy, controllers, informers) resumes its watches at the last revision it
+# saw, which is past the snapshot's: without the bump, the restored etcd would hand out those revisions again
+# and the watches would silently miss every change until it caught up -- kubelets never see new pods.
+# With it, and the old revisions marked compacted, every watch is told to relist and sees the restored state.
+RESTORE_REVISION_BUMP = 1_000_000_000
+
+
+def restored_revision(snapshot_revision: int) -> int:
+    """The revision a member serves right after restoring a snapshot taken at `snapshot_revision`."""
+    return snapshot_revision + RESTORE_REVISION_BUMP
+
+
 def snapshot_restore(cluster: Cluster, host: Host, *, tool: str, snapshot: str, data_dir: str, token: str) -> str:
-    """Restore `snapshot` into `data_dir` (which must not exist) as member `host` of the inventory's cluster."""
+    """Restore `snapshot` into `data_dir` (which must not exist) as member `host` of the inventory's cluster,
+    its revision bumped and the revisions before marked compacted (see RESTORE_REVISION_BUMP)."""
     args = [
         f"ETCDCTL_API=3 {tool_path(tool)} snapshot restore {shlex.quote(snapshot)}",
+        f"--bump-revision={RESTORE_REVISION_BUMP}",
+        "--mark-compacted",
         f"--name={shlex.quote(host.name)}",
         f"--initial-cluster={shlex.quote(initial_cluster(cluster))}",
         f"--initial-advertise-peer-urls={shlex.quote(peer_url(host))}",

@@ -51,7 +51,9 @@ def test_restore_command_matches_the_unit_each_member_runs(tmp_path: Path) -> No
                                      data_dir="/var/lib/etcd", token=commands.restore_token(c, "20260101T000000Z"))
     argv = shlex.split(line)
     assert argv[:4] == ["ETCDCTL_API=3", str(layout.binary_path("etcdutl")), "snapshot", "restore"]
-    flags = dict(a[2:].split("=", 1) for a in argv[5:])
+    flags = dict(a[2:].split("=", 1) for a in argv[5:] if "=" in a)
+    # The revision moves on past anything a client saw, and watches from before are told to relist.
+    assert flags["bump-revision"] == str(commands.RESTORE_REVISION_BUMP) and "--mark-compacted" in argv
     unit = next(f.content for f in host_files(c, host) if f.path == layout.unit_path("etcd"))
     # Name, peer URL and initial cluster exactly as the etcd unit has them; the token is new.
     for flag in ("name", "initial-cluster", "initial-advertise-peer-urls"):

@@ -15,7 +15,7 @@ from kbuild.engine.ssh import Result
 from kbuild.errors import KbuildError
 from kbuild.plays import etcd_restore
 from kbuild.plays.etcd_backup import Snapshot
-from kbuild.plays.etcd_ops import snapfile
+from kbuild.plays.etcd_ops import commands, snapfile
 from kbuild.plays.etcd_ops.restore_plan import RestoreRefused
 from kbuild.plays.phases import Context
 from tests.unit.supported import ETCD_VERSION
@@ -34,7 +34,7 @@ class World:
     interrupt: tuple[str, str] | None = None
     log: list[tuple[str, str]] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
-    served: int = REVISION  # the revision members report
+    served: int = commands.restored_revision(REVISION)  # the revision members report
 
     def step_of(self, command: str) -> str:
         for marker, step in (("@@kb-etcd health", "probe"), ("cat > ", "upload"), ("sha256sum", "sha256"),
@@ -190,8 +190,10 @@ def test_a_failure_after_stopping_puts_the_old_data_back(setup, failing: str, at
 
 def test_members_serving_another_revision_than_the_snapshots_are_rolled_back(setup) -> None:
     ctx, world, snap = setup
-    world.served = REVISION + 1
-    with pytest.raises(etcd_restore.RestoreFailed, match=f"serves revision {REVISION + 1}, the snapshot has {REVISION}"):
+    world.served = REVISION  # the restore did not bump the revision: watches would miss changes
+    with pytest.raises(etcd_restore.RestoreFailed,
+                       match=f"serves revision {REVISION}, the snapshot has {REVISION} "
+                             rf"\(so {commands.restored_revision(REVISION)} once restored\)"):
         etcd_restore.restore(ctx, snap, confirm=lambda plan: True)
     assert "start-cp" not in world.steps()[:world.steps().index("rollback")]
     assert world.steps()[-len(ROLLBACK):] == ROLLBACK
