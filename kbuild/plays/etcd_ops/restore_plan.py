@@ -10,6 +10,7 @@ from typing import Any
 from kbuild.errors import ExitCode, KbuildError
 from kbuild.inventory import Cluster
 from kbuild.plays.etcd_ops.commands import (
+    RESTORE_REVISION_BUMP,
     initial_cluster,
     peer_url,
     restore_token,
@@ -89,11 +90,11 @@ class RestorePlan:
             *[f"       {x.host}: {x.data_dir} -> {x.aside}" if x.has_data else
               f"       {x.host}: {x.data_dir} does not exist (nothing to move)" for x in self.members],
             f"  6. restore the snapshot on every member with {self.tool} (etcd {self.target_version}), "
-            f"new cluster token {self.token}:",
+            f"new cluster token {self.token}, revision moved {RESTORE_REVISION_BUMP:,} on so watches start over:",
             *[f"       {x.host}: name {x.host}, peer URL {x.peer_url}" for x in self.members],
             f"     initial cluster {self.initial_cluster}",
             "  7. start etcd on every member together; wait for cluster health, the member list and the "
-            "snapshot's revision on every member",
+            "snapshot's revision (bumped) on every member",
             f"  8. start the control plane on {planes}; wait for kube-apiserver /readyz and the controllers",
             "  if any of 3-8 fails: the moved-aside data directories are put back and everything is restarted",
         ]
