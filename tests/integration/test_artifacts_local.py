@@ -28,7 +28,7 @@ from kbuild.artifacts import (
 from kbuild.artifacts.hosts import cluster_binaries, cluster_image_releases, cluster_images
 from kbuild.cli import run
 from kbuild.inventory.model import Versions
-from kbuild.releases import KUBERNETES, minor_of
+from kbuild.releases import COREDNS_IMAGE, KUBERNETES, minor_of
 from tests.mirror.releases import PREVIOUS_ETCD
 from tests.mirror.server import MirrorServer
 from tests.unit.artifacts.helpers import make_cluster, sha
@@ -209,8 +209,9 @@ def test_bundle_round_trip_with_the_network_cut(built_mirror, tmp_path, monkeypa
             for artifact in host_artifacts(offline, host):
                 assert artifact.local_path is not None and sha256_file(artifact.local_path) == artifact.sha256
         images = cluster_images(offline)["w1"]
-        assert [i.ref for i in images] == [PAUSE]
-        assert images[0].local_path is not None and sha256_file(images[0].local_path) == images[0].sha256
+        assert [i.ref for i in images] == [PAUSE, COREDNS_IMAGE]  # the sandbox image, then the DNS addon's
+        for image in images:
+            assert image.local_path is not None and sha256_file(image.local_path) == image.sha256
 
 
 # -- the CLI --------------------------------------------------------------------------------------------------
