@@ -95,12 +95,16 @@ def list_(
         return
     typer.echo(f"cache {store.cache.root}; files from {store.origin.description}; "
                f"transfer {cluster.artifacts.transfer}")
+    # Columns as wide as their longest entry: image references are much longer than binary names.
+    rows = [(item["name"], f"{item['component']} {item['version']}") for h in hosts for item in h["files"]]
+    name_width = max((len(name) for name, _ in rows), default=0)
+    release_width = max((len(release) for _, release in rows), default=0)
     for entry in hosts:
         typer.echo(f"{entry['name']} ({', '.join(entry['roles'])}; {entry['arch']})")
         for item in entry["files"]:
             sha = f"sha256:{item['sha256']}" if item["sha256"] else "sha256 not known yet"
             release = f"{item['component']} {item['version']}"
-            typer.echo(f"  {item['name']:<24} {release:<18} {item['state']:<8} {sha}")
+            typer.echo(f"  {item['name']:<{name_width}} {release:<{release_width}} {item['state']:<8} {sha}")
     states = [f["state"] for h in hosts for f in h["files"]]
     if any(state != "cached" for state in states):
         typer.echo(f"run `kbuild artifacts fetch -i {inventory}` to download and verify what is missing")

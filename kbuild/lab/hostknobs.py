@@ -63,17 +63,33 @@ KUBELET_KERNEL_SETTINGS = {
 }
 
 
+# Limits every machine draws on together: inotify instances and watches are counted per user, and root in
+# each machine is the host's root. systemd, journald, containerd and each kubelet (cAdvisor, its file
+# watchers) hold dozens of instances per machine, so the host's default of 128 runs out at a handful of
+# machines and kubelets die with "inotify_init: too many open files" (kind documents the same limit).
+# Raised to at least these values, never lowered.
+SHARED_KERNEL_MINIMUMS = {
+    "fs.inotify.max_user_instances": 8192,
+    "fs.inotify.max_user_watches": 524288,
+}
+
+
 def set_kernel_settings(proc: Path = Path("/proc")) -> list[str]:
-    """Set the kubelet's kernel settings on the host where they differ; return `name old -> new` for each change."""
+    """Set the kubelet's kernel settings on the host where they differ, and raise the shared limits below
+    their minimums; return `name old -> new` for each change."""
     changed = []
-    for name, value in KUBELET_KERNEL_SETTINGS.items():
+    wanted = {name: (value, lambda current, value=value: current != value)
+              for name, value in KUBELET_KERNEL_SETTINGS.items()}
+    wanted |= {name: (str(minimum), lambda current, minimum=minimum: int(current) < minimum)
+               for name, minimum in SHARED_KERNEL_MINIMUMS.items()}
+    for name, (value, differs) in wanted.items():
         path = proc / "sys" / name.replace(".", "/")
         try:
             current = path.read_text().strip()
-            if current != value:
+            if differs(current):
                 path.write_text(value + "\n")
                 changed.append(f"{name} {current} -> {value}")
-        except OSError:
+        except (OSError, ValueError):
             continue  # not this kernel's, or not writable: the kubelet will say what it misses
     return changed
 

@@ -193,7 +193,8 @@ class Lab:
             self.say(f"host: loaded kernel module {', '.join(loaded)} (machines cannot load modules themselves)")
         tuned = hostknobs.set_kernel_settings()
         if tuned:
-            self.say(f"host: set {', '.join(tuned)} (what a kubelet sets at start; machines share this kernel)")
+            self.say(f"host: set {', '.join(tuned)} (what a kubelet sets at start, and the inotify limits "
+                     "every machine's root draws on: machines share this kernel)")
         if hostknobs.ensure_forward_rule(plan.bridge, self.name) and not state.forward_rule:
             state.forward_rule = True
             state.save(self.paths.state_file)

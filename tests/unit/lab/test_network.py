@@ -81,6 +81,16 @@ def test_kernel_settings_the_kubelet_wants_are_set_where_they_differ(tmp_path):
     assert hostknobs.set_kernel_settings(proc) == []  # already right: nothing to change, nothing said
 
 
+def test_shared_limits_are_raised_to_their_minimums_and_never_lowered(tmp_path):
+    proc = fake_proc(tmp_path, {**hostknobs.KUBELET_KERNEL_SETTINGS, "fs.inotify.max_user_instances": "128",
+                                "fs.inotify.max_user_watches": "1048576"})
+    # The host's default of 128 instances is what left kubelets with "inotify_init: too many open files".
+    assert hostknobs.set_kernel_settings(proc) == ["fs.inotify.max_user_instances 128 -> 8192"]
+    assert read_proc(proc, "fs.inotify.max_user_instances") == "8192\n"
+    assert read_proc(proc, "fs.inotify.max_user_watches") == "1048576\n"  # already above: kept
+    assert hostknobs.set_kernel_settings(proc) == []
+
+
 def test_kernel_settings_this_kernel_lacks_or_refuses_are_left_to_the_kubelet(tmp_path):
     proc = fake_proc(tmp_path, {"vm.panic_on_oom": "1"})  # and no other setting: not this kernel's
     (proc / "sys/kernel/panic").mkdir(parents=True)  # there, but reading and writing fail (OSError), as root too
