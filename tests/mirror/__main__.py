@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("flags", help="regenerate kbuild/render/flagdata from each supported minor's --help")
     tool = commands.add_parser("tool", help="print the path of a client binary built for the mirror")
     tool.add_argument("name", choices=("kubectl", "etcdctl", "etcdutl", "crictl"))
+    commands.add_parser("test-image", help="print the reference of the busybox test image in the mirror")
     args = parser.parse_args(argv)
 
     try:
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "tool":
         print(mirror.tool(args.name))
+        return 0
+    if args.command == "test-image":
+        print(mirror.test_image)
         return 0
     with MirrorServer(mirror.root) as server:
         print(f"serving {mirror.root} at {server.url}", flush=True)
