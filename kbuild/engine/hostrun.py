@@ -258,6 +258,15 @@ class HostRun:
                 return
             self.emit("gate", resource=gate.name, status="ok")
 
+    def _unit_log(self, gate: Gate, lines: int = 12) -> str:
+        """The last lines the gate's unit logged: why a service never became healthy is almost always there."""
+        if gate.unit is None:
+            return ""
+        unit = q(f"{gate.unit}.service")
+        result = self.conn.run(f"journalctl -u {unit} -n {lines} --no-pager -o cat 2>&1", timeout=30)
+        log = (result.out or "").strip()
+        return f"\nlast lines of {gate.unit}'s log (journalctl -u {gate.unit}):\n{log[-2500:]}" if log else ""
+
     def _wait(self, gate: Gate) -> str | None:
         self.status(f"waiting for {gate.name} (up to {gate.timeout:.0f}s)")
         if gate.command is not None:
@@ -271,7 +280,7 @@ class HostRun:
             if result.ok:
                 return None
             detail = (result.out or result.err).strip()[-1500:]
-            return f"not healthy after {gate.timeout:.0f}s: {detail or 'no output'}"
+            return f"not healthy after {gate.timeout:.0f}s: {detail or 'no output'}" + self._unit_log(gate)
         assert gate.check is not None
         deadline = time.monotonic() + gate.timeout
         while True:

@@ -30,6 +30,7 @@ class Gate:
     timeout: float = 120.0
     interval: float = 2.0
     always: bool = False  # wait even when nothing changed on the host
+    unit: str | None = None  # the systemd unit behind this health: its last log lines go with a failure
 
 
 @dataclass

@@ -24,11 +24,13 @@ def kubectl(*args: str) -> str:
 def gates() -> list[Gate]:
     # The controllers serve /healthz with a self-signed certificate unless given one, as the real ones do.
     return [
-        Gate("kube-apiserver /livez", command=apiserver_get("/livez"), timeout=APISERVER_TIMEOUT),
-        Gate("kube-apiserver /readyz", command=apiserver_get("/readyz"), timeout=APISERVER_TIMEOUT),
-        Gate("kube-controller-manager /healthz", timeout=APISERVER_TIMEOUT,
+        Gate("kube-apiserver /livez", command=apiserver_get("/livez"), timeout=APISERVER_TIMEOUT,
+             unit="kube-apiserver"),
+        Gate("kube-apiserver /readyz", command=apiserver_get("/readyz"), timeout=APISERVER_TIMEOUT,
+             unit="kube-apiserver"),
+        Gate("kube-controller-manager /healthz", timeout=APISERVER_TIMEOUT, unit="kube-controller-manager",
              command=f"curl -fsSk --max-time 5 https://127.0.0.1:{layout.CONTROLLER_MANAGER_PORT}/healthz"),
-        Gate("kube-scheduler /healthz", timeout=APISERVER_TIMEOUT,
+        Gate("kube-scheduler /healthz", timeout=APISERVER_TIMEOUT, unit="kube-scheduler",
              command=f"curl -fsSk --max-time 5 https://127.0.0.1:{layout.SCHEDULER_PORT}/healthz"),
     ]
 

@@ -26,7 +26,7 @@ def etcdctl(cluster: Cluster, *args: str, endpoints: str | None = None) -> str:
 
 def health_gate(cluster: Cluster, *, always: bool = False) -> Gate:
     return Gate("etcd cluster healthy", command=etcdctl(cluster, "endpoint", "health", "--cluster"),
-                timeout=ETCD_HEALTH_TIMEOUT, interval=2.0, always=always)
+                timeout=ETCD_HEALTH_TIMEOUT, interval=2.0, always=always, unit="etcd")
 
 
 def plan(cluster: Cluster, inputs: HostInputs) -> Plan:

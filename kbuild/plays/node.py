@@ -31,10 +31,11 @@ SERVICES = ("kubelet", "kube-proxy")  # after containerd and the images it must 
 
 def gates() -> list[Gate]:
     return [
-        Gate("containerd answering", timeout=NODE_TIMEOUT, command=f"test -S {layout.CONTAINERD_SOCKET}"),
-        Gate("kubelet /healthz", timeout=NODE_TIMEOUT,
+        Gate("containerd answering", timeout=NODE_TIMEOUT, command=f"test -S {layout.CONTAINERD_SOCKET}",
+             unit="containerd"),
+        Gate("kubelet /healthz", timeout=NODE_TIMEOUT, unit="kubelet",
              command=f"curl -fsS --max-time 5 http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz"),
-        Gate("kube-proxy /healthz", timeout=NODE_TIMEOUT,
+        Gate("kube-proxy /healthz", timeout=NODE_TIMEOUT, unit="kube-proxy",
              command=f"curl -fsS --max-time 5 http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz"),
     ]
 

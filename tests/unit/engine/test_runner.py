@@ -219,6 +219,24 @@ def test_gates_run_after_changes_and_fail_the_host(host):
     assert out.status is HostStatus.OK and rec.of("gate") == []
 
 
+def test_a_failed_gate_of_a_unit_carries_the_units_last_log_lines(host):
+    journalctl = host.root / "bin" / "journalctl"
+    journalctl.write_text('#!/bin/sh\necho "journalctl $*"\necho \'E1202 "Failed to start cAdvisor" err="inotify_init: '
+                          'too many open files"\'\n')
+    journalctl.chmod(0o755)
+    runner, _, _ = host.runner()
+    gate = Gate("kubelet /healthz", command="echo 'connection refused'; false", timeout=1, interval=0.2,
+                unit="kubelet", always=True)
+    out = runner.apply("d", {"h1": Plan([], gates=[gate])})["h1"]
+    message = out.message or ""
+    assert out.status is HostStatus.FAILED and "connection refused" in message
+    assert "last lines of kubelet's log (journalctl -u kubelet):" in message
+    assert "journalctl -u kubelet.service -n 12 --no-pager -o cat" in message and "inotify_init" in message
+    # A gate that names no unit reports only its own output.
+    out = runner.apply("d", {"h1": Plan([], gates=[Gate("plain", command="false", timeout=1, always=True)])})["h1"]
+    assert "journalctl" not in (out.message or "")
+
+
 def test_local_gate_check(host):
     calls = []
 
