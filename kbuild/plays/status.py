@@ -12,25 +12,19 @@ from dataclasses import dataclass, field
 from kbuild import layout
 from kbuild.engine.ssh import Connection
 from kbuild.inventory import Cluster, Host
-from kbuild.plays.control_plane import apiserver_get, kubectl
+from kbuild.plays.components import health_checks
+from kbuild.plays.control_plane import kubectl
 from kbuild.plays.etcd import etcdctl
 from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.render import units_for
 
-CURL = "curl -fsS --max-time 3"
-
-
-def health_command(unit: str) -> str | None:
-    """A read-only shell test that succeeds when the component answers its health endpoint."""
-    return {
-        "etcd": etcdctl(None, "endpoint", "health"),  # type: ignore[arg-type]
-        "kube-apiserver": apiserver_get("/readyz"),
-        "kube-controller-manager": f"{CURL} -k https://127.0.0.1:{layout.CONTROLLER_MANAGER_PORT}/healthz",
-        "kube-scheduler": f"{CURL} -k https://127.0.0.1:{layout.SCHEDULER_PORT}/healthz",
-        "kubelet": f"{CURL} http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz",
-        "kube-proxy": f"{CURL} http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz",
-        "containerd": f"test -S {layout.CONTAINERD_SOCKET}",
-    }.get(unit)
+def health_command(cluster: Cluster, unit: str) -> str | None:
+    """A read-only shell test that succeeds when the component answers every health check its gates wait for;
+    etcd's is the member's own (its gate asks the whole cluster, which a member's status is not)."""
+    if unit == "etcd":
+        return etcdctl(cluster, "endpoint", "health")
+    checks = health_checks(cluster, unit)
+    return " && ".join(check.command for check in checks) if checks else None
 
 
 def version_command(unit: str) -> str | None:
@@ -48,7 +42,7 @@ def probe_script(cluster: Cluster, host: Host) -> str:
         version = version_command(unit)
         if version:
             lines.append(f'echo "version {unit} $({version} 2>/dev/null | tr -s " " | head -c 200)"')
-        health = health_command(unit)
+        health = health_command(cluster, unit)
         if health:
             lines.append(f'if out=$( ( {health} ) 2>&1 ); then echo "health {unit} ok"; '
                          f'else echo "health {unit} fail $(printf %s "$out" | tr "\\n" " " | head -c 300)"; fi')
