@@ -136,7 +136,7 @@ class Rollout:
         settings = self.cluster.settings
         versions = settings.versions.model_copy(update={"etcd": str(min(running))})
         cluster = dataclasses.replace(self.cluster, settings=settings.model_copy(update={"versions": versions}))
-        return Context(cluster, self.ctx.session, check=self.ctx.check, data=self.ctx.data, timings=self.ctx.timings)
+        return Context(cluster, self.ctx.session, check=self.ctx.check, state=self.ctx.state, timings=self.ctx.timings)
 
     def describe_target(self) -> str:
         t = self.plan.target
