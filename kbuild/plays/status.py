@@ -287,9 +287,14 @@ def _addons(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -
         return
     result = ctx.session.pool.get(control.name).run(kubectl("get", "deployment", "coredns", "-n", "kube-system",
                                                             "-o", "json"))
-    addon = (parse_deployment("coredns", result.out) if result.ok else
-             AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0,
-                         result.err.strip() or "its Deployment is missing"))
+    wanted = cluster.settings.addons.coredns.replicas
+    if not result.ok:
+        addon = AddonStatus("coredns", wanted, 0, result.err.strip() or "its Deployment is missing")
+    else:
+        try:
+            addon = parse_deployment("coredns", result.out)
+        except (ValueError, TypeError, AttributeError) as exc:  # as for etcd and the nodes: a problem, not a crash
+            addon = AddonStatus("coredns", wanted, 0, f"unexpected kubectl output: {exc}")
     if not cluster.kubelet_hosts:
         addon.waiting = "no worker to run on"
     report.addons.append(addon)
