@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from kbuild import layout, pki
+from kbuild.artifacts import cluster_artifacts
 from kbuild.cli.cluster import print_status
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import HostOutcome, HostStatus, Plan
@@ -135,16 +136,20 @@ def managed(plan: Plan) -> set[str]:
 
 
 def test_cni_none_leaves_out_the_cni_config_the_pod_routes_and_their_unit(cluster_of) -> None:
-    own = node_plan(cluster_of(MASTER + WORKER + "  w2: {address: 198.18.0.12, roles: [worker]}\n"))
-    theirs = node_plan(cluster_of(MASTER + WORKER + "  w2: {address: 198.18.0.12, roles: [worker]}\n", "cni: none"))
+    two_workers = MASTER + WORKER + "  w2: {address: 198.18.0.12, roles: [worker]}\n"
+    own = node_plan(cluster_of(two_workers))
+    users = cluster_of(two_workers, "cni: none")
+    theirs = node_plan(users)
     kbuild_network = {str(layout.CNI_BRIDGE_CONF), str(layout.CNI_LOOPBACK_CONF),
                       str(layout.unit_path("kbuild-pod-routes")), "kbuild-pod-routes"}
     assert kbuild_network <= managed(own)
     assert not kbuild_network & managed(theirs)
     assert any(isinstance(r, Command) and r.name.startswith("route ") for r in own.resources)
     assert not [r for r in theirs.resources if isinstance(r, Command) and "route" in r.name]
-    # The CNI directories stay: the user's network add-on writes its config and plugins there.
+    # The CNI directories and the standard plugins stay: the user's network add-on writes its config there, and
+    # many (flannel) delegate to the bridge and host-local plugins.
     assert {str(layout.CNI_CONF_DIR), str(layout.CNI_BIN_DIR)} <= managed(theirs)
+    assert {"bridge", "host-local", "loopback"} <= {a.name for a in cluster_artifacts(users, prepare=False)["w1"]}
 
 
 # -- CoreDNS in status ------------------------------------------------------------------------------------
