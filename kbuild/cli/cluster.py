@@ -24,7 +24,7 @@ from kbuild.kubeconfig import default_kubeconfig, merge_kubeconfig
 from kbuild.plays import bootstrap as bootstrap_play
 from kbuild.plays import reset as reset_play
 from kbuild.plays import status as status_play
-from kbuild.plays.phases import Context, run_phases
+from kbuild.plays.phases import Context, check_skip, run_phases
 
 SkipOption = Annotated[Optional[str], typer.Option(
     "--skip-phases", help=f"Comma-separated phases to skip ({', '.join(p.name for p in bootstrap_play.PHASES)}).")]
@@ -39,12 +39,13 @@ def bootstrap(
     bundle: BundleOption = None,
 ) -> None:
     """Bring every host to the cluster the inventory describes. Safe to re-run: only differences are applied."""
+    skip = {s.strip() for s in (skip_phases or "").split(",") if s.strip()}
+    check_skip(bootstrap_play.PHASES, skip)  # an argument check: before anything is read or contacted
     cluster = load(inventory, state_dir)
     if bundle is not None:
         use_bundle(bundle, cluster)
     options = RunOptions(check=check, diff=diff, forks=forks, limit=limit, json=as_json, verbose=verbose,
                          fail_fast=fail_fast)
-    skip = {s.strip() for s in (skip_phases or "").split(",") if s.strip()}
     with engine_session(cluster, options, "bootstrap") as session:
         ctx = Context(cluster, session, check=check)
         try:

@@ -23,6 +23,7 @@ from kbuild.engine.report import Event
 from kbuild.errors import ExitCode, KbuildError, UsageError
 from kbuild.inventory import Cluster
 from kbuild.plays import bootstrap as bootstrap_play
+from kbuild.plays.desired import INPUTS
 from kbuild.plays.phases import Context, run_phases
 from kbuild.plays.upgrade import (
     UpgradePlan,
@@ -110,7 +111,7 @@ def apply(
         _confirm(result, yes=yes, as_json=as_json)
         try:
             run_phases(ctx, [p for p in bootstrap_play.PHASES if p.name in ("pki", "artifacts")])
-            done = run(ctx, result, ctx.data["inputs"])
+            done = run(ctx, result, ctx.state.get(INPUTS))
         except UpgradeStopped as exc:
             # The stop itself was reported as an event; what remains to say is how to go on.
             console.print(f"hint: {exc.hint}", markup=False)

@@ -206,7 +206,12 @@ class CoreDNSSettings(Strict):
                 if not re.fullmatch(r"/[A-Za-z0-9._/-]+", item, re.ASCII):
                     raise ValueError(f"{item!r} is not a resolv.conf path of letters, digits and ._-/")
                 continue
-            host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+            if item.startswith("[") and "]:" in item:  # [IPv6]:port, as CoreDNS writes it
+                host, _, port = item[1:].partition("]:")
+                if not port or ":" not in host:
+                    raise ValueError(f"{item!r} is not [IPv6 address]:port")
+            else:
+                host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
             try:
                 ipaddress.ip_address(host.strip("[]"))
             except ValueError:

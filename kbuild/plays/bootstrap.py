@@ -12,11 +12,13 @@ from kbuild import layout, pki
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
-from kbuild.plays.desired import HostInputs, prepare_inputs
-from kbuild.plays.phases import Context, Phase, require_success
+from kbuild.plays.desired import INPUTS, HostInputs, prepare_inputs
+from kbuild.plays.phases import Context, Phase, Slot, require_success
 
 NODES_REGISTERED_TIMEOUT = 120.0
 ADDONS_TIMEOUT = 180.0
+# Check mode's throwaway copy of the state directory, removed by cleanup().
+SCRATCH: Slot[Path] = Slot("scratch", "the check-mode copy of the state directory")
 
 
 def phase_preflight(ctx: Context) -> None:
@@ -28,7 +30,7 @@ def phase_pki(ctx: Context) -> None:
     cluster = ctx.cluster
     if ctx.check:
         scratch = Path(tempfile.mkdtemp(prefix="kbuild-check-"))
-        ctx.data["scratch"] = scratch
+        ctx.state.put(SCRATCH, scratch)
         copy = scratch / "state"
         if cluster.state_dir.exists():
             shutil.copytree(cluster.state_dir, copy, ignore=shutil.ignore_patterns("logs", "backups"))
@@ -46,7 +48,7 @@ def phase_pki(ctx: Context) -> None:
 def phase_artifacts(ctx: Context) -> None:
     """Fetch and verify every binary into the controller's cache (push) or its checksums (pull)."""
     inputs = prepare_inputs(ctx.cluster, ctx.session.hosts)
-    ctx.data["inputs"] = inputs
+    ctx.state.put(INPUTS, inputs)
     count = sum(len(i.artifacts) for i in inputs.values())
     archives = len({image.ref for i in inputs.values() for image in i.images})
     ctx.say(f"{count} host binaries{f' and {archives} image archives' if archives else ''} verified "
@@ -57,7 +59,7 @@ def phase_etcd(ctx: Context) -> None:
     hosts = ctx.selected(ctx.cluster.etcd_hosts)
     if not hosts:
         return
-    inputs = ctx.data["inputs"]
+    inputs = ctx.state.get(INPUTS)
     initialized = etcd.initialized_members(ctx)
     plans = {h.name: etcd.plan(ctx.cluster, inputs[h.name]) for h in hosts}
     if not initialized:
@@ -77,7 +79,7 @@ def phase_control_plane(ctx: Context) -> None:
     hosts = ctx.selected(ctx.cluster.control_plane_hosts)
     if not hosts:
         return
-    inputs = ctx.data["inputs"]
+    inputs = ctx.state.get(INPUTS)
     # One at a time: a changed apiserver certificate or flag must never take every apiserver down at once.
     outcomes = ctx.runner.apply("control-plane",
                                 {h.name: control_plane.plan(ctx.cluster, inputs[h.name]) for h in hosts},
@@ -104,7 +106,8 @@ def phase_cluster_objects(ctx: Context) -> None:
     first = _first_control_plane(ctx)
     if first is None:
         return
-    apply = apply_manifest(ctx.data["inputs"][first.name], layout.APISERVER_KUBELET_RBAC, "apiserver-to-kubelet RBAC")
+    apply = apply_manifest(ctx.state.get(INPUTS)[first.name], layout.APISERVER_KUBELET_RBAC,
+                           "apiserver-to-kubelet RBAC")
     outcomes = ctx.runner.apply("cluster-objects", {first.name: Plan([apply])},
                                 describe=f"RBAC and other API objects, through {first.name}")
     require_success("cluster-objects", outcomes)
@@ -116,7 +119,7 @@ def phase_addons(ctx: Context) -> None:
     first = _first_control_plane(ctx)
     if first is None or not coredns.enabled:
         return
-    apply = apply_manifest(ctx.data["inputs"][first.name], layout.COREDNS_MANIFEST, "CoreDNS")
+    apply = apply_manifest(ctx.state.get(INPUTS)[first.name], layout.COREDNS_MANIFEST, "CoreDNS")
     gates = [] if ctx.check else [Gate(
         "CoreDNS available", always=True, timeout=ADDONS_TIMEOUT,
         command=control_plane.kubectl("rollout", "status", "deployment/coredns", "-n", "kube-system",
@@ -138,7 +141,7 @@ def phase_nodes(ctx: Context) -> None:
     hosts = ctx.selected(ctx.cluster.kubelet_hosts)
     if not hosts:
         return
-    inputs = ctx.data["inputs"]
+    inputs = ctx.state.get(INPUTS)
     outcomes = ctx.runner.apply("nodes", {h.name: node.plan(ctx.cluster, inputs[h.name]) for h in hosts},
                                 describe="containerd, runc, CNI, kubelet, kube-proxy")
     require_success("nodes", outcomes)
@@ -172,17 +175,17 @@ PHASES = [
     # fetched, then rolled exactly as `kbuild upgrade apply` does (snapshot, etcd leader last, apiservers
     # one by one, workers drained), never replaced in parallel by the phases below.
     Phase("upgrade", "rolling upgrade of hosts that run other versions than the inventory", upgrade.bootstrap_phase),
-    Phase("artifacts", "binaries fetched and verified", phase_artifacts),
-    Phase("etcd", "etcd members", phase_etcd),
-    Phase("control-plane", "apiserver, controller-manager, scheduler", phase_control_plane),
-    Phase("cluster-objects", "RBAC in the API", phase_cluster_objects),
-    Phase("nodes", "container runtime, kubelet and kube-proxy; nodes registered", phase_nodes),
-    Phase("addons", "CoreDNS, through the API", phase_addons),
+    Phase("artifacts", "binaries fetched and verified", phase_artifacts, provides=(INPUTS,)),
+    Phase("etcd", "etcd members", phase_etcd, needs=(INPUTS,)),
+    Phase("control-plane", "apiserver, controller-manager, scheduler", phase_control_plane, needs=(INPUTS,)),
+    Phase("cluster-objects", "RBAC in the API", phase_cluster_objects, needs=(INPUTS,)),
+    Phase("nodes", "container runtime, kubelet and kube-proxy; nodes registered", phase_nodes, needs=(INPUTS,)),
+    Phase("addons", "CoreDNS, through the API", phase_addons, needs=(INPUTS,)),
     Phase("handlers", "restarts still owed", phase_handlers),
 ]
 
 
 def cleanup(ctx: Context) -> None:
-    scratch = ctx.data.get("scratch")
-    if isinstance(scratch, Path):
+    scratch = ctx.state.find(SCRATCH)
+    if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)

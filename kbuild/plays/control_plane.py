@@ -6,38 +6,26 @@ from kbuild import layout
 from kbuild.engine.resources import Directory, Service
 from kbuild.engine.runner import Gate, Plan
 from kbuild.inventory import Cluster
+from kbuild.plays.components import health_checks
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
 
 APISERVER_TIMEOUT = 180.0
-
-
-def apiserver_get(path: str) -> str:
-    """curl on a control plane against its own apiserver, as a system:masters client, verifying the server."""
-    return (f"curl -fsS --max-time 5 --cacert {layout.CA_CERT} --cert {layout.APISERVER_KUBELET_CLIENT_CERT} "
-            f"--key {layout.APISERVER_KUBELET_CLIENT_KEY} https://127.0.0.1:6443{path}")
+SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")  # in start order
 
 
 def kubectl(*args: str) -> str:
     return " ".join([str(layout.binary_path("kubectl")), f"--kubeconfig={layout.ADMIN_KUBECONFIG}", *args])
 
 
-def gates() -> list[Gate]:
-    # The controllers serve /healthz with a self-signed certificate unless given one, as the real ones do.
-    return [
-        Gate("kube-apiserver /livez", command=apiserver_get("/livez"), timeout=APISERVER_TIMEOUT,
-             unit="kube-apiserver"),
-        Gate("kube-apiserver /readyz", command=apiserver_get("/readyz"), timeout=APISERVER_TIMEOUT,
-             unit="kube-apiserver"),
-        Gate("kube-controller-manager /healthz", timeout=APISERVER_TIMEOUT, unit="kube-controller-manager",
-             command=f"curl -fsSk --max-time 5 https://127.0.0.1:{layout.CONTROLLER_MANAGER_PORT}/healthz"),
-        Gate("kube-scheduler /healthz", timeout=APISERVER_TIMEOUT, unit="kube-scheduler",
-             command=f"curl -fsSk --max-time 5 https://127.0.0.1:{layout.SCHEDULER_PORT}/healthz"),
-    ]
+def gates(cluster: Cluster, components: tuple[str, ...] = SERVICES) -> list[Gate]:
+    """The health gates of these control-plane components (all of them by default), in start order."""
+    return [Gate(check.name, command=check.command, timeout=APISERVER_TIMEOUT, unit=component)
+            for component in components for check in health_checks(cluster, component)]
 
 
 def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     files = (artifact_resources(inputs, "control-plane") + pki_resources(inputs, "control-plane")
              + rendered_resources(inputs, "control-plane"))
     log_dir = Directory(str(layout.AUDIT_LOG.parent), mode=0o700)
-    services = [Service("kube-apiserver"), Service("kube-controller-manager"), Service("kube-scheduler")]
-    return Plan([*parents_of(files), log_dir, *files, *services], gates=gates())
+    services = [Service(name) for name in SERVICES]
+    return Plan([*parents_of(files), log_dir, *files, *services], gates=gates(cluster))

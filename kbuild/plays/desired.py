@@ -16,6 +16,7 @@ from kbuild.engine.resources import Artifact, ContainerImage, Directory, File, R
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.pki import PKIFile
+from kbuild.plays.phases import Slot
 from kbuild.pki import host_files as pki_host_files
 from kbuild.render import RenderedFile
 from kbuild.render import host_files as rendered_host_files
@@ -37,6 +38,11 @@ class HostInputs:
     rendered: tuple[RenderedFile, ...]
     artifacts: tuple[HostArtifact, ...]
     images: tuple[HostImage, ...] = ()
+
+
+# The artifacts phase's result, which every phase that applies a plan builds on.
+INPUTS: Slot[dict[str, HostInputs]] = Slot("inputs", "every host's binaries, image archives and rendered files "
+                                            "(fetched and verified)")
 
 
 def gather_inputs(cluster: Cluster, host: Host, artifacts: Iterable[HostArtifact],

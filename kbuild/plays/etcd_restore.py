@@ -302,7 +302,7 @@ def _apply(ctx, plan: RestorePlan, progress: _Progress, revision: int) -> str:  
         _each(ctx, "restore-start-control-plane", planes,
               _service_task("start", CONTROL_PLANE_SERVICES),
               "start the control plane")
-        _gates(ctx, "restore-control-plane-health", {p: control_plane.gates() for p in planes},
+        _gates(ctx, "restore-control-plane-health", {p: control_plane.gates(ctx.cluster) for p in planes},
                "kube-apiserver ready, controllers healthy")
     return cluster_id
 
@@ -388,7 +388,8 @@ def _rollback(ctx, plan: RestorePlan, progress: _Progress) -> dict[str, str]:  #
     if planes:
         _each(ctx, "rollback-start", planes, _service_task("start", CONTROL_PLANE_SERVICES),
               "start the control plane again", raise_on_failure=False)
-        for name, problem in _gates(ctx, "rollback-control-plane-health", {p: control_plane.gates() for p in planes},
+        gates = {p: control_plane.gates(ctx.cluster) for p in planes}
+        for name, problem in _gates(ctx, "rollback-control-plane-health", gates,
                                     "control plane healthy again", raise_on_failure=False).items():
             left.setdefault(name, f"control plane not healthy after the rollback: {problem}")
     return left

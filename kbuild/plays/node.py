@@ -7,6 +7,7 @@ from kbuild.engine.facts import q
 from kbuild.engine.resources import Command, Directory, KernelModule, Service, Sysctl
 from kbuild.engine.runner import Gate, Plan
 from kbuild.inventory import Cluster
+from kbuild.plays.components import health_checks
 from kbuild.plays.desired import (
     HostInputs,
     artifact_resources,
@@ -29,15 +30,9 @@ SYSCTLS = (Sysctl("net.ipv4.ip_forward", "1"),
 SERVICES = ("kubelet", "kube-proxy")  # after containerd and the images it must hold
 
 
-def gates() -> list[Gate]:
-    return [
-        Gate("containerd answering", timeout=NODE_TIMEOUT, command=f"test -S {layout.CONTAINERD_SOCKET}",
-             unit="containerd"),
-        Gate("kubelet /healthz", timeout=NODE_TIMEOUT, unit="kubelet",
-             command=f"curl -fsS --max-time 5 http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz"),
-        Gate("kube-proxy /healthz", timeout=NODE_TIMEOUT, unit="kube-proxy",
-             command=f"curl -fsS --max-time 5 http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz"),
-    ]
+def gates(cluster: Cluster) -> list[Gate]:
+    return [Gate(check.name, command=check.command, timeout=NODE_TIMEOUT, unit=component)
+            for component in ("containerd", *SERVICES) for check in health_checks(cluster, component)]
 
 
 def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
@@ -47,7 +42,7 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files, Service("containerd"),
                  *image_resources(inputs), *(Service(name) for name in SERVICES), *_pod_routes_unit(cluster),
                  *pod_routes(cluster, inputs.host)],
-                gates=gates())
+                gates=gates(cluster))
 
 
 def pod_routes(cluster: Cluster, host) -> list[Command]:  # noqa: ANN001 - Host

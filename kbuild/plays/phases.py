@@ -1,25 +1,64 @@
-"""Cluster actions as ordered lists of named phases (k0sctl/kubeadm style), with one runner for all of them."""
+"""Cluster actions as ordered lists of named phases (k0sctl/kubeadm style), with one runner for all of them.
+
+A phase declares what it needs from earlier phases and what it provides to later ones (typed slots in the
+action's state), so a `--skip-phases` that would leave a later phase without its input is refused before
+anything runs, naming the phase that needs it.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Generic, TypeVar, cast
 
 from kbuild.engine.report import Event
 from kbuild.engine.runner import HostOutcome, HostStatus
-from kbuild.errors import ExitCode, KbuildError
+from kbuild.errors import ExitCode, KbuildError, UsageError
 
 PhaseFn = Callable[["Context"], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Slot(Generic[T]):
+    """One result a phase hands to later phases: a typed key into the action's State."""
+
+    name: str
+    what: str  # for messages: what the later phases would be missing
+
+
+class State:
+    """What the phases of one action hand to each other, each value under its slot."""
+
+    def __init__(self) -> None:
+        self._values: dict[Slot[Any], object] = {}
+
+    def put(self, slot: Slot[T], value: T) -> None:
+        self._values[slot] = value
+
+    def get(self, slot: Slot[T]) -> T:
+        if slot not in self._values:
+            # check_skip refuses skips that would cause this, so reaching it is kbuild's own mistake.
+            raise KbuildError(f"internal error: {slot.what} ({slot.name}) was needed before a phase provided it")
+        return cast(T, self._values[slot])
+
+    def find(self, slot: Slot[T]) -> T | None:
+        """The value, or None when no phase provided it (for what a phase provides only sometimes)."""
+        return cast("T | None", self._values.get(slot))
 
 
 @dataclass
 class Phase:
-    """One step of a cluster action. `run` does its work through ctx.runner; it may skip itself."""
+    """One step of a cluster action. `run` does its work through ctx.runner; it may skip itself.
+
+    `needs`: slots an earlier phase must provide; `provides`: slots this phase always puts in the state
+    (a phase that puts one only sometimes does not declare it, so no skip can come to rely on it)."""
 
     name: str
     title: str
     run: PhaseFn
+    needs: tuple[Slot[Any], ...] = ()
+    provides: tuple[Slot[Any], ...] = ()
 
 
 @dataclass
@@ -29,7 +68,7 @@ class Context:
     cluster: object  # kbuild.inventory.Cluster (the PKI phase may swap in a check-mode copy)
     session: object  # kbuild.cli.session.Session: hosts, pool, runner, reporter
     check: bool = False
-    data: dict[str, object] = field(default_factory=dict)  # results phases hand to later phases
+    state: State = field(default_factory=State)  # results phases hand to later phases
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -69,11 +108,34 @@ def require_success(phase: str, outcomes: dict[str, HostOutcome]) -> None:
         raise PhaseFailed(phase, outcomes)
 
 
-def run_phases(ctx: Context, phases: list[Phase], *, skip: set[str] = frozenset()) -> None:
-    unknown = skip - {p.name for p in phases}
+def check_skip(phases: list[Phase], skip: set[str]) -> None:
+    """Refuse (exit 2) an unknown phase name, or a skipped phase whose results a phase that runs needs."""
+    names = [p.name for p in phases]
+    unknown = skip - set(names)
     if unknown:
-        raise KbuildError(f"--skip-phases: unknown phase {', '.join(sorted(unknown))}; phases are "
-                          f"{', '.join(p.name for p in phases)}", hint=None)
+        raise UsageError(f"--skip-phases: unknown phase {', '.join(sorted(unknown))}; phases are {', '.join(names)}")
+    # (what is missing, the skipped phases that provide it) -> the phases that run and need it
+    missing: dict[tuple[Slot[Any], tuple[str, ...]], list[str]] = {}
+    for index, phase in enumerate(phases):
+        if phase.name in skip:
+            continue
+        for need in phase.needs:
+            providers = tuple(p.name for p in phases[:index] if need in p.provides)
+            if providers and all(name in skip for name in providers):
+                missing.setdefault((need, providers), []).append(phase.name)
+    if missing:
+        lines = [f"  phase{'s' if len(needing) > 1 else ''} {', '.join(needing)} need{'' if len(needing) > 1 else 's'} "
+                 f"{need.what}, which phase {' or '.join(providers)} provides"
+                 for (need, providers), needing in missing.items()]
+        needing_all = dict.fromkeys(name for names in missing.values() for name in names)
+        providing_all = dict.fromkeys(name for _, providers in missing for name in providers)
+        raise UsageError(f"--skip-phases {','.join(n for n in names if n in skip)}: nothing was run, because "
+                         "phases that would run need what a skipped phase provides:\n" + "\n".join(lines),
+                         hint=f"skip {', '.join(needing_all)} as well, or do not skip {', '.join(providing_all)}")
+
+
+def run_phases(ctx: Context, phases: list[Phase], *, skip: set[str] = frozenset()) -> None:
+    check_skip(phases, set(skip))
     for phase in phases:
         if phase.name in skip:
             ctx.say(f"skipped ({phase.title})", phase=phase.name)

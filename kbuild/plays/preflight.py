@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from kbuild import layout
 from kbuild.engine.report import Event
 from kbuild.engine.ssh import Connection
 from kbuild.errors import ExitCode, KbuildError
 from kbuild.inventory import Cluster, Host
+from kbuild.plays.components import listening_ports
 from kbuild.plays.phases import PhaseFailed
+from kbuild.render import units_for
 
 # Units kbuild installs: a port they hold is theirs, not a conflict, on a re-run.
 KBUILD_UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
@@ -124,17 +125,10 @@ class Finding:
     severity: str = "error"  # or "warning"
 
 
-def required_ports(host: Host) -> dict[int, str]:
-    """Ports a host's roles need, with the unit that will own each."""
-    ports: dict[int, str] = {}
-    if host.is_etcd:
-        ports |= {layout.ETCD_CLIENT_PORT: "etcd", layout.ETCD_PEER_PORT: "etcd"}
-    if host.is_control_plane:
-        ports |= {6443: "kube-apiserver", layout.CONTROLLER_MANAGER_PORT: "kube-controller-manager",
-                  layout.SCHEDULER_PORT: "kube-scheduler"}
-    if host.runs_kubelet:
-        ports |= {layout.KUBELET_PORT: "kubelet", layout.KUBE_PROXY_HEALTHZ_PORT: "kube-proxy"}
-    return ports
+def required_ports(cluster: Cluster, host: Host) -> dict[int, str]:
+    """Ports a host's units will listen on (from the cluster settings), with the unit that will own each."""
+    ports = listening_ports(cluster)
+    return {port: unit for unit in units_for(host, cluster) for port in ports.get(unit, ())}
 
 
 def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
@@ -162,7 +156,7 @@ def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
     if host.runs_kubelet and facts.swap_kb and cluster.settings.fail_swap_on:
         problem("swap", f"swap is on ({facts.swap_kb // 1024} MB): turn it off (swapoff -a, and remove it from "
                         "/etc/fstab), or set cluster.fail_swap_on: false to let kubelet run with swap")
-    for port, unit in sorted(required_ports(host).items()):
+    for port, unit in sorted(required_ports(cluster, host).items()):
         if port in facts.listening and unit not in facts.active_units:
             problem("ports", f"port {port} (needed by {unit}) is already in use by another program")
     if host.runs_kubelet and facts.cgroupfs and facts.cgroupfs != "cgroup2fs" \

@@ -12,25 +12,19 @@ from dataclasses import dataclass, field
 from kbuild import layout
 from kbuild.engine.ssh import Connection
 from kbuild.inventory import Cluster, Host
-from kbuild.plays.control_plane import apiserver_get, kubectl
+from kbuild.plays.components import health_checks
+from kbuild.plays.control_plane import kubectl
 from kbuild.plays.etcd import etcdctl
 from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.render import units_for
 
-CURL = "curl -fsS --max-time 3"
-
-
-def health_command(unit: str) -> str | None:
-    """A read-only shell test that succeeds when the component answers its health endpoint."""
-    return {
-        "etcd": etcdctl(None, "endpoint", "health"),  # type: ignore[arg-type]
-        "kube-apiserver": apiserver_get("/readyz"),
-        "kube-controller-manager": f"{CURL} -k https://127.0.0.1:{layout.CONTROLLER_MANAGER_PORT}/healthz",
-        "kube-scheduler": f"{CURL} -k https://127.0.0.1:{layout.SCHEDULER_PORT}/healthz",
-        "kubelet": f"{CURL} http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz",
-        "kube-proxy": f"{CURL} http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz",
-        "containerd": f"test -S {layout.CONTAINERD_SOCKET}",
-    }.get(unit)
+def health_command(cluster: Cluster, unit: str) -> str | None:
+    """A read-only shell test that succeeds when the component answers every health check its gates wait for;
+    etcd's is the member's own (its gate asks the whole cluster, which a member's status is not)."""
+    if unit == "etcd":
+        return etcdctl(cluster, "endpoint", "health")
+    checks = health_checks(cluster, unit)
+    return " && ".join(check.command for check in checks) if checks else None
 
 
 def version_command(unit: str) -> str | None:
@@ -48,7 +42,7 @@ def probe_script(cluster: Cluster, host: Host) -> str:
         version = version_command(unit)
         if version:
             lines.append(f'echo "version {unit} $({version} 2>/dev/null | tr -s " " | head -c 200)"')
-        health = health_command(unit)
+        health = health_command(cluster, unit)
         if health:
             lines.append(f'if out=$( ( {health} ) 2>&1 ); then echo "health {unit} ok"; '
                          f'else echo "health {unit} fail $(printf %s "$out" | tr "\\n" " " | head -c 300)"; fi')
@@ -293,9 +287,14 @@ def _addons(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -
         return
     result = ctx.session.pool.get(control.name).run(kubectl("get", "deployment", "coredns", "-n", "kube-system",
                                                             "-o", "json"))
-    addon = (parse_deployment("coredns", result.out) if result.ok else
-             AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0,
-                         result.err.strip() or "its Deployment is missing"))
+    wanted = cluster.settings.addons.coredns.replicas
+    if not result.ok:
+        addon = AddonStatus("coredns", wanted, 0, result.err.strip() or "its Deployment is missing")
+    else:
+        try:
+            addon = parse_deployment("coredns", result.out)
+        except (ValueError, TypeError, AttributeError) as exc:  # as for etcd and the nodes: a problem, not a crash
+            addon = AddonStatus("coredns", wanted, 0, f"unexpected kubectl output: {exc}")
     if not cluster.kubelet_hosts:
         addon.waiting = "no worker to run on"
     report.addons.append(addon)

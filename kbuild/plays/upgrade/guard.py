@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from kbuild.artifacts import cluster_artifacts
 from kbuild.errors import ExitCode, KbuildError, UsageError
+from kbuild.plays.desired import INPUTS
 from kbuild.plays.desired import prepare_inputs as desired_inputs
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import rolling
@@ -50,9 +51,9 @@ def known_binaries(ctx: Context) -> dict[str, dict[str, tuple[str, str]]]:
 
 def prepare_inputs(ctx: Context) -> dict:
     """What every host should have at the target versions (binaries fetched and verified), as the artifacts
-    phase makes it; kept in ctx.data["inputs"] for the phases that follow."""
+    phase makes it; kept in the state (INPUTS) for the phases that follow."""
     inputs = desired_inputs(ctx.cluster, ctx.session.hosts)
-    ctx.data["inputs"] = inputs
+    ctx.state.put(INPUTS, inputs)
     return inputs
 
 

@@ -12,6 +12,7 @@ from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.plays import control_plane, etcd, node
+from kbuild.plays.components import apiserver_get
 from kbuild.plays.phases import Context, require_success
 from kbuild.plays.upgrade import etcdstate, nodes
 from kbuild.plays.upgrade.plan import Step, UpgradePlan
@@ -135,7 +136,7 @@ class Rollout:
         settings = self.cluster.settings
         versions = settings.versions.model_copy(update={"etcd": str(min(running))})
         cluster = dataclasses.replace(self.cluster, settings=settings.model_copy(update={"versions": versions}))
-        return Context(cluster, self.ctx.session, check=self.ctx.check, data=self.ctx.data, timings=self.ctx.timings)
+        return Context(cluster, self.ctx.session, check=self.ctx.check, state=self.ctx.state, timings=self.ctx.timings)
 
     def describe_target(self) -> str:
         t = self.plan.target
@@ -189,7 +190,7 @@ class Rollout:
         """The other kube-apiservers answer /readyz before this one restarts: never two down at once."""
         others = [h for h in self.cluster.control_plane_hosts if h.name != host.name]
         if others:
-            ready = Gate("kube-apiserver /readyz", command=control_plane.apiserver_get("/readyz"),
+            ready = Gate("kube-apiserver /readyz", command=apiserver_get(self.cluster, "/readyz"),
                          timeout=control_plane.APISERVER_TIMEOUT, always=True)
             self.apply(step, {h.name: Plan(gates=[ready]) for h in others},
                        f"the other kube-apiservers ready before {host.name} restarts")
@@ -202,8 +203,8 @@ class Rollout:
         base = control_plane.plan(self.cluster, self.inputs[host.name])
         target = self.plan.target["kube-apiserver"]
         version = Gate(f"kube-apiserver serves v{target}", always=True, timeout=control_plane.APISERVER_TIMEOUT,
-                       command=f"{control_plane.apiserver_get('/version')} | grep -Eq '\"gitVersion\": *\"v{target}\"'")
-        gates = always([g for g in base.gates if "kube-apiserver" in g.name]) + [version]
+                       command=f"{apiserver_get(self.cluster, '/version')} | grep -Eq '\"gitVersion\": *\"v{target}\"'")
+        gates = always(control_plane.gates(self.cluster, ("kube-apiserver",))) + [version]
         self.apply(step, {host.name: Plan(split_plan(base, APISERVER, unowned=True), gates)},
                    f"kube-apiserver on {host.name}, then /livez and /readyz")
         self.finish(step)
@@ -213,7 +214,7 @@ class Rollout:
         self.begin(step)
         self.owe_restarts(step)
         base = control_plane.plan(self.cluster, self.inputs[host.name])
-        gates = always([g for g in base.gates if "kube-apiserver" not in g.name])
+        gates = always(control_plane.gates(self.cluster, ("kube-controller-manager", "kube-scheduler")))
         self.apply(step, {host.name: Plan(split_plan(base, CONTROLLERS, unowned=False), gates)},
                    f"kube-controller-manager and kube-scheduler on {host.name}")
         self.finish(step)

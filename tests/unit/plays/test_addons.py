@@ -1,0 +1,221 @@
+"""Issue 14's cluster addons and pod-network choice in the plays: the addons phase of bootstrap, CoreDNS in
+`kbuild status` (and its table), and `cluster.cni: none` in the node plans and in status."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import types
+
+import pytest
+from rich.console import Console
+
+from kbuild import layout, pki
+from kbuild.artifacts import cluster_artifacts
+from kbuild.cli.cluster import print_status
+from kbuild.engine.resources import Command
+from kbuild.engine.runner import HostOutcome, HostStatus, Plan
+from kbuild.engine.ssh import Result
+from kbuild.plays import bootstrap, node, status
+from kbuild.plays.desired import INPUTS, gather_inputs
+from kbuild.plays.phases import Context
+
+MASTER = "  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n"
+WORKER = "  w1: {address: 198.18.0.11, roles: [worker]}\n"
+DEPLOYMENT = json.dumps({"spec": {"replicas": 2}, "status": {"replicas": 2, "availableReplicas": 2}})
+
+
+class Recorder:
+    """A runner and a session in one: plans applied, tasks run against hosts that answer `answers`."""
+
+    def __init__(self, answers: dict[str, str] | None = None) -> None:
+        self.applied: dict[str, dict[str, Plan]] = {}
+        self.messages: list[str] = []
+        self.answers = answers or {}
+        self.dead: dict[str, HostStatus] = {}
+
+    def apply(self, phase: str, plans: dict[str, Plan], **_: object) -> dict[str, HostOutcome]:
+        self.applied[phase] = plans
+        return {h: HostOutcome(h, HostStatus.OK) for h in plans}
+
+    def each(self, phase: str, names: list[str], task, **_: object) -> dict[str, HostOutcome]:  # noqa: ANN001
+        for name in names:
+            task(self.conn(name))
+        return {n: HostOutcome(n, HostStatus.OK) for n in names}
+
+    def conn(self, name: str) -> types.SimpleNamespace:
+        def run(command: str, **_: object) -> Result:
+            for needle, answer in self.answers.items():
+                if needle in command:
+                    return Result(0 if answer is not None else 1, (answer or "").encode(), b"no such object")
+            return Result(0, b"", b"")
+        return types.SimpleNamespace(target=types.SimpleNamespace(name=name), run=run)
+
+    def emit(self, event) -> None:  # noqa: ANN001
+        if event.message:
+            self.messages.append(event.message)
+
+
+def context(cluster, recorder: Recorder, *, check: bool = False) -> Context:  # noqa: ANN001
+    session = types.SimpleNamespace(runner=recorder, reporter=recorder, hosts=list(cluster.hosts),
+                                    pool=types.SimpleNamespace(get=recorder.conn))
+    ctx = Context(cluster, session, check=check)
+    ctx.state.put(INPUTS, {h.name: gather_inputs(cluster, h, ()) for h in cluster.hosts})
+    return ctx
+
+
+@pytest.fixture
+def cluster_of(cluster_from):
+    def make(hosts: str, settings: str = "") -> object:
+        cluster = cluster_from(f"cluster: {{name: t{', ' + settings if settings else ''}}}\n"
+                               f"pki: {{key_algorithm: ecdsa-p256}}\nhosts:\n{hosts}")
+        pki.ensure(cluster)
+        return cluster
+    return make
+
+
+# -- the addons phase -------------------------------------------------------------------------------------
+
+
+def test_coredns_is_applied_through_the_first_control_plane_and_gated_on_its_rollout(cluster_of) -> None:
+    cluster = cluster_of(MASTER + WORKER)
+    recorder = Recorder()
+    ctx = context(cluster, recorder)
+    bootstrap.phase_addons(ctx)
+    (plan,) = recorder.applied["addons"].values()
+    assert list(recorder.applied["addons"]) == ["m1"]
+    (apply,) = plan.resources
+    assert isinstance(apply, Command)
+    assert f"apply --server-side --force-conflicts --field-manager=kbuild -f {layout.COREDNS_MANIFEST}" in apply.command
+    # Applied again only when the manifest changed (its digest is stamped) or its objects went missing.
+    manifest = next(f.content for f in ctx.state.get(INPUTS)["m1"].rendered if f.path == layout.COREDNS_MANIFEST)
+    digest = hashlib.sha256(manifest.encode()).hexdigest()
+    assert f"grep -qx {digest} " in apply.unless and f"get -f {layout.COREDNS_MANIFEST}" in apply.unless
+    (gate,) = plan.gates
+    assert gate.name == "CoreDNS available" and gate.always
+    assert "rollout status deployment/coredns -n kube-system" in gate.command
+
+
+def test_with_cni_none_coredns_is_applied_but_not_waited_for(cluster_of) -> None:
+    recorder = Recorder()
+    bootstrap.phase_addons(context(cluster_of(MASTER + WORKER, "cni: none"), recorder))
+    (plan,) = recorder.applied["addons"].values()
+    assert plan.resources and plan.gates == []  # its pods wait for the network the user installs
+
+
+def test_without_a_worker_coredns_is_applied_not_waited_for_and_the_user_is_told(cluster_of) -> None:
+    recorder = Recorder()
+    bootstrap.phase_addons(context(cluster_of(MASTER), recorder))
+    (plan,) = recorder.applied["addons"].values()
+    assert plan.resources and plan.gates == []
+    assert "no worker yet: CoreDNS is applied and starts on the first worker added" in recorder.messages
+
+
+def test_in_check_mode_nothing_is_waited_for(cluster_of) -> None:
+    recorder = Recorder()
+    bootstrap.phase_addons(context(cluster_of(MASTER + WORKER), recorder, check=True))
+    (plan,) = recorder.applied["addons"].values()
+    assert plan.gates == []
+
+
+def test_with_coredns_disabled_the_phase_does_nothing(cluster_of) -> None:
+    recorder = Recorder()
+    bootstrap.phase_addons(context(cluster_of(MASTER + WORKER, "addons: {coredns: {enabled: false}}"), recorder))
+    assert recorder.applied == {}
+
+
+# -- cluster.cni: none in the node plans ------------------------------------------------------------------
+
+
+def node_plan(cluster) -> Plan:  # noqa: ANN001
+    return node.plan(cluster, gather_inputs(cluster, cluster.host("w1"), ()))
+
+
+def managed(plan: Plan) -> set[str]:
+    return {getattr(r, "path", None) or getattr(r, "name", "") for r in plan.resources}
+
+
+def test_cni_none_leaves_out_the_cni_config_the_pod_routes_and_their_unit(cluster_of) -> None:
+    two_workers = MASTER + WORKER + "  w2: {address: 198.18.0.12, roles: [worker]}\n"
+    own = node_plan(cluster_of(two_workers))
+    users = cluster_of(two_workers, "cni: none")
+    theirs = node_plan(users)
+    kbuild_network = {str(layout.CNI_BRIDGE_CONF), str(layout.CNI_LOOPBACK_CONF),
+                      str(layout.unit_path("kbuild-pod-routes")), "kbuild-pod-routes"}
+    assert kbuild_network <= managed(own)
+    assert not kbuild_network & managed(theirs)
+    assert any(isinstance(r, Command) and r.name.startswith("route ") for r in own.resources)
+    assert not [r for r in theirs.resources if isinstance(r, Command) and "route" in r.name]
+    # The CNI directories and the standard plugins stay: the user's network add-on writes its config there, and
+    # many (flannel) delegate to the bridge and host-local plugins.
+    assert {str(layout.CNI_CONF_DIR), str(layout.CNI_BIN_DIR)} <= managed(theirs)
+    assert {"bridge", "host-local", "loopback"} <= {a.name for a in cluster_artifacts(users, prepare=False)["w1"]}
+
+
+# -- CoreDNS in status ------------------------------------------------------------------------------------
+
+
+def test_parse_deployment_reads_replicas_asked_for_and_available() -> None:
+    assert status.parse_deployment("coredns", DEPLOYMENT) == status.AddonStatus("coredns", 2, 2)
+    rolling_out = json.dumps({"spec": {"replicas": 3}, "status": {"replicas": 3}})  # none available yet
+    assert status.parse_deployment("coredns", rolling_out) == status.AddonStatus("coredns", 3, 0)
+
+
+@pytest.mark.parametrize("addon,ok", [
+    (status.AddonStatus("coredns", 2, 2), True),
+    (status.AddonStatus("coredns", 2, 1), True),  # still answering names
+    (status.AddonStatus("coredns", 2, 0), False),
+    (status.AddonStatus("coredns", 0, 0), False),  # scaled to nothing
+    (status.AddonStatus("coredns", 2, 0, error="not found"), False),
+    (status.AddonStatus("coredns", 2, 0, waiting="no worker to run on"), True),
+    (status.AddonStatus("coredns", 2, 0, error="not found", waiting="no worker to run on"), False),
+])
+def test_an_addon_is_ok_when_available_or_expectedly_waiting(addon, ok) -> None:
+    assert addon.ok is ok
+    report = status.ClusterStatus([], addons=[addon])
+    assert any(p.startswith("addon coredns") for p in report.problems) is not ok
+
+
+def collect(cluster, answers: dict[str, str | None]) -> status.ClusterStatus:  # noqa: ANN001
+    return status.collect(context(cluster, Recorder(answers)))
+
+
+def test_status_asks_the_api_for_the_coredns_deployment(cluster_of) -> None:
+    report = collect(cluster_of(MASTER + WORKER), {"get deployment coredns -n kube-system -o json": DEPLOYMENT})
+    assert report.addons == [status.AddonStatus("coredns", 2, 2)]
+    missing = collect(cluster_of(MASTER + WORKER), {"get deployment coredns": None})
+    (addon,) = missing.addons
+    assert not addon.ok and addon.error == "no such object"
+    assert collect(cluster_of(MASTER + WORKER, "addons: {coredns: {enabled: false}}"), {}).addons == []
+
+
+def test_unexpected_kubectl_output_is_a_problem_not_a_crash(cluster_of) -> None:
+    report = collect(cluster_of(MASTER + WORKER), {"get deployment coredns": "error: the server is shutting down"})
+    (addon,) = report.addons
+    assert not addon.ok and addon.error.startswith("unexpected kubectl output")
+
+
+def test_without_a_worker_coredns_is_waiting_not_unhealthy_and_the_table_says_why(cluster_of, capsys,
+                                                                                   monkeypatch) -> None:
+    idle = json.dumps({"spec": {"replicas": 2}, "status": {}})
+    report = collect(cluster_of(MASTER), {"get deployment coredns": idle})
+    (addon,) = report.addons
+    assert addon.waiting == "no worker to run on" and addon.ok
+    assert not [p for p in report.problems if p.startswith("addon")]
+    assert report.as_json()["addons"] == [{"name": "coredns", "desired": 2, "available": 0, "error": "",
+                                           "waiting": "no worker to run on", "ok": True}]
+    monkeypatch.setattr("kbuild.cli.cluster.Console", lambda **kw: Console(width=200, **kw))
+    print_status(report)
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "coredns" in line]
+    assert "0/2 (no worker to run on)" in row
+
+
+def test_with_cni_none_a_not_ready_node_is_explained(cluster_of) -> None:
+    nodes = json.dumps({"items": [{"metadata": {"name": "w1"}, "spec": {},
+                                   "status": {"conditions": [{"type": "Ready", "status": "False"}]}}]})
+    answers = {"get nodes -o json": nodes, "get deployment coredns": DEPLOYMENT}
+    theirs = collect(cluster_of(MASTER + WORKER, "cni: none"), answers)
+    assert theirs.no_pod_network
+    assert "node w1: not Ready (cluster.cni is none: the node waits for the pod network you install)" in theirs.problems
+    own = collect(cluster_of(MASTER + WORKER), answers)
+    assert "node w1: not Ready" in own.problems and not own.no_pod_network
