@@ -19,6 +19,7 @@ from kbuild.inventory.model import Versions
 from kbuild.releases import KUBERNETES, minor_of
 from tests.integration.conftest import ClusterLab, changed, inventory_with_mirror, restarted, run_kbuild, wait_until
 from tests.integration.kube import Kubectl, busybox_pod
+from tests.mirror.releases import PREVIOUS_ETCD, PREVIOUS_KUBERNETES
 
 pytestmark = pytest.mark.integration
 
@@ -341,3 +342,31 @@ def test_adding_a_worker_and_a_control_plane(ha):
     assert code == 0, stderr
     assert new_worker in handle.exec(masters[0], "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf "
                                                  "get nodes -o name").stdout
+
+
+def test_another_api_port_is_used_by_every_gate_status_and_the_upgrade(fresh, built_mirror, kubectl, tmp_path):
+    """cluster.api_port: 8443 on the reset fresh lab: bootstrap's gates, kbuild status and the upgrade's
+    readiness gates all reach the apiserver there (they once probed 6443 whatever the setting)."""
+    handle = fresh.lab
+    api_port = {"api_port": 8443}
+    old = inventory_with_mirror(handle.inventory, tmp_path / "old.yaml", built_mirror.root,
+                                cluster={**api_port, "versions": {"kubernetes": PREVIOUS_KUBERNETES,
+                                                                  "etcd": PREVIOUS_ETCD}})
+    new = inventory_with_mirror(handle.inventory, tmp_path / "new.yaml", built_mirror.root, cluster=api_port)
+    state = tmp_path / "state"
+    master = next(m for m in handle.machines if m.role == "master")
+    code, _, stderr = run_kbuild(["bootstrap", "-i", str(old), "--state-dir", str(state)])
+    assert code == 0, stderr[-3000:]
+    listening = handle.exec(master.name, "ss -Hltn 'sport = :8443'; ss -Hltn 'sport = :6443'").stdout
+    assert ":8443" in listening and ":6443" not in listening
+    code, _, stderr = run_kbuild(["status", "-i", str(old), "--state-dir", str(state)])
+    assert code == 0, stderr[-2000:]
+    code, events, stderr = run_kbuild(["upgrade", "apply", "-i", str(new), "--state-dir", str(state), "--yes"])
+    assert code == 0, stderr[-3000:]
+    readiness = [e for e in events if e["event"] == "gate" and e["resource"] == "kube-apiserver /readyz"]
+    assert readiness and all(e["status"] == "ok" for e in readiness)
+    code, _, stderr = run_kbuild(["status", "-i", str(new), "--state-dir", str(state)])
+    assert code == 0, stderr[-2000:]
+    version = Kubectl(kubectl, state / "admin.conf").json("version", "-o", "json")
+    assert version["serverVersion"]["gitVersion"] == f"v{Versions().kubernetes}"
+    assert ":8443" in yaml.safe_load((state / "admin.conf").read_text())["clusters"][0]["cluster"]["server"]
