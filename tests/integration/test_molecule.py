@@ -45,7 +45,9 @@ def test_molecule_scenario(lab_factory, built_mirror, tmp_path):
         subprocess.run([str(VENV_BIN / "kbuild"), "lab", "down", "--name", name], capture_output=True, timeout=120)
         lab_factory.forget(name)
     log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-6000:]
+    # kbuild's own failure (its events are JSON lines inside Ansible's output) first, then the tail.
+    failures = re.findall(r"(?:failed at gate|failed at|error:)[^\"\\]{0,600}", log)
+    assert result.returncode == 0, "\n".join(failures[-5:]) + "\n---\n" + log[-4000:]
     for step in ("create", "converge", "idempotence", "verify", "destroy"):
         assert re.search(rf"{step}\W+Executed: Successful", log), f"{step} did not succeed:\n{log[-4000:]}"
     recaps = re.findall(r"^localhost\s*:\s*ok=\d+\s+changed=(\d+)", log, re.M)

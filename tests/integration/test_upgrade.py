@@ -214,6 +214,11 @@ def serve_behind_a_pdb(ul: UpgradeLab, kubectl: Path) -> int:
     pod = busybox_pod("web", ul.test_image, command="mkdir -p /www && echo served-by-$(hostname) > /www/index.html "
                                                     "&& exec httpd -f -p 8080 -h /www")
     pod["spec"]["containers"][0]["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    # As a web server meant to survive drains is written: a pod being evicted keeps serving for a few
+    # seconds (preStop sleep) while kube-proxy on every node drops it from the Service's rules; httpd
+    # exiting at once on SIGTERM would refuse the requests still routed to it in that window.
+    pod["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": 5}}}
+    pod["spec"]["terminationGracePeriodSeconds"] = 15
     pod["spec"]["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
         "weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}},
                                            "topologyKey": "kubernetes.io/hostname"}}]}}
