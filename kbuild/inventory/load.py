@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import stat
 import typing
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,7 @@ TOP_LEVEL_KEYS = set(InventorySpec.model_fields)
 def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
     """Read, validate and resolve an inventory. Raises InventoryError listing every problem found."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{file}: inventory file not found", hint="pass the inventory with -i PATH") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: cannot read the inventory: {exc}") from None
+    text = read_inventory(file)
 
     if ansible.looks_like_ini(file, text):
         doc = ansible.from_ini(text, file.parent)
@@ -55,6 +51,36 @@ def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[s
         if not doc.problems and ansible.looks_like_yaml(doc.data):
             doc = ansible.from_yaml(doc.data, file.parent)
     return validate(doc, file, state_dir=state_dir)
+
+
+MAX_INVENTORY_BYTES = 8 * 1024 * 1024  # 2000 hosts take about 400 kB
+
+
+def read_inventory(file: Path) -> str:
+    """The inventory's text. Only a regular file of bounded size: `-i /dev/zero` would read forever and a
+    FIFO block forever. O_NONBLOCK keeps the open itself from waiting for a FIFO's writer."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UsageError(f"{file}: inventory file not found", hint="pass the inventory with -i PATH") from None
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{file}: not a regular file (a device, FIFO or directory)",
+                             hint="pass the inventory file itself with -i PATH")
+        try:
+            data = handle.read(MAX_INVENTORY_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise UsageError(f"{file}: larger than {MAX_INVENTORY_BYTES // (1024 * 1024)} MiB; not an inventory")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason})",
+                         hint="save the inventory as UTF-8") from None
 
 
 def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
@@ -266,6 +292,8 @@ def _cross_checks(cluster: ClusterSettings | None, hosts: dict[str, HostSpec], d
 
 
 def _is_name_or_ip(value: str) -> bool:
+    if "%" in value:  # an interface scope means nothing in a certificate or to a client elsewhere
+        return False
     try:
         ipaddress.ip_address(value)
         return True
