@@ -260,7 +260,13 @@ def _cross_checks(cluster: ClusterSettings | None, hosts: dict[str, HostSpec], d
     if svc.version == 4 and not 12 <= svc.prefixlen <= 28:
         add(("cluster", "service_cidr"), f"{svc} must be between /12 and /28 (kube-apiserver allocates from it, "
                                          "and needs room for the kubernetes and DNS service IPs)")
-    if pod.prefixlen > cluster.node_cidr_mask_size:
+    if svc.version == 6 and not 108 <= svc.prefixlen <= 124:
+        add(("cluster", "service_cidr"), f"{svc} must be between /108 and /124 (kube-apiserver refuses a larger "
+                                         "IPv6 range, and needs room for the kubernetes and DNS service IPs)")
+    if pod.version == 6 and pod.prefixlen > 112:
+        add(("cluster", "pod_cidr"), f"{pod} is too small: an IPv6 pod network needs at least a /112, each node "
+                                     "getting 16 bits of it")
+    elif pod.prefixlen > cluster.node_cidr_mask_size:
         add(("cluster", "pod_cidr"), f"{pod} is smaller than one node's range "
                                      f"(/{cluster.node_cidr_mask_size}, cluster.node_cidr_mask_size)")
     elif hosts and pod.version == 4:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kbuild import layout
 from kbuild.engine.resources import Directory, Service
 from kbuild.engine.runner import Gate, Plan
+from kbuild.engine.shell import command
 from kbuild.inventory import Cluster
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
 
@@ -18,7 +19,8 @@ def apiserver_get(path: str) -> str:
 
 
 def kubectl(*args: str) -> str:
-    return " ".join([str(layout.binary_path("kubectl")), f"--kubeconfig={layout.ADMIN_KUBECONFIG}", *args])
+    """kubectl as cluster admin; each of `args` is one argument, quoted here."""
+    return command(layout.binary_path("kubectl"), f"--kubeconfig={layout.ADMIN_KUBECONFIG}", *args)
 
 
 def gates() -> list[Gate]:

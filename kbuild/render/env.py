@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from kbuild.engine.shell import command
 from kbuild.errors import UsageError
 
 # Installed: the wheel carries templates/ as kbuild/templates. Source checkout: ../templates.
@@ -67,6 +68,8 @@ def environment(user_dir: str | None) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["systemd_escape"] = systemd_escape
+    # A list of arguments as one shell command line, each quoted (for `sh -c` in units and scripts).
+    env.filters["shell_command"] = lambda args: command(*args)
     env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
     env.globals["search_path"] = tuple(search)
     return env
