@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -143,7 +144,9 @@ class EtcdBackupSettings(Strict):
     @classmethod
     def _schedule(cls, value: str) -> str:
         # Checked fully by systemd on the host; here only what would break the rendered timer.
-        if not value.strip() or len(value) > 256:
+        # OnCalendar's own characters (weekdays, ranges, repetitions, a time zone) and nothing a shell or a
+        # unit file would read as more than a value.
+        if not value.strip() or len(value) > 256 or not re.fullmatch(r"[A-Za-z0-9 *,:./~_+-]+", value, re.ASCII):
             raise ValueError(f"{value!r} is not a systemd OnCalendar expression (e.g. daily, *-*-* 02:30:00)")
         return value.strip()
 
