@@ -65,11 +65,11 @@ def read_inventory(file: Path) -> str:
         raise UsageError(f"{file}: inventory file not found", hint="pass the inventory with -i PATH") from None
     except OSError as exc:
         raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{file}: not a regular file (a device, FIFO or directory)",
+                         hint="pass the inventory file itself with -i PATH")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{file}: not a regular file (a device, FIFO or directory)",
-                             hint="pass the inventory file itself with -i PATH")
         try:
             data = handle.read(MAX_INVENTORY_BYTES + 1)
         except OSError as exc:

@@ -17,6 +17,7 @@ from kbuild.inventory.safe import (
     DataDir,
     DnsLabel,
     DnsName,
+    DnsUpstream,
     Duration,
     HostAddress,
     KnownHosts,
@@ -35,7 +36,6 @@ from kbuild.inventory.safe import (
     Switch,
     Taint,
     Text,
-    host_path,
     version,
 )
 from kbuild.releases import UnsupportedRelease, check_supported
@@ -219,25 +219,7 @@ class CoreDNSSettings(Strict):
     replicas: StrictInt = Field(2, ge=1, le=100)
     # Where names outside the cluster domain go: resolv.conf paths or addresses (each with an optional
     # :port); the default is the nodes' own resolvers. An empty list answers only cluster names.
-    forward: list[str] = ["/etc/resolv.conf"]
-
-    @field_validator("forward")
-    @classmethod
-    def _upstreams(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if item.startswith("/"):
-                host_path(item)
-                continue
-            host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-            try:
-                upstream = ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                raise ValueError(f"{item!r} is neither a resolv.conf path nor an IP address[:port]") from None
-            if isinstance(upstream, ipaddress.IPv6Address) and upstream.scope_id is not None:
-                raise ValueError(f"{item!r}: an upstream resolver address has no interface scope")
-            if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-                raise ValueError(f"{item!r}: {port!r} is not a port")
-        return value
+    forward: list[DnsUpstream] = ["/etc/resolv.conf"]
 
 
 class AddonSettings(Strict):

@@ -326,7 +326,24 @@ def data_dir(value: str) -> str:
     return path
 
 
+def dns_upstream(item: str) -> str:
+    """Where CoreDNS forwards other names: a resolv.conf path, or an address with an optional :port."""
+    if item.startswith("/"):
+        return host_path(item)
+    host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+    try:
+        upstream = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise ValueError(f"{item!r} is neither a resolv.conf path nor an IP address[:port]") from None
+    if isinstance(upstream, ipaddress.IPv6Address) and upstream.scope_id is not None:
+        raise ValueError(f"{item!r}: an upstream resolver address has no interface scope")
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{item!r}: {port!r} is not a port")
+    return item
+
+
 HostPath = Annotated[str, AfterValidator(host_path)]
+DnsUpstream = Annotated[str, AfterValidator(dns_upstream)]
 DataDir = Annotated[str, AfterValidator(data_dir)]
 
 # -- paths on the controller ----------------------------------------------------------------------------------

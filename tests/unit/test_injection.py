@@ -262,7 +262,7 @@ FIELDS = {
     "hosts.w1.ssh.user": lambda p: {"hosts": {"w1": {"ssh": {"user": f"root{p}"}}}},
     "cluster.node_monitor_period": lambda p: {"cluster": {"node_monitor_period": f"5s{p}"}},
     "cluster.api_endpoint": lambda p: {"cluster": {"api_endpoint": f"lb.example{p}"}},
-    "cluster.addons.coredns.forward": lambda p: {"cluster": {"addons": {"coredns": {"forward": [f"/etc/r{p}"]}}}},
+    "cluster.addons.coredns.forward.0": lambda p: {"cluster": {"addons": {"coredns": {"forward": [f"/etc/r{p}"]}}}},
 }
 
 
