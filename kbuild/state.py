@@ -77,7 +77,11 @@ def tighten_permissions(root: Path) -> list[str]:
     fixed: list[str] = []
     if not root.exists():
         return fixed
-    for path in [root, *sorted(root.rglob("*"))]:
+    # Only what kbuild keeps there: a state_dir pointed at a home directory must not chmod all of it.
+    owned = [root / name for name in ("pki", "kubeconfigs", "backups") if (root / name).is_dir()]
+    candidates = [root, *owned, *(p for d in owned for p in sorted(d.rglob("*"))),
+                  *(p for p in sorted(root.iterdir()) if p.is_file())]
+    for path in candidates:
         try:
             info = path.lstat()
         except OSError:

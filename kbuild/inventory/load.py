@@ -27,6 +27,7 @@ from kbuild.inventory.model import (
     Role,
     SSHSettings,
 )
+from kbuild.inventory.safe import local_dir
 from kbuild.inventory.yamlsource import KeyPath, YamlDocument, dotted, load_yaml
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -109,6 +110,11 @@ def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str]
     state_value = data.get("state_dir")
     if state_value is not None and not isinstance(state_value, str):
         problems.append(Problem("state_dir", "must be a path (a string)", doc.line_of(("state_dir",))))
+    elif state_value is not None:
+        try:
+            local_dir(state_value)
+        except ValueError as exc:
+            problems.append(Problem("state_dir", str(exc), doc.line_of(("state_dir",))))
 
     hosts: dict[str, HostSpec] = {}
     raw_hosts = data.get("hosts")
@@ -316,9 +322,9 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
     ssh: SSHSettings = parsed["ssh"]
     base = file.parent
     if state_override is not None:
-        state_dir = Path(state_override)
+        state_dir = _state_dir_option(str(state_override), "--state-dir")
     elif os.environ.get("KBUILD_STATE_DIR"):
-        state_dir = Path(os.environ["KBUILD_STATE_DIR"])
+        state_dir = _state_dir_option(os.environ["KBUILD_STATE_DIR"], "KBUILD_STATE_DIR")
     elif state_value:
         state_dir = _relative_to(base, state_value)
     else:
@@ -364,6 +370,15 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
         known_hosts=known_hosts,
         warnings=warnings,
     )
+
+
+def _state_dir_option(value: str, where: str) -> Path:
+    """The same rule as the inventory's state_dir, for the command line and the environment."""
+    try:
+        local_dir(str(Path(os.path.expanduser(value)).absolute()))
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}", hint="give the cluster a directory of its own, e.g. .kbuild/<cluster>") from None
+    return Path(value)
 
 
 def _relative_to(base: Path, value: str) -> Path:

@@ -362,9 +362,12 @@ def local_dir(value: str) -> str:
     local_path(value)
     expanded = os.path.expanduser(value)
     if expanded.startswith("/"):
-        reason = dangerous_dir(posixpath.normpath(expanded))
-        if reason and not reason.startswith(f"{posixpath.normpath(expanded)} overlaps"):
-            raise ValueError(f"{reason}; kbuild writes keys and files there: use a dedicated directory")
+        # Here (on this machine, not a host) a directory under /tmp is fine, as in a test or CI run: refused
+        # are the system's directories themselves and their first level (a home directory, /var/lib).
+        path = posixpath.normpath(expanded)
+        if path in SYSTEM_DIRS or path in VOLATILE_DIRS or posixpath.dirname(path) in _WITH_CHILDREN:
+            raise ValueError(f"{path} is a system directory or a home directory; kbuild keeps the cluster's keys "
+                             "there and tightens its permissions: use a dedicated directory such as .kbuild/<cluster>")
     return value
 
 

@@ -104,3 +104,20 @@ def test_only_a_regular_bounded_utf8_file_is_read(tmp_path: Path, make, message:
 def test_dev_zero_is_refused_at_once() -> None:
     with pytest.raises(UsageError, match="not a regular file"):
         load_cluster("/dev/zero")
+
+
+@pytest.mark.parametrize("where", ["state_dir", "--state-dir", "KBUILD_STATE_DIR"])
+def test_a_system_or_home_directory_is_no_state_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          where: str) -> None:
+    path = inventory(tmp_path)
+    if where == "state_dir":
+        path.write_text(path.read_text() + "state_dir: /etc\n")
+        with pytest.raises(InventoryError, match=r"state_dir: /etc is a system directory"):
+            load_cluster(path)
+    elif where == "--state-dir":
+        with pytest.raises(UsageError, match=r"--state-dir: / is a system directory"):
+            load_cluster(path, state_dir="/")
+    else:
+        monkeypatch.setenv("KBUILD_STATE_DIR", "/root")
+        with pytest.raises(UsageError, match=r"KBUILD_STATE_DIR: /root is a system directory"):
+            load_cluster(path)
