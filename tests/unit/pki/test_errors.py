@@ -215,6 +215,8 @@ def test_a_foreign_ca_pair_is_refused_unless_every_ca_is_replaced_on_purpose(clu
     ensure(foreign)
     for name in ("ca.crt", "ca.key"):
         (files.pki / name).write_bytes((other / "pki" / name).read_bytes())
+    rows = {row.name: row for row in check(cluster).statuses}
+    assert rows["ca"].state == "invalid" and "not the CA this cluster was set up with" in rows["ca"].problems[0]
     refused = assert_refused_untouched(cluster, "CA ca is not the CA this cluster was set up with")
     assert "--force-new-ca" in (refused.hint or "")
     report = ensure(cluster, force_new_ca=True)
