@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from kbuild import layout
 from kbuild.engine.resources import Command, KernelModule
+from kbuild.engine.ssh import Result
 from kbuild.errors import InventoryError
 from kbuild.inventory import Cluster, load_cluster
 from kbuild.plays import control_plane, etcd, node, reset
@@ -36,6 +39,9 @@ from kbuild.plays.etcd_restore import (
     stop_command,
 )
 from kbuild.plays.status import probe_script as status_probe
+from kbuild.plays.upgrade import etcdstate
+from kbuild.plays.upgrade import nodes as upgrade_nodes
+from kbuild.plays.upgrade.versions import Version
 from kbuild.plays.upgrade.versions import probe_script as versions_probe
 from kbuild.render import host_files
 from kbuild.render.env import TemplateError
@@ -190,6 +196,7 @@ def every_script(cluster: Cluster, inputs) -> Iterator[tuple[str, str]]:  # noqa
         yield etcd_probe.probe_script(cluster, host), f"etcd probe {host.name}"
         yield status_probe(cluster, host), f"status probe {host.name}"
         yield versions_probe(host), f"versions probe {host.name}"
+    yield from upgrade_commands(cluster)
     yield save_script(cluster, status_tool="etcdutl"), "snapshot save"
     yield list_remote_script(cluster), "scheduled snapshots listing"
     probes = {h.name: etcd_probe.HostProbe(h.name, h.is_etcd, tools=frozenset({"etcdctl", "etcdutl"}))
@@ -219,6 +226,42 @@ def every_script(cluster: Cluster, inputs) -> Iterator[tuple[str, str]]:  # noqa
             yield re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m[1], 16)), argument), "pod-routes unit"
 
 
+class RecordingConnection:
+    """Answers every command with a Node list naming the node asked about, and keeps the commands."""
+
+    def __init__(self, node: str) -> None:
+        self.node, self.commands = node, []
+        self.target = SimpleNamespace(name="m1")
+
+    def run(self, command: str, **_: object) -> Result:
+        self.commands.append(command)
+        nodes = {"items": [{"metadata": {"name": self.node}, "spec": {}, "status": {}}]}
+        return Result(0, json.dumps(nodes).encode(), b"")
+
+
+def upgrade_commands(cluster: Cluster) -> Iterator[tuple[str, str]]:
+    """The rolling upgrade's commands: cordon, drain, uncordon and the gates, per node and etcd member."""
+    version = Version.parse("3.6.16")
+    for host in cluster.hosts:
+        conn = RecordingConnection(host.name)
+        upgrade_nodes.cordon(conn, host.name, Version.parse("1.37.2"))  # type: ignore[arg-type]
+        upgrade_nodes.drain(conn, host.name, attempts=1)  # type: ignore[arg-type]
+        upgrade_nodes.uncordon(conn, host.name)  # type: ignore[arg-type]
+        for command in conn.commands:
+            yield command, f"upgrade {host.name}"
+        yield upgrade_nodes.ready_gate(host.name, 0).command, f"upgrade {host.name} ready gate"
+        if host.is_etcd:
+            yield etcdstate.member_version_gate(cluster, host, version).command, f"upgrade {host.name} etcd version"
+            gate = etcdstate.others_healthy_gate(cluster, host.name)
+            if gate is not None:
+                yield gate.command, f"upgrade {host.name} others healthy"
+    yield etcdstate.status_command(cluster, etcdstate_urls(cluster)), "upgrade etcd status"
+
+
+def etcdstate_urls(cluster: Cluster) -> str:
+    return ",".join(etcdstate.endpoints(cluster))
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_every_generated_command_keeps_hostile_values_inert(prepared_cluster, payload: str) -> None:
     cluster, inputs = prepared_cluster
@@ -229,8 +272,9 @@ def test_every_generated_command_keeps_hostile_values_inert(prepared_cluster, pa
     # The payload reached the commands that use those values (else this test would prove nothing).
     for expected in ("etcd member probe", "reset m1 purge=False", "restore move aside", "node: command:route",
                      "scheduled snapshots listing", "rendered etcd backup script", "pod-routes unit",
-                     "etcd: directory", "reset: forget nodes", "etcd probe m1"):
-        assert any(where.startswith(expected) for where in carrying), (expected, carrying)
+                     "etcd: directory", "reset: forget nodes", "etcd probe m1", "upgrade m2",
+                     "ready gate", "others healthy"):
+        assert any(expected in where for where in carrying), (expected, carrying)
     for script, where in scripts:
         assert_inert(script, where)
 
