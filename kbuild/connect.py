@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from pathlib import Path
+
+import paramiko
 
 from kbuild.engine.ssh import ConnectionPool, Jump, SSHTarget
 from kbuild.errors import UsageError
@@ -69,6 +72,31 @@ def check_key_files(cluster: Cluster, hosts: list[Host]) -> None:
                 problems.append(f"hosts.{host.name}: ssh.{what} {path} does not exist")
             elif not os.access(path, os.R_OK):
                 problems.append(f"hosts.{host.name}: ssh.{what} {path} is not readable by this user")
+            else:
+                problem = key_file_problem(path)
+                if problem:
+                    problems.append(f"hosts.{host.name}: ssh.{what} {problem}")
     if problems:
         raise UsageError(f"{cluster.inventory_path}: " + "; ".join(dict.fromkeys(problems)),
                          hint="fix ssh.key_file in the inventory (or the host's ssh override), or the file's permissions")
+
+
+def key_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be used as an SSH private key, or None. Found here, at once, rather than as an
+    "unreachable" host after every retry."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        # As OpenSSH: a private key others can read is compromised, and ssh itself would refuse it.
+        return f"{path} is readable by others (mode {mode:04o}); run `chmod 600 {path}`"
+    try:
+        head = path.read_bytes()[:64]
+        paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        return None  # a private key with a passphrase: ssh-agent may hold it
+    except (paramiko.SSHException, ValueError, TypeError, OSError) as exc:
+        if not head.strip():
+            return f"{path} is empty, not a private key"
+        if head.startswith((b"ssh-", b"ecdsa-", b"sk-")):
+            return f"{path} is a public key; point key_file at the private key (the file without .pub)"
+        return f"{path} is not a private key paramiko can read ({str(exc).split('.')[0]})"
+    return None

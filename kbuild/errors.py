@@ -51,8 +51,16 @@ class Problem:
         if self.line is not None:
             where = f"{where}:{self.line}" if where else f"line {self.line}"
         location = f"{where}: " if where else ""
-        key = f"{self.path}: " if self.path else ""
-        return f"{location}{key}{self.message}"
+        key = f"{terminal_safe(self.path)}: " if self.path else ""
+        return f"{location}{key}{terminal_safe(self.message)}"
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with control and formatting characters escaped: a key from a hostile inventory must not reach
+    the terminal as an escape sequence (or reverse the rest of the line)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @dataclass

@@ -71,6 +71,38 @@ def loose_permissions(root: Path) -> list[str]:
     return findings
 
 
+def tighten_permissions(root: Path) -> list[str]:
+    """Give the state directory tree 0700 and private files 0600 where group or others had access, saying
+    so for each; a path this user cannot chmod (someone else's) is refused."""
+    fixed: list[str] = []
+    if not root.exists():
+        return fixed
+    # Only what kbuild keeps there: a state_dir pointed at a home directory must not chmod all of it.
+    owned = [root / name for name in ("pki", "kubeconfigs", "backups") if (root / name).is_dir()]
+    candidates = [root, *owned, *(p for d in owned for p in sorted(d.rglob("*"))),
+                  *(p for p in sorted(root.iterdir()) if p.is_file())]
+    for path in candidates:
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        wanted = None
+        if stat.S_ISDIR(info.st_mode) and mode & 0o077:
+            wanted = DIR_MODE
+        elif stat.S_ISREG(info.st_mode) and _is_secret(path) and mode & 0o077:
+            wanted = SECRET_MODE
+        if wanted is None:
+            continue
+        try:
+            os.chmod(path, wanted)
+        except OSError as exc:
+            raise UsageError(f"{path}: is {mode:04o} (others may read the cluster's secrets) and cannot be fixed: "
+                             f"{exc.strerror}", hint=f"chmod {wanted:o} {path}, or run kbuild as its owner") from None
+        fixed.append(f"{path}: was {mode:04o}, group or others had access; now {wanted:04o}")
+    return fixed
+
+
 def _is_secret(path: Path) -> bool:
     name = path.name
     return name.endswith((".key", ".conf", ".kubeconfig")) or name in ("encryption-config.yaml", "id_ed25519")

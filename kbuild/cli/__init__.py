@@ -8,9 +8,7 @@ is written with its traceback to a debug log, and the user is told where.
 from __future__ import annotations
 
 import sys
-import tempfile
 import traceback
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -18,6 +16,7 @@ from rich.console import Console
 
 from kbuild import __version__
 from kbuild.cli import artifacts, certs, cluster, etcd_cmd, hosts, inventory_cmd, lab, render_cmd, upgrade
+from kbuild.crashlog import write_crash_log
 from kbuild.errors import ExitCode, KbuildError
 
 app = typer.Typer(
@@ -76,8 +75,10 @@ def run(argv: list[str] | None = None) -> int:
         if _is_usage_error(exc):
             exc.show()  # type: ignore[attr-defined]
             return int(ExitCode.BAD_INPUT)
-        log = Path(tempfile.gettempdir()) / "kbuild-crash.log"
-        log.write_text(traceback.format_exc())
+        try:
+            log = str(write_crash_log(traceback.format_exc()))
+        except OSError as log_error:
+            log = f"nowhere: it could not be written ({log_error.strerror or log_error})"
         err.print(f"error: internal error in kbuild ({exc!r}); the traceback is in {log}", markup=False)
         return int(ExitCode.FAILED)
     return code if isinstance(code, int) else 0

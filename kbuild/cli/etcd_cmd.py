@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -210,7 +209,7 @@ def ctl_command(
     if not candidates:
         raise UsageError(f"--host {host}: not an etcd host of {cluster.inventory_path}" if host
                          else "the inventory has no etcd host")
-    command = ctl(cluster, *(shlex.quote(a) for a in args), endpoints=all_endpoints(cluster))
+    command = ctl(cluster, *args, endpoints=all_endpoints(cluster))
     errors = []
     with engine_session(cluster, RunOptions(quiet=True, limit=",".join(h.name for h in candidates)),
                         "etcd-ctl") as session:

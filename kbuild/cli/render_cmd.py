@@ -54,6 +54,15 @@ def _pki_files(cluster: Cluster) -> tuple[dict[str, list[OutputFile]], str | Non
     pki = _pki_module()
     if pki is None:
         return {}, "this kbuild has no PKI module"
+    ensure = getattr(pki, "ensure", None)
+    if ensure is not None:
+        # Judge it all first, as bootstrap does: a corrupt file or a CA other than the recorded one is an
+        # error (PKIError, exit 2); a PKI that is not complete and current for this inventory is left out.
+        report = ensure(cluster, dry_run=True)
+        if report.changed:
+            names = ", ".join(o.name for o in report.changed[:3]) + (" ..." if len(report.changed) > 3 else "")
+            return {}, (f"the PKI in {cluster.state_dir} is not complete and current for this inventory "
+                        f"({names}); run: kbuild certs generate -i {cluster.inventory_path}")
     result: dict[str, list[OutputFile]] = {}
     for host in cluster.hosts:
         try:

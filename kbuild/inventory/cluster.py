@@ -156,7 +156,7 @@ def split_host_port(endpoint: str, default_port: int) -> tuple[str, int]:
     if not host:
         raise ValueError(f"{endpoint!r} has no host")
     if port_text:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
             raise ValueError(f"{endpoint!r} has a bad port {port_text!r}")
         return host, int(port_text)
     return host, default_port

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import stat
 import typing
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from kbuild.inventory.model import (
     Role,
     SSHSettings,
 )
+from kbuild.inventory.safe import local_dir
 from kbuild.inventory.yamlsource import KeyPath, YamlDocument, dotted, load_yaml
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -41,12 +43,7 @@ TOP_LEVEL_KEYS = set(InventorySpec.model_fields)
 def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
     """Read, validate and resolve an inventory. Raises InventoryError listing every problem found."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{file}: inventory file not found", hint="pass the inventory with -i PATH") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: cannot read the inventory: {exc}") from None
+    text = read_inventory(file)
 
     if ansible.looks_like_ini(file, text):
         doc = ansible.from_ini(text, file.parent)
@@ -55,6 +52,36 @@ def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[s
         if not doc.problems and ansible.looks_like_yaml(doc.data):
             doc = ansible.from_yaml(doc.data, file.parent)
     return validate(doc, file, state_dir=state_dir)
+
+
+MAX_INVENTORY_BYTES = 8 * 1024 * 1024  # 2000 hosts take about 400 kB
+
+
+def read_inventory(file: Path) -> str:
+    """The inventory's text. Only a regular file of bounded size: `-i /dev/zero` would read forever and a
+    FIFO block forever. O_NONBLOCK keeps the open itself from waiting for a FIFO's writer."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UsageError(f"{file}: inventory file not found", hint="pass the inventory with -i PATH") from None
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"{file}: not a regular file (a device, FIFO or directory)",
+                         hint="pass the inventory file itself with -i PATH")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_INVENTORY_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise UsageError(f"{file}: larger than {MAX_INVENTORY_BYTES // (1024 * 1024)} MiB; not an inventory")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason})",
+                         hint="save the inventory as UTF-8") from None
 
 
 def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
@@ -83,6 +110,11 @@ def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str]
     state_value = data.get("state_dir")
     if state_value is not None and not isinstance(state_value, str):
         problems.append(Problem("state_dir", "must be a path (a string)", doc.line_of(("state_dir",))))
+    elif state_value is not None:
+        try:
+            local_dir(state_value)
+        except ValueError as exc:
+            problems.append(Problem("state_dir", str(exc), doc.line_of(("state_dir",))))
 
     hosts: dict[str, HostSpec] = {}
     raw_hosts = data.get("hosts")
@@ -234,7 +266,13 @@ def _cross_checks(cluster: ClusterSettings | None, hosts: dict[str, HostSpec], d
     if svc.version == 4 and not 12 <= svc.prefixlen <= 28:
         add(("cluster", "service_cidr"), f"{svc} must be between /12 and /28 (kube-apiserver allocates from it, "
                                          "and needs room for the kubernetes and DNS service IPs)")
-    if pod.prefixlen > cluster.node_cidr_mask_size:
+    if svc.version == 6 and not 108 <= svc.prefixlen <= 124:
+        add(("cluster", "service_cidr"), f"{svc} must be between /108 and /124 (kube-apiserver refuses a larger "
+                                         "IPv6 range, and needs room for the kubernetes and DNS service IPs)")
+    if pod.version == 6 and pod.prefixlen > 112:
+        add(("cluster", "pod_cidr"), f"{pod} is too small: an IPv6 pod network needs at least a /112, each node "
+                                     "getting 16 bits of it")
+    elif pod.prefixlen > cluster.node_cidr_mask_size:
         add(("cluster", "pod_cidr"), f"{pod} is smaller than one node's range "
                                      f"(/{cluster.node_cidr_mask_size}, cluster.node_cidr_mask_size)")
     elif hosts and pod.version == 4:
@@ -266,6 +304,8 @@ def _cross_checks(cluster: ClusterSettings | None, hosts: dict[str, HostSpec], d
 
 
 def _is_name_or_ip(value: str) -> bool:
+    if "%" in value:  # an interface scope means nothing in a certificate or to a client elsewhere
+        return False
     try:
         ipaddress.ip_address(value)
         return True
@@ -282,9 +322,9 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
     ssh: SSHSettings = parsed["ssh"]
     base = file.parent
     if state_override is not None:
-        state_dir = Path(state_override)
+        state_dir = _state_dir_option(str(state_override), "--state-dir")
     elif os.environ.get("KBUILD_STATE_DIR"):
-        state_dir = Path(os.environ["KBUILD_STATE_DIR"])
+        state_dir = _state_dir_option(os.environ["KBUILD_STATE_DIR"], "KBUILD_STATE_DIR")
     elif state_value:
         state_dir = _relative_to(base, state_value)
     else:
@@ -330,6 +370,15 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
         known_hosts=known_hosts,
         warnings=warnings,
     )
+
+
+def _state_dir_option(value: str, where: str) -> Path:
+    """The same rule as the inventory's state_dir, for the command line and the environment."""
+    try:
+        local_dir(str(Path(os.path.expanduser(value)).absolute()))
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}", hint="give the cluster a directory of its own, e.g. .kbuild/<cluster>") from None
+    return Path(value)
 
 
 def _relative_to(base: Path, value: str) -> Path:

@@ -10,11 +10,37 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from kbuild.imageref import ImageRef
+from kbuild.inventory.safe import (
+    DNS_LABEL,
+    DNS_NAME,
+    AsciiText,
+    DataDir,
+    DnsLabel,
+    DnsName,
+    DnsUpstream,
+    Duration,
+    HostAddress,
+    KnownHosts,
+    LabelKey,
+    LabelValue,
+    LocalDir,
+    LocalPath,
+    Network,
+    Port,
+    Seconds,
+    ServiceAddress,
+    Sha256,
+    SSHHost,
+    SSHUser,
+    StrictInt,
+    Switch,
+    Taint,
+    Text,
+    version,
+)
 from kbuild.releases import UnsupportedRelease, check_supported
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
-VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+__all__ = ["DNS_LABEL", "DNS_NAME"]  # re-exported: the loader checks host names with them
 
 
 class Strict(BaseModel):
@@ -32,48 +58,41 @@ class HostKeyPolicy(str, Enum):
     STRICT = "strict"  # only keys already in known_hosts
 
 
-def _version(value: str) -> str:
-    match = VERSION.match(str(value).strip())
-    if not match:
-        raise ValueError(f"{value!r} is not a version like 1.37.2")
-    return ".".join(match.groups())
-
-
 Version = Annotated[str, Field(description="X.Y.Z (a leading v is accepted)")]
 
 
 class Bastion(Strict):
-    host: str
-    port: int = Field(22, ge=1, le=65535)
-    user: str | None = None
-    key_file: str | None = None
+    host: SSHHost
+    port: Port = 22
+    user: SSHUser | None = None
+    key_file: LocalPath | None = None
 
 
 class SSHSettings(Strict):
     """How kbuild reaches hosts. Every field may be overridden per host."""
 
-    user: str = "root"
-    port: int = Field(22, ge=1, le=65535)
-    key_file: str | None = None  # else ssh-agent and ~/.ssh/id_* keys
-    become: bool = False  # run remote commands through `sudo -n` (a non-root user with sudo)
+    user: SSHUser = "root"
+    port: Port = 22
+    key_file: LocalPath | None = None  # else ssh-agent and ~/.ssh/id_* keys
+    become: Switch = False  # run remote commands through `sudo -n` (a non-root user with sudo)
     bastion: Bastion | None = None
     host_key_policy: HostKeyPolicy = HostKeyPolicy.ACCEPT_NEW
-    known_hosts: str | None = None  # default: <state dir>/known_hosts
-    connect_timeout: float = Field(10.0, gt=0, le=600)
-    retries: int = Field(2, ge=0, le=10)
+    known_hosts: KnownHosts | None = None  # default: <state dir>/known_hosts
+    connect_timeout: Seconds = Field(10.0, gt=0, le=600)
+    retries: StrictInt = Field(2, ge=0, le=10)
 
 
 class SSHOverrides(Strict):
     """Per-host SSH settings; unset fields fall back to the inventory's `ssh` section."""
 
-    host: str | None = None  # connect here instead of `address` (NAT, port forwarding)
-    user: str | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    key_file: str | None = None
-    become: bool | None = None
+    host: SSHHost | None = None  # connect here instead of `address` (NAT, port forwarding)
+    user: SSHUser | None = None
+    port: Port | None = None
+    key_file: LocalPath | None = None
+    become: Switch | None = None
     bastion: Bastion | None = None
-    connect_timeout: float | None = Field(None, gt=0, le=600)
-    retries: int | None = Field(None, ge=0, le=10)
+    connect_timeout: Seconds | None = Field(None, gt=0, le=600)
+    retries: StrictInt | None = Field(None, ge=0, le=10)
 
 
 class Versions(Strict):
@@ -89,7 +108,7 @@ class Versions(Strict):
     @field_validator("*", mode="before")
     @classmethod
     def _check(cls, value: object) -> str | None:
-        return None if value is None else _version(str(value))
+        return None if value is None else version(value)
 
     @field_validator("kubernetes", "etcd", "containerd", "runc")
     @classmethod
@@ -103,9 +122,9 @@ class Versions(Strict):
 
 class PKISettings(Strict):
     key_algorithm: Literal["rsa-2048", "rsa-4096", "ecdsa-p256"] = "rsa-2048"
-    ca_validity_days: int = Field(3650, ge=1, le=36500)
-    cert_validity_days: int = Field(365, ge=1, le=3650)
-    renew_before_days: int = Field(30, ge=0, le=3650)  # reissue leaves expiring within this window
+    ca_validity_days: StrictInt = Field(3650, ge=1, le=36500)
+    cert_validity_days: StrictInt = Field(365, ge=1, le=3650)
+    renew_before_days: StrictInt = Field(30, ge=0, le=3650)  # reissue leaves expiring within this window
 
     @model_validator(mode="after")
     def _window_fits(self) -> PKISettings:
@@ -116,31 +135,35 @@ class PKISettings(Strict):
 
 
 class EtcdBackupSettings(Strict):
-    enabled: bool = False
-    schedule: str = "daily"  # a systemd OnCalendar= expression
-    keep: int = Field(7, ge=1, le=1000)
-    dir: str = "/var/backups/etcd"
+    enabled: Switch = False
+    schedule: AsciiText = "daily"  # a systemd OnCalendar= expression
+    keep: StrictInt = Field(7, ge=1, le=1000)
+    dir: DataDir = "/var/backups/etcd"
 
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
         # Checked fully by systemd on the host; here only what would break the rendered timer.
-        if not value.strip() or not value.isprintable():
+        # OnCalendar's own characters (weekdays, ranges, repetitions, a time zone) and nothing a shell or a
+        # unit file would read as more than a value.
+        if not value.strip() or len(value) > 256 or not re.fullmatch(r"[A-Za-z0-9 *,:./~_+-]+", value, re.ASCII):
             raise ValueError(f"{value!r} is not a systemd OnCalendar expression (e.g. daily, *-*-* 02:30:00)")
         return value.strip()
 
-    @field_validator("dir")
-    @classmethod
-    def _dir(cls, value: str) -> str:
-        # The backup script uses it unquoted: an absolute path of plain characters.
-        if not re.fullmatch(r"/[A-Za-z0-9._/-]*", value) or "/../" in value + "/" or value.rstrip("/") == "":
-            raise ValueError(f"{value!r} is not an absolute directory path of letters, digits and ._-/")
-        return value.rstrip("/")
-
 
 class EtcdSettings(Strict):
-    data_dir: str = "/var/lib/etcd"
+    data_dir: DataDir = "/var/lib/etcd"
     backup: EtcdBackupSettings = EtcdBackupSettings()
+
+    @model_validator(mode="after")
+    def _apart(self) -> EtcdSettings:
+        # Reset moves the data directory aside and retention deletes in the backup directory: neither may
+        # hold the other.
+        data, backups = self.data_dir, self.backup.dir
+        if data == backups or backups.startswith(data + "/") or data.startswith(backups + "/"):
+            raise ValueError(f"data_dir {data} and backup.dir {backups} must be separate directories, "
+                             "neither inside the other")
+        return self
 
 
 class ImageSettings(Strict):
@@ -153,7 +176,7 @@ class ImageSettings(Strict):
 
     source: Literal["auto", "registry", "archives"] = "auto"
     preload: list[str] = []  # more images for every node, from archives (applications, tests)
-    files: dict[str, str] = {}  # image reference -> local archive (absolute, or relative to the inventory)
+    files: dict[str, LocalPath] = {}  # image reference -> local archive (absolute, or relative to the inventory)
 
     @field_validator("preload")
     @classmethod
@@ -173,11 +196,11 @@ class ImageSettings(Strict):
 
 
 class ArtifactSettings(Strict):
-    mirror: str | None = None  # base URL or local directory laid out like the official sites
+    mirror: AsciiText | None = None  # base URL or local directory laid out like the official sites
     images: ImageSettings = ImageSettings()
     transfer: Literal["push", "pull"] = "push"
-    cache_dir: str | None = None  # default: ~/.cache/kbuild/artifacts
-    checksums: dict[str, str] = {}  # pin: file name or URL -> sha256
+    cache_dir: LocalDir | None = None  # default: ~/.cache/kbuild/artifacts
+    checksums: dict[AsciiText, Sha256] = {}  # pin: file name or URL -> sha256
 
     @model_validator(mode="after")
     def _archives_have_a_source(self) -> ArtifactSettings:
@@ -192,33 +215,11 @@ class ArtifactSettings(Strict):
 class CoreDNSSettings(Strict):
     """CoreDNS as kbuild deploys it: a Deployment and the kube-dns Service at cluster_dns."""
 
-    enabled: bool = True
-    replicas: int = Field(2, ge=1, le=100)
+    enabled: Switch = True
+    replicas: StrictInt = Field(2, ge=1, le=100)
     # Where names outside the cluster domain go: resolv.conf paths or addresses (each with an optional
     # :port); the default is the nodes' own resolvers. An empty list answers only cluster names.
-    forward: list[str] = ["/etc/resolv.conf"]
-
-    @field_validator("forward")
-    @classmethod
-    def _upstreams(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if item.startswith("/"):
-                if not re.fullmatch(r"/[A-Za-z0-9._/-]+", item, re.ASCII):
-                    raise ValueError(f"{item!r} is not a resolv.conf path of letters, digits and ._-/")
-                continue
-            if item.startswith("[") and "]:" in item:  # [IPv6]:port, as CoreDNS writes it
-                host, _, port = item[1:].partition("]:")
-                if not port or ":" not in host:
-                    raise ValueError(f"{item!r} is not [IPv6 address]:port")
-            else:
-                host, _, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
-            try:
-                ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                raise ValueError(f"{item!r} is neither a resolv.conf path nor an IP address[:port]") from None
-            if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-                raise ValueError(f"{item!r}: {port!r} is not a port")
-        return value
+    forward: list[DnsUpstream] = ["/etc/resolv.conf"]
 
 
 class AddonSettings(Strict):
@@ -228,55 +229,33 @@ class AddonSettings(Strict):
 
 
 class ClusterSettings(Strict):
-    name: str
+    name: DnsLabel
     versions: Versions = Versions()
-    pod_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.ip_network("10.200.0.0/16")
-    node_cidr_mask_size: int = Field(24, ge=8, le=30)
-    service_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network = ipaddress.ip_network("10.32.0.0/24")
-    cluster_domain: str = "cluster.local"
-    cluster_dns: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None  # default: 10th service IP
-    api_endpoint: str | None = None  # host or host:port of a load balancer / VIP; default: first control plane
-    api_port: int = Field(6443, ge=1, le=65535)
-    extra_sans: list[str] = []
+    pod_cidr: Network = ipaddress.ip_network("10.200.0.0/16")
+    node_cidr_mask_size: StrictInt = Field(24, ge=8, le=30)
+    service_cidr: Network = ipaddress.ip_network("10.32.0.0/24")
+    cluster_domain: DnsName = "cluster.local"
+    cluster_dns: ServiceAddress | None = None  # default: 10th service IP
+    api_endpoint: AsciiText | None = None  # host or host:port of a load balancer / VIP; default: first control plane
+    api_port: Port = 6443
+    extra_sans: list[AsciiText] = []
     proxy_mode: Literal["iptables", "nftables", "ipvs"] = "iptables"
     # bridge: kbuild's own pod network (a bridge per node, host-local addresses, routes between nodes);
     # none: no pod network, bring your own CNI (nodes stay NotReady until one is installed).
     cni: Literal["bridge", "none"] = "bridge"
     addons: AddonSettings = AddonSettings()
-    node_monitor_period: str = "5s"
-    node_monitor_grace_period: str = "40s"
-    fail_swap_on: bool = True  # false: kubelet tolerates swap (NodeSwap)
-    encryption_at_rest: bool = True
-    templates_dir: str | None = None  # user templates overriding the shipped ones, same names
-    extra_flags: dict[str, dict[str, str]] = {}  # component -> flag -> value
+    node_monitor_period: Duration = "5s"
+    node_monitor_grace_period: Duration = "40s"
+    fail_swap_on: Switch = True  # false: kubelet tolerates swap (NodeSwap)
+    encryption_at_rest: Switch = True
+    templates_dir: LocalPath | None = None  # user templates overriding the shipped ones, same names
+    extra_flags: dict[str, dict[AsciiText, Text]] = {}  # component -> flag -> value
     # Merged over the KubeletConfiguration / KubeProxyConfiguration (camelCase keys, as in those APIs) and
     # containerd's config.toml kbuild writes, for what has no setting of its own here: eviction
     # thresholds, image GC, conntrack, containerd plugin options.
     kubelet_config: dict[str, Any] = {}
     kube_proxy_config: dict[str, Any] = {}
     containerd_config: dict[str, Any] = {}
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not DNS_LABEL.match(value):
-            raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-', at most 63)")
-        return value
-
-    @field_validator("cluster_domain")
-    @classmethod
-    def _domain(cls, value: str) -> str:
-        if not DNS_NAME.match(value):
-            raise ValueError(f"{value!r} is not a DNS name")
-        return value
-
-    @field_validator("pod_cidr", "service_cidr", mode="before")
-    @classmethod
-    def _cidr(cls, value: object) -> object:
-        try:
-            return ipaddress.ip_network(str(value), strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a network in CIDR form ({exc})") from None
 
     @field_validator("kubelet_config", "kube_proxy_config", "containerd_config")
     @classmethod
@@ -316,21 +295,13 @@ COMPONENTS = (
 
 
 class HostSpec(Strict):
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    address: HostAddress
     roles: list[Role] = Field(min_length=1)
     arch: Literal["amd64", "arm64"] = "amd64"
     ssh: SSHOverrides = SSHOverrides()
-    labels: dict[str, str] = {}
-    taints: list[str] = []
-    extra_flags: dict[str, dict[str, str]] = {}
-
-    @field_validator("address", mode="before")
-    @classmethod
-    def _address(cls, value: object) -> object:
-        try:
-            return ipaddress.ip_address(str(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address") from None
+    labels: dict[LabelKey, LabelValue] = {}
+    taints: list[Taint] = []
+    extra_flags: dict[str, dict[AsciiText, Text]] = {}
 
     @field_validator("roles")
     @classmethod
@@ -348,5 +319,5 @@ class InventorySpec(Strict):
     pki: PKISettings = PKISettings()
     etcd: EtcdSettings = EtcdSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
-    state_dir: str | None = None  # default: .kbuild/<cluster name> next to the inventory
+    state_dir: LocalDir | None = None  # default: .kbuild/<cluster name> next to the inventory
     hosts: dict[str, HostSpec] = Field(min_length=1)

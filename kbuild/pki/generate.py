@@ -19,14 +19,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from kbuild.inventory import Cluster
-from kbuild.pki import encryption, kubeconfig
+from kbuild.pki import encryption, kubeconfig, trust
 from kbuild.pki.assess import EXPIRING, MISSING, ca_findings, common_name, leaf_findings
 from kbuild.pki.certlist import KUBECONFIGS, CertInstance, KubeconfigInstance, instances, kubeconfig_instances
 from kbuild.pki.errors import PKIError
 from kbuild.pki.issue import new_ca, new_leaf
 from kbuild.pki.keys import PrivateKey, new_key, private_pem, public_pem, public_pem_matches
 from kbuild.pki.store import Pair, StateFiles, check_state_dir, load_key, load_pair, make_dirs, read_bytes
-from kbuild.state import PUBLIC_MODE, SECRET_MODE, ensure_dir, loose_permissions, write_atomic
+from kbuild.state import PUBLIC_MODE, SECRET_MODE, ensure_dir, loose_permissions, tighten_permissions, write_atomic
 
 
 class Action(str, Enum):
@@ -92,6 +92,7 @@ class _Run:
     writes: list[tuple[Path, bytes, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     materials: dict[str, _Material] = field(default_factory=dict)
+    trusted: dict[str, str] = field(default_factory=dict)  # CA name -> fingerprint recorded on first use
 
     def write(self, path: Path, data: bytes, mode: int) -> None:
         self.writes.append((path, data, mode))
@@ -107,6 +108,7 @@ def ensure(cluster: Cluster, *, renew: Iterable[str] = (), force_new_ca: bool = 
     """
     run = _Run(cluster, StateFiles(cluster.state_dir), now or datetime.now(UTC))
     check_state_dir(run.files.root)
+    run.trusted = trust.recorded(run.files)
     certs = instances(cluster)  # raises PKIError for a SAN that is neither a name nor an address
     renew_names = select(certs, renew)
     pairs, corrupt = _load_pairs(run.files, certs, tolerate=force_new_ca)
@@ -131,7 +133,12 @@ def ensure(cluster: Cluster, *, renew: Iterable[str] = (), force_new_ca: bool = 
         for path, data, mode in run.writes:
             make_dirs(run.files.root, path)
             write_atomic(path, data, mode)
-    run.warnings += loose_permissions(run.files.root)
+        cas = {inst.name: trust.fingerprint(run.materials[inst.name].cert) for inst in certs if inst.spec.is_ca}
+        trust.record(run.files, cas)
+        # Keys others could read are fixed, not just reported: the next run must not find them so again.
+        run.warnings += tighten_permissions(run.files.root)
+    else:
+        run.warnings += loose_permissions(run.files.root)
     return EnsureReport(run.files.root, tuple(run.outcomes), tuple(run.warnings), backup, dry_run)
 
 
@@ -190,6 +197,9 @@ def _ca(run: _Run, inst: CertInstance, pair: Pair, force: bool, require: bool, s
     paths = (files.cert(inst.file), files.key(inst.file))
     if not force:
         findings = ca_findings(pair, (str(paths[0]), str(paths[1])), run.cluster.pki.renew_before_days, run.now)
+        if pair.cert is not None and (not findings or findings[0].kind == EXPIRING):
+            # A sound CA is reused: only if it is the one recorded (what is wrong with a broken one comes first).
+            trust.check(files, inst.name, paths[0], pair.cert, run.trusted)
         if not findings:
             run.materials[inst.name] = _Material.reused(pair)
             run.outcomes.append(Outcome(inst.name, "ca", Action.REUSED, "", paths))

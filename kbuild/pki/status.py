@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from kbuild.inventory import Cluster
-from kbuild.pki import encryption, kubeconfig
+from kbuild.pki import encryption, kubeconfig, trust
 from kbuild.pki.assess import (
     EXPIRED,
     EXPIRING,
@@ -103,6 +103,7 @@ def check(cluster: Cluster, *, now: datetime | None = None) -> CheckReport:
     rows: list[CertStatus] = []
     cas: dict[str, x509.Certificate | None] = {}
     leaf_pems: dict[str, bytes | None] = {}
+    trusted = trust.recorded_quietly(files)
 
     for inst in instances(cluster):
         path = files.cert(inst.file)
@@ -118,6 +119,10 @@ def check(cluster: Cluster, *, now: datetime | None = None) -> CheckReport:
         if inst.spec.is_ca:
             cas[inst.name] = pair.cert
             findings = ca_findings(pair, (str(path), str(files.key(inst.file))), pki.renew_before_days, now)
+            recorded = trusted.get(inst.name)
+            if not findings and pair.cert is not None and recorded and recorded != trust.fingerprint(pair.cert):
+                findings = [Finding(INVALID, f"not the CA this cluster was set up with ({trust.path_of(files)} "
+                                             f"records {recorded})", False)]
         else:
             leaf_pems[inst.name] = pair.cert_pem
             ca_cert = cas.get(inst.ca or "")

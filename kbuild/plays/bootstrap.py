@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from kbuild import layout, pki
+from kbuild.engine.facts import q
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
@@ -96,8 +97,8 @@ def apply_manifest(inputs: HostInputs, path: PurePosixPath, what: str) -> Comman
     return Command(
         f"apply {what}",
         f"{control_plane.kubectl('apply', '--server-side', '--force-conflicts', '--field-manager=kbuild', '-f', str(path))}"
-        f" >/dev/null && echo {digest} > {stamp}",
-        unless=f"grep -qx {digest} {stamp} && {control_plane.kubectl('get', '-f', str(path))} >/dev/null",
+        f" >/dev/null && echo {digest} > {q(stamp)}",
+        unless=f"grep -qx {digest} {q(stamp)} && {control_plane.kubectl('get', '-f', str(path))} >/dev/null",
     )
 
 
@@ -150,7 +151,7 @@ def phase_nodes(ctx: Context) -> None:
         return
     names = " ".join(h.name for h in hosts)
     gate = Gate("nodes registered", always=True, timeout=NODES_REGISTERED_TIMEOUT,
-                command=control_plane.kubectl("get", "nodes", names, "-o", "name"))
+                command=control_plane.kubectl("get", "nodes", *(h.name for h in hosts), "-o", "name"))
     outcomes = ctx.runner.apply("nodes-registered", {first.name: Plan(gates=[gate])},
                                 describe=f"every kubelet has registered its Node ({names})")
     require_success("nodes-registered", outcomes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kbuild import layout
 from kbuild.engine.resources import Directory, Service
 from kbuild.engine.runner import Gate, Plan
+from kbuild.engine.shell import command
 from kbuild.inventory import Cluster
 from kbuild.plays.components import health_checks
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
@@ -14,7 +15,8 @@ SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")  # in
 
 
 def kubectl(*args: str) -> str:
-    return " ".join([str(layout.binary_path("kubectl")), f"--kubeconfig={layout.ADMIN_KUBECONFIG}", *args])
+    """kubectl as cluster admin; each of `args` is one argument, quoted here."""
+    return command(layout.binary_path("kubectl"), f"--kubeconfig={layout.ADMIN_KUBECONFIG}", *args)
 
 
 def gates(cluster: Cluster, components: tuple[str, ...] = SERVICES) -> list[Gate]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kbuild import layout
 from kbuild.engine.resources import Directory, Service
 from kbuild.engine.runner import Gate, Plan
+from kbuild.engine.shell import command
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster
@@ -15,13 +16,15 @@ ETCD_HEALTH_TIMEOUT = 180.0
 
 
 def etcdctl(cluster: Cluster, *args: str, endpoints: str | None = None) -> str:
-    """An etcdctl command line authenticating with the healthcheck client certificate (mTLS)."""
+    """An etcdctl command line authenticating with the healthcheck client certificate (mTLS).
+
+    Each of `args` is one argument, quoted here (kbuild.engine.shell.Raw for a "$variable")."""
     target = endpoints or f"https://127.0.0.1:{layout.ETCD_CLIENT_PORT}"
-    return " ".join([
-        "ETCDCTL_API=3", str(layout.binary_path("etcdctl")), f"--endpoints={target}",
+    return "ETCDCTL_API=3 " + command(
+        layout.binary_path("etcdctl"), f"--endpoints={target}",
         f"--cacert={layout.ETCD_CA_CERT}", f"--cert={layout.ETCD_HEALTHCHECK_CLIENT_CERT}",
         f"--key={layout.ETCD_HEALTHCHECK_CLIENT_KEY}", "--command-timeout=5s", *args,
-    ])
+    )
 
 
 def health_gate(cluster: Cluster, *, always: bool = False) -> Gate:
@@ -41,11 +44,10 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
 
 def initialized_members(ctx) -> set[str]:  # noqa: ANN001 - kbuild.plays.phases.Context
     """etcd hosts whose data directory already holds a member: then the cluster exists and is rolled, not formed."""
-    data_dir = ctx.cluster.etcd.data_dir
     found: set[str] = set()
 
     def probe(conn: Connection) -> str:
-        result = conn.run(f"test -d {data_dir}/member && echo initialized || echo empty")
+        result = conn.run(member_probe(ctx.cluster))
         if result.out.strip() == "initialized":
             found.add(conn.target.name)
         return f"data directory {result.out.strip()}"
@@ -54,6 +56,11 @@ def initialized_members(ctx) -> set[str]:  # noqa: ANN001 - kbuild.plays.phases.
     outcomes = ctx.runner.each("etcd-members", names, probe, describe="which members already exist")
     require_success("etcd-members", outcomes)
     return found
+
+
+def member_probe(cluster: Cluster) -> str:
+    """Prints `initialized` when the data directory holds a member (run even in check mode: read only)."""
+    return f"{command('test', '-d', cluster.etcd.data_dir + '/member')} && echo initialized || echo empty"
 
 
 class MembershipChange(KbuildError):

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from kbuild import __version__
 from kbuild.engine.runner import HostStatus
+from kbuild.engine.shell import Raw
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError, UsageError
 from kbuild.inventory import Cluster
@@ -127,7 +128,7 @@ class _HashingSink:
 
 def save_script(cluster: Cluster, *, status_tool: str) -> str:
     """On the source member: save a snapshot to a private temporary directory, then describe it."""
-    target = '"$d/snapshot.db"'
+    target = Raw('"$d/snapshot.db"')  # the private directory the script makes
     save = ctl(cluster, "snapshot", "save", target, timeout=SNAPSHOT_TIMEOUT)
     status = snapshot_status(status_tool, target)
     return "\n".join([

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kbuild.engine.runner import Gate, HostOutcome, HostStatus, Plan
+from kbuild.engine.shell import command
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError, UsageError
 from kbuild.inventory import Cluster
@@ -131,7 +132,7 @@ def _run(conn: Connection, command: str, what: str, timeout: float = 600) -> str
 
 def stop_command(services: tuple[str, ...]) -> str:
     """Stop services; a unit that does not exist counts as stopped. Fails if one still runs after."""
-    names = " ".join(services)
+    names = command(*services)
     return (f"for s in {names}; do systemctl stop \"$s\" 2>/dev/null || "
             f"[ \"$(systemctl show -p LoadState --value \"$s\")\" = not-found ] || exit 1; done; "
             f"for s in {names}; do st=$(systemctl is-active \"$s\"); "
@@ -142,19 +143,20 @@ def stop_command(services: tuple[str, ...]) -> str:
 def start_command(services: tuple[str, ...]) -> str:
     # --no-block: etcd's unit is Type=notify and a member is ready only once a quorum forms, so a
     # blocking start on one member would wait for the others; the health gates do the waiting.
-    names = " ".join(services)
+    names = command(*services)
     return f"systemctl reset-failed {names} 2>/dev/null; systemctl start --no-block {names}"
 
 
 def move_aside_command(member) -> str:  # noqa: ANN001 - MemberPlan
     data, aside = shlex.quote(member.data_dir), shlex.quote(member.aside)
-    return (f"if [ -e {aside} ]; then echo '{member.aside} already exists' >&2; exit 1; fi; "
+    return (f"if [ -e {aside} ]; then echo {shlex.quote(member.aside + ' already exists')} >&2; exit 1; fi; "
             f"if [ -e {data} ]; then mv {data} {aside} && echo moved; else echo absent; fi")
 
 
 def restore_command(member) -> str:  # noqa: ANN001 - MemberPlan
     data = shlex.quote(member.data_dir)
-    return (f"if [ -e {data} ]; then echo '{member.data_dir} exists: it was not moved aside' >&2; exit 1; fi; "
+    return (f"if [ -e {data} ]; then echo {shlex.quote(member.data_dir + ' exists: it was not moved aside')} >&2; "
+            "exit 1; fi; "
             f"log=$(mktemp); if ! {{ {member.restore_command}; }} > \"$log\" 2>&1; then "
             "tail -n 20 \"$log\" >&2; rm -f \"$log\"; "
             f"exit 1; fi; rm -f \"$log\"; chmod 700 {data}")

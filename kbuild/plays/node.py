@@ -5,6 +5,7 @@ from __future__ import annotations
 from kbuild import layout
 from kbuild.engine.facts import q
 from kbuild.engine.resources import Command, Directory, KernelModule, Service, Sysctl
+from kbuild.engine.shell import command
 from kbuild.engine.runner import Gate, Plan
 from kbuild.inventory import Cluster
 from kbuild.plays.components import health_checks
@@ -57,12 +58,13 @@ def pod_routes(cluster: Cluster, host) -> list[Command]:  # noqa: ANN001 - Host
             continue
         cidr, via = node_pod_cidr(cluster, other), other.address
         wanted.append(f"{cidr} {via}")
-        routes.append(Command(f"route {cidr} via {other.name}", f"ip route replace {cidr} via {via}",
-                              unless=f"ip route show {cidr} | grep -q 'via {via} '"))
+        routes.append(Command(f"route {cidr} via {other.name}", command("ip", "route", "replace", cidr, "via", via),
+                              unless=f"{command('ip', 'route', 'show', cidr)} | {command('grep', '-qF', f'via {via} ')}"))
     # Routes into the pod network that no node of the inventory explains any more (a node removed, or
     # renumbered): gone, so its old block never shadows a new node's.
     family = f"-{cluster.settings.pod_cidr.version}"
-    stale = (f"ip {family} route show root {cluster.settings.pod_cidr} | awk '$2 == \"via\" {{print $1 \" \" $3}}' | "
+    stale = (f"{command('ip', family, 'route', 'show', 'root', cluster.settings.pod_cidr)} | "
+             "awk '$2 == \"via\" {print $1 \" \" $3}' | "
              + (f"grep -vxF {' '.join(f'-e {q(w)}' for w in wanted)}" if wanted else "cat"))
     routes.append(Command("stale pod routes removed", f"{stale} | while read -r c v; do ip {family} route del \"$c\" via \"$v\"; done",
                           unless=f"test -z \"$({stale})\""))

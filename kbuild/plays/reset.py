@@ -118,7 +118,8 @@ fi""")
     if p.etcd_data:
         data = q(p.etcd_data)
         if p.etcd_data_to:
-            lines.append(f"if [ -d {data} ]; then mv {data} {q(p.etcd_data_to)} && echo 'etcd data kept in {p.etcd_data_to}'; fi")
+            kept = q(f"etcd data kept in {p.etcd_data_to}")
+            lines.append(f"if [ -d {data} ]; then mv {data} {q(p.etcd_data_to)} && echo {kept}; fi")
         else:
             lines.append(f"rm -rf --one-file-system {data}")
     lines.append("systemctl daemon-reload 2>/dev/null || true")

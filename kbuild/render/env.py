@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from kbuild.engine.shell import command, word
 from kbuild.errors import UsageError
 
 # Installed: the wheel carries templates/ as kbuild/templates. Source checkout: ../templates.
@@ -46,12 +47,36 @@ class TemplateError(UsageError):
         self.variable = variable
 
 
+class UnsafeValue(ValueError):
+    """A value with a control character reached a template: it would add lines to a unit or a script."""
+
+
+def check_one_line(value: object, where: str = "") -> None:
+    """Every string a template is given, however deep: a line break or other control character in one would
+    start a new directive in a unit, or a new command after a comment in a script. The inventory refuses them
+    at load; this is the second layer, for values from anywhere else."""
+    if isinstance(value, str):
+        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+            raise UnsafeValue(f"{where or 'a value'}: {value[:80]!r} contains a line break or control character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_one_line(key, where)
+            check_one_line(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for index, item in enumerate(value):
+            check_one_line(item, f"{where}.{index}")
+
+
 def systemd_escape(value: object) -> str:
     """Quote one ExecStart argument so systemd passes it through unchanged."""
     text = str(value).replace("%", "%%").replace("$", "$$")
-    if text and not re.search(r'[\s"\'\\;]', text):
+    if text and not re.search(r'[\s"\'\\;]', text) and text.isprintable():
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    # A control character (a newline above all) would end the line, and so the directive: systemd reads
+    # C escapes inside quotes, so it gets the character back as part of the argument.
+    quoted = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in quoted)
+    return '"' + quoted + '"'
 
 
 @functools.lru_cache(maxsize=8)
@@ -67,6 +92,9 @@ def environment(user_dir: str | None) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["systemd_escape"] = systemd_escape
+    # A list of arguments as one shell command line, each quoted (for `sh -c` in units and scripts).
+    env.filters["shell_command"] = lambda args: command(*args)
+    env.filters["shell_quote"] = word
     env.filters["sha256"] = lambda text: hashlib.sha256(str(text).encode()).hexdigest()
     env.globals["search_path"] = tuple(search)
     return env
@@ -74,6 +102,10 @@ def environment(user_dir: str | None) -> jinja2.Environment:
 
 def render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
     """Render template `name` with `context`; any failure is a TemplateError."""
+    try:
+        check_one_line(context)
+    except UnsafeValue as exc:
+        raise TemplateError(name, None, None, str(exc), hint="values in units and scripts are one line each") from None
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:

@@ -8,9 +8,20 @@ from kbuild.connect import check_key_files, select_hosts, target_for
 from kbuild.errors import UsageError
 
 
+def private_key(path, mode=0o600):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                       serialization.NoEncryption()))
+    path.chmod(mode)
+    return key
+
+
 @pytest.fixture
 def cluster(tmp_path, cluster_from):
-    (tmp_path / "id").write_text("key")  # ssh.key_file below, beside the inventory
+    private_key(tmp_path / "id")  # ssh.key_file below, beside the inventory
     return cluster_from("""\
         cluster: {name: t}
         ssh: {user: ops, key_file: id, become: true, bastion: {host: jump.example, user: j}}
@@ -46,3 +57,43 @@ def test_target_carries_become_and_bastion(cluster):
     target = target_for(cluster.host("m1"))
     assert (target.user, target.become, target.host, target.port) == ("ops", True, "198.18.0.10", 22)
     assert target.bastion is not None and (target.bastion.host, target.bastion.user) == ("jump.example", "j")
+
+
+def _only_key_problem(cluster):
+    with pytest.raises(UsageError) as refused:
+        check_key_files(cluster, [cluster.host("m1")])
+    return str(refused.value)
+
+
+def test_a_private_key_others_can_read_is_refused_as_openssh_does(cluster, tmp_path):
+    (tmp_path / "id").chmod(0o644)
+    message = _only_key_problem(cluster)
+    assert f"ssh.key_file {tmp_path / 'id'} is readable by others (mode 0644)" in message
+    assert f"chmod 600 {tmp_path / 'id'}" in message
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "is empty, not a private key"),
+    (b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBz3 me@laptop\n", "is a public key"),
+    (b"\x00garbage\xff" * 10, "is not a private key"),
+])
+def test_a_key_file_that_is_no_private_key_is_bad_input_at_once(cluster, tmp_path, content, reason):
+    from kbuild.errors import ExitCode
+
+    (tmp_path / "id").write_bytes(content)
+    with pytest.raises(UsageError) as refused:
+        check_key_files(cluster, [cluster.host("m1")])
+    assert refused.value.exit_code is ExitCode.BAD_INPUT
+    assert f"hosts.m1: ssh.key_file {tmp_path / 'id'} {reason}" in str(refused.value)
+
+
+def test_known_hosts_on_dev_null_is_refused(tmp_path, cluster_from):
+    from kbuild.errors import InventoryError
+
+    with pytest.raises(InventoryError, match=r"ssh.known_hosts: '/dev/null' is a device"):
+        cluster_from("""\
+            cluster: {name: t}
+            ssh: {known_hosts: /dev/null}
+            hosts:
+              m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
+            """)

@@ -83,7 +83,7 @@ class ContainerImage(Resource):
         steps += [
             verify_sha256(archive, self.sha256),
             f"{self._ctr('images', 'import', f'--platform={q(self.platform)}', archive)} >/dev/null",
-            f"if ! {self._listed()}; then echo 'the archive holds no image named {self.ref}' >&2; exit 1; fi",
+            f"if ! {self._listed()}; then echo {q('the archive holds no image named ' + self.ref)} >&2; exit 1; fi",
             f"mkdir -p {STAMP_DIR}",
             f"printf '%s\\n' {q(self.sha256)} > {q(self.stamp_file)}.tmp && mv -f {q(self.stamp_file)}.tmp "
             f"{q(self.stamp_file)}",

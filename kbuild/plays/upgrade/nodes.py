@@ -6,7 +6,6 @@ import json
 import time
 from dataclasses import dataclass
 
-from kbuild.engine.facts import q
 from kbuild.engine.runner import Gate
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
@@ -75,9 +74,9 @@ def cordon(conn: Connection, node: str, target: Version) -> bool:
     if state.unschedulable:
         return False
     # The annotation first: a stop right after it still leaves the node known as ours to uncordon.
-    _run(conn, kubectl("annotate", "node", q(node), f"{ANNOTATION}={target}", "--overwrite"),
+    _run(conn, kubectl("annotate", "node", node, f"{ANNOTATION}={target}", "--overwrite"),
          f"annotating Node {node}")
-    _run(conn, kubectl("cordon", q(node)), f"cordoning Node {node}")
+    _run(conn, kubectl("cordon", node), f"cordoning Node {node}")
     return True
 
 
@@ -85,7 +84,7 @@ def drain(conn: Connection, node: str, *, attempts: int = DRAIN_ATTEMPTS, pause:
     """Evict every pod but DaemonSet ones through the eviction API (PodDisruptionBudgets respected);
     retried, since a budget may allow the next eviction only once a replacement pod is ready elsewhere.
     Returns the attempt that succeeded."""
-    command = kubectl("drain", q(node), "--ignore-daemonsets", "--delete-emptydir-data",
+    command = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
                       f"--timeout={DRAIN_TIMEOUT}s")
     last = ""
     for attempt in range(1, attempts + 1):
@@ -102,8 +101,8 @@ def drain(conn: Connection, node: str, *, attempts: int = DRAIN_ATTEMPTS, pause:
 
 
 def uncordon(conn: Connection, node: str) -> None:
-    _run(conn, kubectl("uncordon", q(node)), f"uncordoning Node {node}")
-    _run(conn, kubectl("annotate", "node", q(node), f"{ANNOTATION}-"), f"unmarking Node {node}")
+    _run(conn, kubectl("uncordon", node), f"uncordoning Node {node}")
+    _run(conn, kubectl("annotate", "node", node, f"{ANNOTATION}-"), f"unmarking Node {node}")
 
 
 def kubelet_started(conn: Connection) -> int:
@@ -124,6 +123,6 @@ def ready_gate(node: str, since: int) -> Gate:
     `since` comes from, and a restarted kubelet posts its status at once.
     """
     jsonpath = '{range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}'
-    get = kubectl("get", "node", q(node), "-o", q(f"jsonpath={jsonpath}"))
+    get = kubectl("get", "node", node, "-o", f"jsonpath={jsonpath}")
     command = f'set -- $({get}) && [ "$1" = True ] && [ "$(date -d "$2" +%s)" -ge {since} ]'
     return Gate(f"Node {node} Ready", command=command, timeout=READY_TIMEOUT, always=True)

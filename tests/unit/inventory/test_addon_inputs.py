@@ -37,11 +37,11 @@ def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], cluster: str) -> t
     ("  addons:\n    coredns:\n      replicas: 1000\n", 5,
      "cluster.addons.coredns.replicas: Input should be less than or equal to 100 (got 1000)"),
     ("  addons:\n    coredns:\n      forward: [dns.google]\n", 5,
-     "cluster.addons.coredns.forward: 'dns.google' is neither a resolv.conf path nor an IP address[:port]"),
+     "cluster.addons.coredns.forward.0: 'dns.google' is neither a resolv.conf path nor an IP address[:port]"),
     ("  addons:\n    coredns:\n      forward: ['[2606:4700::1111]:']\n", 5,
-     "cluster.addons.coredns.forward: '[2606:4700::1111]:' is not [IPv6 address]:port"),
+     "cluster.addons.coredns.forward.0: '[2606:4700::1111]:' is not [IPv6 address]:port"),
     ("  addons:\n    coredns:\n      forward: ['[2606:4700::1111]:99999']\n", 5,
-     "cluster.addons.coredns.forward: '[2606:4700::1111]:99999': '99999' is not a port"),
+     "cluster.addons.coredns.forward.0: '[2606:4700::1111]:99999': '99999' is not a port"),
 ])
 def test_inventory_check_names_the_file_line_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                      cluster: str, line: int, expected: str) -> None:

@@ -165,3 +165,19 @@ def test_config_keys_kbuild_owns_are_refused(cluster_from, setting, key):
 def test_preloaded_images_from_archives_load(cluster_from, artifacts):
     cluster = cluster_from(GOOD + f"artifacts: {artifacts}\n")
     assert cluster.artifacts.images.preload == ["kbuild.test/app:1"]
+
+
+def test_escape_sequences_in_keys_never_reach_the_terminal(tmp_path) -> None:
+    from kbuild.errors import InventoryError
+    from kbuild.inventory import load_cluster
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text('cluster: {name: t}\nhosts:\n  "m\\e[2J\\u202e1": {address: 198.18.0.1, roles: [etcd]}\n')
+    try:
+        load_cluster(inventory)
+    except InventoryError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("accepted")
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "hosts.m\\x1b[2J\\u202e1: host name must be a DNS label" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from kbuild.errors import ExitCode, UsageError
 from kbuild.inventory import Cluster
-from kbuild.pki import PKIError, check, ensure, host_files
+from kbuild.pki import Action, PKIError, check, ensure, host_files
 from kbuild.pki.sans import alt_names
 from kbuild.pki.store import StateFiles
 
@@ -196,3 +197,43 @@ def test_host_files_before_generate_says_what_to_run(cluster: Cluster) -> None:
         host_files(cluster, cluster.host("w1"))
     assert "kbuild certs generate -i" in (err.value.hint or "")
     assert not cluster.state_dir.exists()
+
+
+# -- trust on first use of the CAs, and the state directory's modes ---------------------------------------
+
+
+def test_a_foreign_ca_pair_is_refused_unless_every_ca_is_replaced_on_purpose(cluster: Cluster, tmp_path: Path) -> None:
+    from kbuild.pki import trust
+
+    ensure(cluster)
+    files = StateFiles(cluster.state_dir)
+    recorded = trust.recorded(files)
+    assert set(recorded) >= {"ca", "etcd-ca", "front-proxy-ca"}
+    # A valid CA pair made elsewhere, put in place of both ca.crt and ca.key.
+    other = tmp_path / "other"
+    foreign = dataclasses.replace(cluster, state_dir=other)
+    ensure(foreign)
+    for name in ("ca.crt", "ca.key"):
+        (files.pki / name).write_bytes((other / "pki" / name).read_bytes())
+    rows = {row.name: row for row in check(cluster).statuses}
+    assert rows["ca"].state == "invalid" and "not the CA this cluster was set up with" in rows["ca"].problems[0]
+    refused = assert_refused_untouched(cluster, "CA ca is not the CA this cluster was set up with")
+    assert "--force-new-ca" in (refused.hint or "")
+    report = ensure(cluster, force_new_ca=True)
+    assert report.get("ca").action is Action.REPLACED
+    assert trust.recorded(files)["ca"] != recorded["ca"]
+    assert not ensure(cluster).changed  # the new CAs are the recorded ones now
+
+
+def test_loose_modes_in_the_state_directory_are_fixed_and_said(cluster: Cluster) -> None:
+    import stat
+
+    ensure(cluster)
+    files = StateFiles(cluster.state_dir)
+    files.key("ca").chmod(0o644)
+    cluster.state_dir.chmod(0o755)
+    report = ensure(cluster)
+    assert stat.S_IMODE(files.key("ca").stat().st_mode) == 0o600
+    assert stat.S_IMODE(cluster.state_dir.stat().st_mode) == 0o700
+    assert any(str(files.key("ca")) in w and "was 0644" in w for w in report.warnings)
+    assert any(w.startswith(f"{cluster.state_dir}: was 0755") for w in report.warnings)

@@ -6,6 +6,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
+import pytest
 import yaml
 
 from kbuild.cli import render_cmd, run
@@ -91,6 +92,28 @@ def test_render_with_the_real_pki(tmp_path: Path) -> None:
             assert written.read_bytes() == f.content
             if f.secret:
                 assert _mode(written) == 0o600
+
+
+@pytest.mark.parametrize("damage", ["corrupt key", "foreign ca"])
+def test_render_verifies_the_pki_before_copying_it(tmp_path: Path, capsys, damage: str) -> None:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump({"cluster": {"name": "demo"}, "pki": {"key_algorithm": "ecdsa-p256"},
+                                   "hosts": HOSTS}))
+    assert run(["certs", "generate", "-i", str(inv)]) == 0
+    pki = tmp_path / ".kbuild" / "demo" / "pki"
+    if damage == "corrupt key":
+        (pki / "apiserver.key").write_text("not a key")
+        expected = "apiserver.key"
+    else:
+        other = tmp_path / "other"
+        assert run(["certs", "generate", "-i", str(inv), "--state-dir", str(other)]) == 0
+        for name in ("ca.crt", "ca.key"):
+            (pki / name).write_bytes((other / "pki" / name).read_bytes())
+        expected = "is not the CA this cluster was set up with"
+    out = tmp_path / "out"
+    assert run(["render", "-i", str(inv), "-o", str(out)]) == 2
+    assert expected in capsys.readouterr().err
+    assert not list(out.rglob("*.key"))
 
 
 def test_render_needs_an_inventory(tmp_path: Path, capsys) -> None:
