@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kbuild.errors import InventoryError, Problem, UsageError
-from kbuild.inventory import ansible
+from kbuild.inventory import ansible, formats, k0sctl
+from kbuild.inventory.ansible import kubespray
+from kbuild.inventory.translation import Translation
 from kbuild.inventory.cluster import Cluster, Host, HostSSH, split_host_port
 from kbuild.inventory.model import (
-    DNS_LABEL,
     DNS_NAME,
     ArtifactSettings,
     ClusterSettings,
@@ -39,8 +41,14 @@ TOP_LEVEL_KEYS = set(InventorySpec.model_fields)
 
 
 def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
-    """Read, validate and resolve an inventory. Raises InventoryError listing every problem found."""
+    """Read, validate and resolve an inventory. Raises InventoryError listing every problem found.
+
+    `path` is a kbuild inventory, an Ansible inventory (a file or a directory), the JSON of
+    `inventory check --json` or `ansible-inventory --list`, or a k0sctl.yaml.
+    """
     file = Path(path)
+    if file.is_dir():
+        return _from_translation(kubespray.translate(ansible.read(file), file), file, state_dir, base=file)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -48,16 +56,32 @@ def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[s
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{file}: cannot read the inventory: {exc}") from None
 
-    if ansible.looks_like_ini(file, text):
-        doc = ansible.from_ini(text, file.parent)
-    else:
-        doc = load_yaml(text)
-        if not doc.problems and ansible.looks_like_yaml(doc.data):
-            doc = ansible.from_yaml(doc.data, file.parent)
+    kind = formats.kind_of(file, text)
+    if kind == "ansible":
+        return _from_translation(kubespray.translate(ansible.read(file), file), file, state_dir)
+    if kind == "k0sctl":
+        return _from_translation(k0sctl.translate(file, text), file, state_dir)
+    doc = load_yaml(text)
+    if kind == "check-json":
+        doc = YamlDocument(doc.data["inventory"], {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("inventory",)})
     return validate(doc, file, state_dir=state_dir)
 
 
-def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
+def _from_translation(translation: Translation, file: Path, state_dir: str | os.PathLike[str] | None,
+                      base: Path | None = None) -> Cluster:
+    """Validate an inventory translated from another tool's, reporting each problem where the user wrote it."""
+    if any(p.severity == "error" for p in translation.problems):
+        raise InventoryError(str(file), translation.problems)
+    doc = YamlDocument(translation.native, problems=list(translation.problems))
+    try:
+        return validate(doc, file, state_dir=state_dir, base=base)
+    except InventoryError as exc:
+        raise InventoryError(exc.file, [translation.locate(p) for p in exc.problems]) from None
+
+
+def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None,
+             base: Path | None = None) -> Cluster:
+    """Validate a kbuild inventory document; relative paths in it are relative to `base` (default: its folder)."""
     problems = list(doc.problems)  # from reading it: errors stop here, warnings (Ansible import) go on
     if any(p.severity == "error" for p in problems):
         raise InventoryError(str(file), problems)
@@ -92,9 +116,8 @@ def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str]
     elif isinstance(raw_hosts, dict):
         for name, spec in raw_hosts.items():
             name = str(name)
-            if not DNS_LABEL.match(name):
-                problems.append(Problem(f"hosts.{name}", "host name must be a DNS label (lowercase letters, "
-                                        "digits and '-'); it becomes the node name", doc.line_of(("hosts", name))))
+            if not DNS_NAME.match(name):
+                problems.append(Problem(f"hosts.{name}", node_name_problem(name), doc.line_of(("hosts", name))))
             host = _validate_model(HostSpec, spec if spec is not None else {}, ("hosts", name), doc, problems)
             if host is not None:
                 hosts[name] = host
@@ -109,7 +132,7 @@ def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str]
         raise InventoryError(str(file), problems)
 
     warnings = tuple(p.render(str(file)) for p in problems if p.severity == "warning")
-    return _resolve(file, parsed, hosts, state_value, state_dir, warnings)
+    return _resolve(file, parsed, hosts, state_value, state_dir, warnings, base or file.parent)
 
 
 # -- model validation with readable messages ---------------------------------------------------
@@ -265,6 +288,15 @@ def _cross_checks(cluster: ClusterSettings | None, hosts: dict[str, HostSpec], d
     return problems
 
 
+def node_name_problem(name: str) -> str:
+    """Why `name` cannot be a Node name, and the name Kubernetes would accept instead."""
+    suggestion = re.sub(r"[^a-z0-9.-]+", "-", name.lower())
+    suggestion = ".".join(part.strip("-") for part in suggestion.split(".") if part.strip("-"))[:253]
+    hint = f"; try {suggestion!r}" if suggestion and DNS_NAME.match(suggestion) else ""
+    return (f"host name {name!r} is not a valid node name (a DNS subdomain as Kubernetes wants for Nodes: lowercase "
+            f"letters, digits, '-' and '.', like cp-1 or cp1.example.com){hint}")
+
+
 def _is_name_or_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
@@ -277,10 +309,9 @@ def _is_name_or_ip(value: str) -> bool:
 
 
 def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], state_value: str | None,
-             state_override: str | os.PathLike[str] | None, warnings: tuple[str, ...]) -> Cluster:
+             state_override: str | os.PathLike[str] | None, warnings: tuple[str, ...], base: Path) -> Cluster:
     settings: ClusterSettings = parsed["cluster"]
     ssh: SSHSettings = parsed["ssh"]
-    base = file.parent
     if state_override is not None:
         state_dir = Path(state_override)
     elif os.environ.get("KBUILD_STATE_DIR"):

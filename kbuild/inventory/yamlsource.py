@@ -31,10 +31,14 @@ def dotted(path: KeyPath | tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in path)
 
 
-def load_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document; syntax errors and duplicate keys become Problems, not exceptions."""
+def load_yaml(text: str, *, loader: type[yaml.SafeLoader] = yaml.SafeLoader,
+              duplicates: str = "error") -> YamlDocument:
+    """Parse one YAML document; syntax errors and duplicate keys become Problems, not exceptions.
+
+    duplicates="warning" keeps the last value, as Ansible does with its own files.
+    """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
@@ -45,20 +49,20 @@ def load_yaml(text: str) -> YamlDocument:
         return YamlDocument(None)
 
     doc = YamlDocument(None)
-    _index(root, (), doc)
-    if doc.problems:
+    _index(root, (), doc, duplicates)
+    if any(p.severity == "error" for p in doc.problems):
         return doc
-    loader = yaml.SafeLoader("")
+    constructor = loader("")
     try:
-        doc.data = loader.construct_document(root)
+        doc.data = constructor.construct_document(root)
     except yaml.YAMLError as exc:
         doc.problems.append(Problem("", f"not valid YAML: {exc}"))
     finally:
-        loader.dispose()
+        constructor.dispose()
     return doc
 
 
-def _index(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
+def _index(node: yaml.Node, path: KeyPath, doc: YamlDocument, duplicates: str = "error") -> None:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -66,13 +70,14 @@ def _index(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
-                doc.problems.append(
-                    Problem(dotted(path + (key,)), f"duplicate key (first defined on line {seen[key]})", line)
-                )
-                continue
+                suffix = "; the last value is used" if duplicates == "warning" else ""
+                doc.problems.append(Problem(dotted(path + (key,)), f"duplicate key (first defined on line "
+                                            f"{seen[key]}){suffix}", line, duplicates))
+                if duplicates == "error":
+                    continue
             seen[key] = line
             doc.lines[path + (key,)] = line
-            _index(value_node, path + (key,), doc)
+            _index(value_node, path + (key,), doc, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, path + (str(i),), doc)
+            _index(item, path + (str(i),), doc, duplicates)

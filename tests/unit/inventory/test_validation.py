@@ -46,7 +46,7 @@ BAD = [
     ("pod CIDR smaller than a node range", GOOD.replace("  name: lab", "  name: lab\n  pod_cidr: 10.200.0.0/25"),
      "cluster.pod_cidr: 10.200.0.0/25 is smaller than one node's range"),
     ("bad cluster name", GOOD.replace("name: lab", "name: Lab_1"), "cluster.name: 'Lab_1' is not a DNS label"),
-    ("bad host name", GOOD.replace("worker-1:", "Worker_1:"), "hosts.Worker_1: host name must be a DNS label"),
+    ("bad host name", GOOD.replace("worker-1:", "Worker_1:"), "hosts.Worker_1: host name 'Worker_1' is not a valid node name"),
     ("bad api endpoint", GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: 'lb:99999'"),
      "cluster.api_endpoint: 'lb:99999' has a bad port"),
     ("bad SAN", GOOD.replace("  name: lab", "  name: lab\n  extra_sans: ['ok.example', 'not a name']"),
