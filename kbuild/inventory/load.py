@@ -87,7 +87,8 @@ def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str]
         raise InventoryError(str(file), problems)
     data = doc.data
     if not isinstance(data, dict):
-        raise InventoryError(str(file), [Problem("", "the inventory must be a mapping with `cluster` and `hosts`", 1)])
+        raise InventoryError(str(file), [Problem("", "the inventory must be a mapping: kbuild's (cluster, hosts) or "
+                                                     "an Ansible inventory's groups", 1)])
 
     parsed: dict[str, Any] = {}
     for key in data:
