@@ -67,7 +67,7 @@ def translate(file: Path, text: str) -> Translation:
         out.set(("cluster", "name"), name, "metadata.name", origin(("metadata", "name")))
     else:
         folder = re.sub(r"[^a-z0-9-]+", "-", file.resolve().parent.name.lower()).strip("-")[:63].strip("-")
-        out.native["cluster"]["name"] = folder or "cluster"
+        out.set(("cluster", "name"), folder or "cluster", "the file's folder name", Origin(file))
         if name:
             out.warn("metadata.name", origin(("metadata", "name")),
                      f"{name!r} is not a DNS label; the cluster is named {out.native['cluster']['name']!r}")

@@ -47,27 +47,39 @@ def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[s
     `inventory check --json` or `ansible-inventory --list`, or a k0sctl.yaml.
     """
     file = Path(path)
+    translation = foreign_inventory(file)
+    if translation is not None:
+        return from_translation(translation, file, state_dir, base=file if file.is_dir() else None)
+    text = _read(file)
+    doc = load_yaml(text)
+    if formats.kind_of(file, text) == "check-json":
+        doc = YamlDocument(doc.data["inventory"], {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("inventory",)})
+    return validate(doc, file, state_dir=state_dir)
+
+
+def foreign_inventory(file: Path) -> Translation | None:
+    """An Ansible inventory or a k0sctl.yaml as a kbuild document (not yet validated); None for kbuild's own."""
     if file.is_dir():
-        return _from_translation(kubespray.translate(ansible.read(file), file), file, state_dir, base=file)
+        return kubespray.translate(ansible.read(file), file)
+    text = _read(file)
+    kind = formats.kind_of(file, text)
+    if kind == "ansible":
+        return kubespray.translate(ansible.read(file), file)
+    if kind == "k0sctl":
+        return k0sctl.translate(file, text)
+    return None
+
+
+def _read(file: Path) -> str:
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{file}: inventory file not found", hint="pass the inventory with -i PATH") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{file}: cannot read the inventory: {exc}") from None
 
-    kind = formats.kind_of(file, text)
-    if kind == "ansible":
-        return _from_translation(kubespray.translate(ansible.read(file), file), file, state_dir)
-    if kind == "k0sctl":
-        return _from_translation(k0sctl.translate(file, text), file, state_dir)
-    doc = load_yaml(text)
-    if kind == "check-json":
-        doc = YamlDocument(doc.data["inventory"], {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("inventory",)})
-    return validate(doc, file, state_dir=state_dir)
 
-
-def _from_translation(translation: Translation, file: Path, state_dir: str | os.PathLike[str] | None,
+def from_translation(translation: Translation, file: Path, state_dir: str | os.PathLike[str] | None,
                       base: Path | None = None) -> Cluster:
     """Validate an inventory translated from another tool's, reporting each problem where the user wrote it."""
     if any(p.severity == "error" for p in translation.problems):

@@ -137,7 +137,7 @@ def _cluster_settings(out: Translation, views: list[_HostView], source: Path) ->
     if "name" not in out.native["cluster"]:
         folder = re.sub(r"[^a-z0-9-]+", "-", source.resolve().parent.name.lower() if source.is_file()
                         else source.resolve().name.lower()).strip("-")[:63].strip("-")
-        out.native["cluster"]["name"] = folder or "cluster"
+        out.set(("cluster", "name"), folder or "cluster", "the inventory's folder name", Origin(source))
 
 
 def _mapped(out: Translation, name: str, value: Any, origin: Origin, views: list[_HostView]) -> None:
