@@ -46,7 +46,8 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
 
 @app.command("convert")
 def convert_command(
-    source: Annotated[Path, typer.Argument(help="An Ansible/kubespray inventory (file or directory) or a k0sctl.yaml.")],
+    source: Annotated[Path, typer.Argument(help="An Ansible/kubespray inventory (file or directory), "
+                                                "or a k0sctl.yaml.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The kbuild inventory to write.")],
     force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
 ) -> None:

@@ -52,17 +52,23 @@ def translate(file: Path, text: str) -> Translation:
     def origin(path: KeyPath) -> Origin:
         return Origin(file, doc.line_of(path), dotted(path))
 
-    def where(path: KeyPath) -> str:
-        return dotted(path)
+    def mapping(path: KeyPath) -> dict[str, Any]:
+        """The mapping at `path` ({} when absent); anything else is an error naming the place."""
+        value: Any = data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            out.error(dotted(path), origin(path), f"must be a mapping, got {type(value).__name__}")
+            return {}
+        return value
 
     if data.get("kind") != "Cluster":
         out.error("kind", origin(("kind",)), f"{data.get('kind')!r}: kbuild reads k0sctl files of kind Cluster")
         return out
-    spec = data.get("spec") or {}
-    if not isinstance(spec, dict):
-        out.error("spec", origin(("spec",)), "must be a mapping with hosts and k0s")
-        return out
-    name = str((data.get("metadata") or {}).get("name") or "")
+    spec = mapping(("spec",))
+    name = str(mapping(("metadata",)).get("name") or "")
     if DNS_LABEL.match(name):
         out.set(("cluster", "name"), name, "metadata.name", origin(("metadata", "name")))
     else:
@@ -72,8 +78,8 @@ def translate(file: Path, text: str) -> Translation:
             out.warn("metadata.name", origin(("metadata", "name")),
                      f"{name!r} is not a DNS label; the cluster is named {out.native['cluster']['name']!r}")
 
-    k0s = spec.get("k0s") or {}
-    version = k0s.get("version") if isinstance(k0s, dict) else None
+    k0s = mapping(("spec", "k0s"))
+    version = k0s.get("version")
     kube_minor = None
     if version is not None:
         match = K0S_VERSION.match(str(version))
@@ -85,11 +91,14 @@ def translate(file: Path, text: str) -> Translation:
             out.error("spec.k0s.version", origin(("spec", "k0s", "version")),
                       f"{version!r} is not a k0s version like 1.37.2+k0s.0")
     for key in ("versionChannel", "dynamicConfig"):
-        if isinstance(k0s, dict) and k0s.get(key):
+        if k0s.get(key):
             out.warn(f"spec.k0s.{key}", origin(("spec", "k0s", key)), "not used: kbuild installs the version in "
                                                                        "cluster.versions and has no dynamic config")
-    config = ((k0s.get("config") or {}).get("spec") or {}) if isinstance(k0s, dict) else {}
-    _cluster_config(out, config, origin)
+    base = ("spec", "k0s", "config", "spec")
+    _cluster_config(out, {key: mapping(base + (key,)) for key in ("api", "network", "storage")},
+                    mapping(base), origin)
+    if any(p.severity == "error" for p in out.problems):
+        return out
 
     hosts = spec.get("hosts")
     if not isinstance(hosts, list) or not hosts:
@@ -101,11 +110,10 @@ def translate(file: Path, text: str) -> Translation:
     return out
 
 
-def _cluster_config(out: Translation, config: Any, origin: Any) -> None:
+def _cluster_config(out: Translation, sections: dict[str, dict[str, Any]], config: dict[str, Any],
+                    origin: Any) -> None:
     base = ("spec", "k0s", "config", "spec")
-    if not isinstance(config, dict):
-        return
-    api = config.get("api") or {}
+    api = sections["api"]
     if api.get("externalAddress"):
         port = api.get("port")
         value = f"{api['externalAddress']}:{port}" if port else str(api["externalAddress"])
@@ -113,8 +121,9 @@ def _cluster_config(out: Translation, config: Any, origin: Any) -> None:
     elif api.get("port"):
         out.set(("cluster", "api_port"), api["port"], "api.port", origin(base + ("api", "port")))
     if api.get("sans"):
-        out.set(("cluster", "extra_sans"), [str(s) for s in api["sans"]], "api.sans", origin(base + ("api", "sans")))
-    network = config.get("network") or {}
+        sans = api["sans"] if isinstance(api["sans"], list) else [api["sans"]]
+        out.set(("cluster", "extra_sans"), [str(s) for s in sans], "api.sans", origin(base + ("api", "sans")))
+    network = sections["network"]
     for key, target in (("podCIDR", "pod_cidr"), ("serviceCIDR", "service_cidr"), ("clusterDomain", "cluster_domain")):
         if network.get(key):
             out.set(("cluster", target), str(network[key]), f"network.{key}", origin(base + ("network", key)))
@@ -124,14 +133,14 @@ def _cluster_config(out: Translation, config: Any, origin: Any) -> None:
     elif provider:
         out.warn("network.provider", origin(base + ("network", "provider")),
                  f"{provider}: {provider} is not installed by kbuild; the pod network is the bridge CNI")
-    proxy = network.get("kubeProxy") or {}
+    proxy = network.get("kubeProxy") if isinstance(network.get("kubeProxy"), dict) else {}
     if proxy.get("mode"):
         out.set(("cluster", "proxy_mode"), proxy["mode"], "network.kubeProxy.mode",
                 origin(base + ("network", "kubeProxy", "mode")))
     if proxy.get("disabled"):
         out.warn("network.kubeProxy.disabled", origin(base + ("network", "kubeProxy", "disabled")),
                  "kbuild always runs kube-proxy")
-    storage = config.get("storage") or {}
+    storage = sections["storage"]
     if storage.get("type") and storage["type"] != "etcd":
         out.warn("storage.type", origin(base + ("storage", "type")), f"{storage['type']}: kbuild runs etcd")
     for key in sorted(set(config) - {"api", "network", "storage"}):
@@ -179,7 +188,10 @@ def _host(out: Translation, host: Any, path: KeyPath, counters: dict[str, int], 
     if "user" not in ssh:  # k0sctl's default user is root, kbuild's too; said so in the file
         out.set(target + ("ssh", "user"), "root", "ssh.user (k0sctl's default)", origin(path + ("ssh",)))
     bastion = ssh.get("bastion")
-    if isinstance(bastion, dict) and bastion.get("address"):
+    if bastion is not None and not (isinstance(bastion, dict) and bastion.get("address")):
+        out.error("ssh.bastion", origin(path + ("ssh", "bastion")), "must be a mapping with address (and user, "
+                                                                    "port, keyPath)")
+    elif bastion is not None:
         converted = {"host": str(bastion["address"])}
         for key, field in (("user", "user"), ("port", "port"), ("keyPath", "key_file")):
             if bastion.get(key) is not None:

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ValidationError
 from kbuild.errors import InventoryError, Problem, UsageError
 from kbuild.inventory import ansible, formats, k0sctl
 from kbuild.inventory.ansible import kubespray
-from kbuild.inventory.translation import Translation
 from kbuild.inventory.cluster import Cluster, Host, HostSSH, split_host_port
 from kbuild.inventory.model import (
     DNS_NAME,
@@ -28,6 +27,7 @@ from kbuild.inventory.model import (
     Role,
     SSHSettings,
 )
+from kbuild.inventory.translation import Translation
 from kbuild.inventory.yamlsource import KeyPath, YamlDocument, dotted, load_yaml
 
 SECTIONS: dict[str, type[BaseModel]] = {

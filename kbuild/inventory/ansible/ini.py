@@ -102,7 +102,6 @@ def read_ini(text: str, file: Path, inventory: Inventory) -> None:
             inventory.error(origin, f"[{name}:vars] is for a group that is never defined")
         else:
             inventory.error(origin, f"[{parents[-1]}:children] names group {name!r}, which is never defined")
-        inventory.groups.pop(name, None)
 
 
 def _resolve_pending(group: str, pending: dict[str, tuple[str, Origin, list[str]]], inventory: Inventory) -> None:

@@ -12,7 +12,6 @@ import getpass
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from kbuild.errors import Problem
 from kbuild.inventory.ansible import ResolvedInventory
 from kbuild.inventory.ansible.connection import CONNECTION_VARS, Login, login
 from kbuild.inventory.ansible.data import Var
-from kbuild.inventory.translation import Origin, Traced, Translation
 from kbuild.inventory.ansible.kubespray_vars import (
     BASTION_GROUP,
     MAPPED,
@@ -33,6 +31,7 @@ from kbuild.inventory.ansible.kubespray_vars import (
 from kbuild.inventory.ansible.templating import Unresolved, has_template, resolve
 from kbuild.inventory.ansible.yamlfiles import VaultValue
 from kbuild.inventory.model import DNS_LABEL
+from kbuild.inventory.translation import Origin, Traced, Translation
 from kbuild.inventory.yamlsource import KeyPath
 
 # Variables Ansible itself sets or that only steer Ansible: never a kbuild setting, never worth a warning.

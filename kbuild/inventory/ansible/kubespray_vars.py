@@ -1,4 +1,4 @@
-"""kubespray's variables as kbuild reads them: each one mapped to a kbuild setting, or warned about with what kbuild does.
+"""kubespray's variables as kbuild reads them: each mapped to a kbuild setting, or warned about with what kbuild does.
 
 One table per kind, so the README's mapping table, the warnings and the tests read the same facts.
 """
@@ -73,17 +73,32 @@ NETWORK_PLUGIN_NOTE = "is not installed by kbuild; the pod network is the bridge
                       "cluster.cni: none to bring your own"
 
 
-def _unless(expected: set[Any], message: str) -> Callable[[Any], str | None]:
-    return lambda value: None if str(value).lower() in {str(e).lower() for e in expected} else message
+class _Rule:
+    """A warning for some values of a variable; `when` says which, for the README's table."""
+
+    def __init__(self, message: str, when: str, applies: Callable[[Any], bool]) -> None:
+        self.message, self.when, self._applies = message, when, applies
+
+    def __call__(self, value: Any) -> str | None:
+        return self.message if self._applies(value) else None
 
 
-def _when_true(message: str) -> Callable[[Any], str | None]:
-    return lambda value: message if str(value).lower() in ("true", "yes", "on", "1") else None
+def _unless(expected: set[Any], message: str) -> _Rule:
+    allowed = {str(e).lower() for e in expected}
+    return _Rule(message, f"unless {', '.join(sorted(allowed))}", lambda value: str(value).lower() not in allowed)
+
+
+def _when_true(message: str) -> _Rule:
+    return _Rule(message, "when true", lambda value: str(value).lower() in ("true", "yes", "on", "1"))
+
+
+def _always(message: str) -> _Rule:
+    return _Rule(message, "when set", lambda value: True)
 
 
 ADDON_NOTE = "is not installed by kbuild; install it once the cluster is up"
 # variable -> a function of its value giving the warning, or None when kbuild already does that.
-WARNED: dict[str, Callable[[Any], str | None]] = {
+WARNED: dict[str, _Rule] = {
     "container_manager": _unless({"containerd"}, "kbuild installs containerd"),
     "etcd_deployment_type": _unless({"host"}, "kbuild runs etcd on the host as a systemd service"),
     "etcd_kubeadm_enabled": _when_true("kbuild runs etcd on the host as a systemd service, not through kubeadm"),
@@ -113,7 +128,7 @@ _FIXED_PATHS = "kbuild uses its own fixed paths on the hosts"
 for _name in ("bin_dir", "kube_config_dir", "kube_cert_dir", "local_release_dir", "kube_script_dir",
               "kube_manifest_dir", "kube_token_dir", "kube_users_dir", "etcd_config_dir", "etcd_cert_dir",
               "system_namespace"):
-    WARNED[_name] = lambda value, _n=_name: _FIXED_PATHS
+    WARNED[_name] = _always(_FIXED_PATHS)
 _NO_PROXY = "kbuild configures no proxy on the hosts; it downloads on the controller and pushes (artifacts.transfer)"
 _MIRROR = "kbuild's binaries and images come from the official sites or artifacts.mirror"
 _LOCAL_LB = "kbuild runs no API load balancer on the nodes; they use cluster.api_endpoint or the first control plane"
@@ -135,7 +150,7 @@ for _names, _note in (
         (("etcd_member_name",), "kbuild names each etcd member after its host"),
 ):
     for _name in _names:
-        WARNED[_name] = lambda value, _n=_note: _n
+        WARNED[_name] = _always(_note)
 
 # Families of kubespray variables by prefix, when no entry above names them.
 WARNED_PREFIXES: dict[str, str] = {

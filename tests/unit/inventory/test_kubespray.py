@@ -200,3 +200,12 @@ def test_a_node_name_with_dots_is_accepted_and_underscores_get_a_suggestion(tmp_
     write(tmp_path, {"hosts": "[kube_control_plane]\ncp_1 ip=10.0.0.1\n[etcd]\ncp_1\n"})
     with pytest.raises(InventoryError, match="host name 'cp_1' is not a valid node name .*; try 'cp-1'"):
         load_cluster(tmp_path / "hosts")
+
+
+def test_the_readme_names_every_variable_of_the_tables():
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("## Bringing an Ansible, kubespray or k0sctl inventory", 1)[1].split("\n## ", 1)[0]
+    names = [*kubespray_vars.MAPPED, *kubespray_vars.MAPPED_SPECIALLY, *kubespray_vars.HOST_MAPPED,
+             *kubespray_vars.WARNED, *kubespray_vars.WARNED_PREFIXES]
+    missing = [name for name in names if f"`{name}`" not in section]
+    assert not missing, f"README's mapping table lacks {missing}"
