@@ -73,7 +73,9 @@ def render(translation: Translation, source: Path, base: Path) -> str:
         for problem in dropped:
             lines.append(f"#   {_relative(problem.render(), base)}")
     order = ["cluster", "ssh", "etcd", "hosts"]
-    data = translation.native
+    data = dict(translation.native)
+    if "name" in data.get("cluster", {}):  # the name first: it is what a reader looks for
+        data["cluster"] = {"name": data["cluster"]["name"], **data["cluster"]}
     for key in sorted(data, key=lambda k: order.index(k) if k in order else len(order)):
         lines += _emit({key: data[key]}, (), 0, translation, base)
     return "\n".join(lines) + "\n"

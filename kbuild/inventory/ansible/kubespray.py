@@ -57,6 +57,8 @@ class _HostView:
                 if isinstance(resolved, Unresolved):
                     if key in CONNECTION_VARS or key in HOST_VARS or is_known(key):
                         self._report(out, reported, key, var.origin, f"{value!r} {resolved.reason}; it is not used")
+                    else:
+                        self.values[key] = value  # not a setting kbuild reads: kept only to be named as ignored
                     continue
                 value = resolved
             self.values[key] = value
@@ -262,7 +264,7 @@ def _host(out: Translation, view: _HostView, roles: list[str], origin: Origin, n
     if "user" in how.origins:
         out.set(path + ("ssh", "user"), how.user, *how.origins["user"])
     else:
-        out.set(path + ("ssh", "user"), how.user, "ansible_user", origin)
+        out.set(path + ("ssh", "user"), how.user, "ansible_user not set: your local user, as Ansible", origin)
         no_user.append(name)
     if "port" in how.origins:
         out.set(path + ("ssh", "port"), how.port, *how.origins["port"])
