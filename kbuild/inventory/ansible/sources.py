@@ -76,3 +76,6 @@ def reconcile(inventory: Inventory) -> None:
             ungrouped.hosts.remove(host)
         elif not direct:
             ungrouped.hosts.append(host)
+        if host in inventory.groups:  # legal, but `bastion` the host and `bastion` the group are easily confused
+            inventory.warn(inventory.host_origins[host], f"{host!r} names both a host and a group "
+                                                         "(Ansible warns too)", place=host)
