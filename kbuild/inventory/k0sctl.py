@@ -15,7 +15,7 @@ from typing import Any
 
 from kbuild.inventory.ansible.yamlfiles import load_ansible_yaml
 from kbuild.inventory.model import DNS_LABEL, DNS_NAME
-from kbuild.inventory.translation import Origin, Translation
+from kbuild.inventory.translation import Locate, Origin, Translation
 from kbuild.inventory.yamlsource import KeyPath, dotted
 from kbuild.releases import minor_of
 
@@ -111,7 +111,7 @@ def translate(file: Path, text: str) -> Translation:
 
 
 def _cluster_config(out: Translation, sections: dict[str, dict[str, Any]], config: dict[str, Any],
-                    origin: Any) -> None:
+                    origin: Locate) -> None:
     base = ("spec", "k0s", "config", "spec")
     api = sections["api"]
     if api.get("externalAddress"):
@@ -148,7 +148,7 @@ def _cluster_config(out: Translation, sections: dict[str, dict[str, Any]], confi
 
 
 def _host(out: Translation, host: Any, path: KeyPath, counters: dict[str, int], kube_minor: Any,
-          origin: Any) -> None:
+          origin: Locate) -> None:
     if not isinstance(host, dict):
         out.error(dotted(path), origin(path), "a host must be a mapping with ssh and role")
         return

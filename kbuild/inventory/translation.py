@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ class Origin:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}" if self.line is not None else str(self.file)
+
+
+# Where a key path of a parsed file is written: for messages and for comments in converted files.
+Locate = Callable[[KeyPath], Origin]
 
 
 @dataclass(frozen=True)

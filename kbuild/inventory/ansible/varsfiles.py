@@ -1,4 +1,4 @@
-"""group_vars/ and host_vars/ beside each inventory source, found and merged as Ansible's host_group_vars plugin does."""
+"""group_vars/ and host_vars/ beside each inventory source, found and merged as Ansible's host_group_vars does."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from kbuild.inventory.ansible import hostpatterns
 from kbuild.inventory.ansible.data import Inventory, Origin, Var
+from kbuild.inventory.translation import Locate
 from kbuild.inventory.yamlsource import KeyPath, YamlDocument, dotted
 
 SECTIONS = ("vars", "children", "hosts")
@@ -37,7 +38,7 @@ def read_yaml_inventory(doc: YamlDocument, file: Path, inventory: Inventory) -> 
         _group(str(name), body, (str(name),), origin, inventory)
 
 
-def _group(name: str, body: Any, path: KeyPath, origin: Any, inventory: Inventory) -> str:
+def _group(name: str, body: Any, path: KeyPath, origin: Locate, inventory: Inventory) -> str:
     if body is not None and not isinstance(body, dict):
         inventory.warn(origin(path), f"skipped: a group must be a mapping with hosts, children or vars, got "
                                      f"{_kind(body)} (Ansible skips it too)")
@@ -76,7 +77,8 @@ def _group(name: str, body: Any, path: KeyPath, origin: Any, inventory: Inventor
     return name
 
 
-def _host(group: str, pattern: Any, host_vars: Any, path: KeyPath, origin: Any, inventory: Inventory) -> None:
+def _host(group: str, pattern: Any, host_vars: Any, path: KeyPath, origin: Locate,
+          inventory: Inventory) -> None:
     where = origin(path)
     if not isinstance(pattern, str):
         inventory.error(where, f"host name {pattern!r} must be a string: quote it")

@@ -99,4 +99,5 @@ def test_convert_keeps_relative_key_files_pointing_at_the_same_file(tmp_path: Pa
     out = tmp_path / "deep" / "kbuild.yaml"
     out.parent.mkdir()
     assert run(["inventory", "convert", str(source), "-o", str(out)]) == 0
-    assert same_file(load_cluster(out).host("cp1").ssh.key_file) == same_file(load_cluster(source).host("cp1").ssh.key_file)
+    converted, original = load_cluster(out).host("cp1"), load_cluster(source).host("cp1")
+    assert same_file(converted.ssh.key_file) == same_file(original.ssh.key_file)
