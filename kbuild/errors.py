@@ -45,9 +45,10 @@ class Problem:
     message: str
     line: int | None = None
     severity: str = "error"  # or "warning"
+    file: str | None = None  # when it is not the inventory file itself (an Ansible group_vars file, say)
 
     def render(self, file: str | None = None) -> str:
-        where = file or ""
+        where = self.file or file or ""
         if self.line is not None:
             where = f"{where}:{self.line}" if where else f"line {self.line}"
         location = f"{where}: " if where else ""

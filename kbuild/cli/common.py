@@ -13,7 +13,8 @@ from kbuild.inventory import Cluster, load_cluster
 
 InventoryOption = Annotated[
     Path,
-    typer.Option("-i", "--inventory", help="Inventory file (kbuild YAML, or an Ansible INI/YAML inventory).",
+    typer.Option("-i", "--inventory", help="Inventory: kbuild YAML, an Ansible INI/YAML inventory (file or "
+                 "directory), ansible-inventory --list JSON, or a k0sctl.yaml.",
                  envvar="KBUILD_INVENTORY"),
 ]
 StateDirOption = Annotated[

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings
 from kbuild.inventory import Cluster
+from kbuild.inventory.convert import convert
+from kbuild.inventory.export import native_document
 
 app = typer.Typer(help="Validate inventories and show the resolved hosts and settings.", no_args_is_help=True)
 
@@ -39,6 +42,20 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
     for key in ("state_dir", "known_hosts", "host_key_policy"):
         settings.add_row(key, str(data[key]))
     console.print(settings)
+
+
+@app.command("convert")
+def convert_command(
+    source: Annotated[Path, typer.Argument(help="An Ansible/kubespray inventory (file or directory), "
+                                                "or a k0sctl.yaml.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The kbuild inventory to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Write a kbuild inventory from an Ansible/kubespray inventory or a k0sctl.yaml, commented with each
+    value's origin and what was dropped."""
+    _, warnings = convert(source, output, force=force)
+    print_warnings(warnings)
+    typer.echo(f"wrote {output}; check it with: kbuild inventory check -i {output}")
 
 
 def resolved(cluster: Cluster) -> dict[str, Any]:
@@ -72,6 +89,8 @@ def resolved(cluster: Cluster) -> dict[str, Any]:
             for h in cluster.hosts
         ],
         "warnings": list(cluster.warnings),
+        # The same cluster as a kbuild inventory: `inventory check -i` this JSON file loads it back.
+        "inventory": native_document(cluster),
     }
 
 

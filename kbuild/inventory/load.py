@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import stat
 import typing
 from pathlib import Path
@@ -13,10 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kbuild.errors import InventoryError, Problem, UsageError
-from kbuild.inventory import ansible
+from kbuild.inventory import ansible, formats, k0sctl
+from kbuild.inventory.ansible import kubespray
 from kbuild.inventory.cluster import Cluster, Host, HostSSH, split_host_port
 from kbuild.inventory.model import (
-    DNS_LABEL,
     DNS_NAME,
     ArtifactSettings,
     ClusterSettings,
@@ -28,6 +29,7 @@ from kbuild.inventory.model import (
     SSHSettings,
 )
 from kbuild.inventory.safe import local_dir
+from kbuild.inventory.translation import Translation
 from kbuild.inventory.yamlsource import KeyPath, YamlDocument, dotted, load_yaml
 
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -41,17 +43,45 @@ TOP_LEVEL_KEYS = set(InventorySpec.model_fields)
 
 
 def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
-    """Read, validate and resolve an inventory. Raises InventoryError listing every problem found."""
-    file = Path(path)
-    text = read_inventory(file)
+    """Read, validate and resolve an inventory. Raises InventoryError listing every problem found.
 
-    if ansible.looks_like_ini(file, text):
-        doc = ansible.from_ini(text, file.parent)
-    else:
-        doc = load_yaml(text)
-        if not doc.problems and ansible.looks_like_yaml(doc.data):
-            doc = ansible.from_yaml(doc.data, file.parent)
+    `path` is a kbuild inventory, an Ansible inventory (a file or a directory), the JSON of
+    `inventory check --json` or `ansible-inventory --list`, or a k0sctl.yaml.
+    """
+    file = Path(path)
+    translation = foreign_inventory(file)
+    if translation is not None:
+        return from_translation(translation, file, state_dir, base=file if file.is_dir() else None)
+    text = read_inventory(file)
+    doc = load_yaml(text)
+    if formats.kind_of(file, text) == "check-json":
+        doc = YamlDocument(doc.data["inventory"], {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("inventory",)})
     return validate(doc, file, state_dir=state_dir)
+
+
+def foreign_inventory(file: Path) -> Translation | None:
+    """An Ansible inventory or a k0sctl.yaml as a kbuild document (not yet validated); None for kbuild's own."""
+    if file.is_dir():
+        return kubespray.translate(ansible.read(file), file)
+    text = read_inventory(file)
+    kind = formats.kind_of(file, text)
+    if kind == "ansible":
+        return kubespray.translate(ansible.read(file), file)
+    if kind == "k0sctl":
+        return k0sctl.translate(file, text)
+    return None
+
+
+def from_translation(translation: Translation, file: Path, state_dir: str | os.PathLike[str] | None,
+                      base: Path | None = None) -> Cluster:
+    """Validate an inventory translated from another tool's, reporting each problem where the user wrote it."""
+    if any(p.severity == "error" for p in translation.problems):
+        raise InventoryError(str(file), translation.problems)
+    doc = YamlDocument(translation.native, problems=list(translation.problems))
+    try:
+        return validate(doc, file, state_dir=state_dir, base=base)
+    except InventoryError as exc:
+        raise InventoryError(exc.file, [translation.locate(p) for p in exc.problems]) from None
 
 
 MAX_INVENTORY_BYTES = 8 * 1024 * 1024  # 2000 hosts take about 400 kB
@@ -68,7 +98,7 @@ def read_inventory(file: Path) -> str:
         raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise UsageError(f"{file}: not a regular file (a device, FIFO or directory)",
+        raise UsageError(f"{file}: not a regular file (a device or a FIFO)",
                          hint="pass the inventory file itself with -i PATH")
     with os.fdopen(fd, "rb") as handle:
         try:
@@ -84,13 +114,16 @@ def read_inventory(file: Path) -> str:
                          hint="save the inventory as UTF-8") from None
 
 
-def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
+def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None,
+             base: Path | None = None) -> Cluster:
+    """Validate a kbuild inventory document; relative paths in it are relative to `base` (default: its folder)."""
     problems = list(doc.problems)  # from reading it: errors stop here, warnings (Ansible import) go on
     if any(p.severity == "error" for p in problems):
         raise InventoryError(str(file), problems)
     data = doc.data
     if not isinstance(data, dict):
-        raise InventoryError(str(file), [Problem("", "the inventory must be a mapping with `cluster` and `hosts`", 1)])
+        raise InventoryError(str(file), [Problem("", "the inventory must be a mapping: kbuild's (cluster, hosts) or "
+                                                     "an Ansible inventory's groups", 1)])
 
     parsed: dict[str, Any] = {}
     for key in data:
@@ -124,9 +157,8 @@ def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str]
     elif isinstance(raw_hosts, dict):
         for name, spec in raw_hosts.items():
             name = str(name)
-            if not DNS_LABEL.match(name):
-                problems.append(Problem(f"hosts.{name}", "host name must be a DNS label (lowercase letters, "
-                                        "digits and '-'); it becomes the node name", doc.line_of(("hosts", name))))
+            if not DNS_NAME.match(name):
+                problems.append(Problem(f"hosts.{name}", node_name_problem(name), doc.line_of(("hosts", name))))
             host = _validate_model(HostSpec, spec if spec is not None else {}, ("hosts", name), doc, problems)
             if host is not None:
                 hosts[name] = host
@@ -141,7 +173,7 @@ def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str]
         raise InventoryError(str(file), problems)
 
     warnings = tuple(p.render(str(file)) for p in problems if p.severity == "warning")
-    return _resolve(file, parsed, hosts, state_value, state_dir, warnings)
+    return _resolve(file, parsed, hosts, state_value, state_dir, warnings, base or file.parent)
 
 
 # -- model validation with readable messages ---------------------------------------------------
@@ -303,6 +335,15 @@ def _cross_checks(cluster: ClusterSettings | None, hosts: dict[str, HostSpec], d
     return problems
 
 
+def node_name_problem(name: str) -> str:
+    """Why `name` cannot be a Node name, and the name Kubernetes would accept instead."""
+    suggestion = re.sub(r"[^a-z0-9.-]+", "-", name.lower())
+    suggestion = ".".join(part.strip("-") for part in suggestion.split(".") if part.strip("-"))[:253]
+    hint = f"; try {suggestion!r}" if suggestion and DNS_NAME.match(suggestion) else ""
+    return (f"host name {name!r} is not a valid node name (a DNS subdomain as Kubernetes wants for Nodes: lowercase "
+            f"letters, digits, '-' and '.', like cp-1 or cp1.example.com){hint}")
+
+
 def _is_name_or_ip(value: str) -> bool:
     if "%" in value:  # an interface scope means nothing in a certificate or to a client elsewhere
         return False
@@ -317,10 +358,9 @@ def _is_name_or_ip(value: str) -> bool:
 
 
 def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], state_value: str | None,
-             state_override: str | os.PathLike[str] | None, warnings: tuple[str, ...]) -> Cluster:
+             state_override: str | os.PathLike[str] | None, warnings: tuple[str, ...], base: Path) -> Cluster:
     settings: ClusterSettings = parsed["cluster"]
     ssh: SSHSettings = parsed["ssh"]
-    base = file.parent
     if state_override is not None:
         state_dir = _state_dir_option(str(state_override), "--state-dir")
     elif os.environ.get("KBUILD_STATE_DIR"):

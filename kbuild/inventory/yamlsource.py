@@ -60,13 +60,17 @@ def dotted(path: KeyPath | tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in path)
 
 
-def load_yaml(text: str) -> YamlDocument:
-    """Parse one YAML document; syntax errors, duplicate keys and the bounds above become Problems, not exceptions."""
+def load_yaml(text: str, *, loader: type[yaml.SafeLoader] = StrictLoader,
+              duplicates: str = "error", string_keys: bool = True) -> YamlDocument:
+    """Parse one YAML document; syntax errors, duplicate keys and the bounds above become Problems, not
+    exceptions. duplicates="warning" keeps the last value, as Ansible does with its own files; a loader
+    with tags of its own (Ansible's !vault, !unsafe) has those accepted, every other explicit tag refused.
+    string_keys keeps every key a string (a host named 007 stays 007); Ansible's own files keep YAML's types."""
     try:
-        problems = _scan(text)
+        problems = _scan(text, loader)
         if problems:
             return YamlDocument(None, problems=problems)
-        root = yaml.compose(text, Loader=StrictLoader)
+        root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
@@ -77,16 +81,16 @@ def load_yaml(text: str) -> YamlDocument:
         return YamlDocument(None)
 
     doc = YamlDocument(None)
-    _index(root, (), doc)
-    if doc.problems:
+    _index(root, (), doc, duplicates, string_keys)
+    if any(p.severity == "error" for p in doc.problems):
         return doc
-    loader = StrictLoader("")
+    constructor = loader("")
     try:
-        doc.data = loader.construct_document(root)
+        doc.data = constructor.construct_document(root)
     except yaml.YAMLError as exc:
         doc.problems.append(Problem("", f"not valid YAML: {exc}"))
     finally:
-        loader.dispose()
+        constructor.dispose()
     return doc
 
 
@@ -103,7 +107,7 @@ class _Frame:
     index: int = 0  # sequences
 
 
-def _scan(text: str) -> list[Problem]:
+def _scan(text: str, loader: type[yaml.SafeLoader] = StrictLoader) -> list[Problem]:
     """Walk the event stream (PyYAML's parser is not recursive, its composer is) and refuse, with the key
     path and line, what would blow up later: depth, alias expansion, recursive aliases, explicit tags."""
     stack: list[_Frame] = []
@@ -134,7 +138,8 @@ def _scan(text: str) -> list[Problem]:
         else:
             top.index += 1
 
-    for event in yaml.parse(text, Loader=StrictLoader):
+    own_tags = {tag for tag in loader.yaml_constructors if tag and tag.startswith("!")}
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentStartEvent,
                               yaml.DocumentEndEvent)):
             continue
@@ -158,7 +163,7 @@ def _scan(text: str) -> list[Problem]:
             done("?")
             continue
         tag = getattr(event, "tag", None)
-        if tag is not None:
+        if tag is not None and tag not in own_tags:
             return problem(path, f"explicit YAML tags are not accepted ({tag}); write the value plainly "
                                  "(quote it to make it a string)", event)
         count += 1
@@ -179,23 +184,25 @@ def _scan(text: str) -> list[Problem]:
     return []
 
 
-def _index(node: yaml.Node, path: KeyPath, doc: YamlDocument) -> None:
+def _index(node: yaml.Node, path: KeyPath, doc: YamlDocument, duplicates: str = "error",
+           string_keys: bool = True) -> None:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            if string_keys and isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
                 key_node.tag = _STR  # a host named 007 or on stays a name, not 7 or True
             key = str(key_node.value)
             line = key_node.start_mark.line + 1
             if key in seen:
-                doc.problems.append(
-                    Problem(dotted(path + (key,)), f"duplicate key (first defined on line {seen[key]})", line)
-                )
-                continue
+                suffix = "; the last value is used" if duplicates == "warning" else ""
+                doc.problems.append(Problem(dotted(path + (key,)), f"duplicate key (first defined on line "
+                                            f"{seen[key]}){suffix}", line, duplicates))
+                if duplicates == "error":
+                    continue
             seen[key] = line
             doc.lines[path + (key,)] = line
-            _index(value_node, path + (key,), doc)
+            _index(value_node, path + (key,), doc, duplicates, string_keys)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, path + (str(i),), doc)
+            _index(item, path + (str(i),), doc, duplicates, string_keys)

@@ -46,7 +46,8 @@ BAD = [
     ("pod CIDR smaller than a node range", GOOD.replace("  name: lab", "  name: lab\n  pod_cidr: 10.200.0.0/25"),
      "cluster.pod_cidr: 10.200.0.0/25 is smaller than one node's range"),
     ("bad cluster name", GOOD.replace("name: lab", "name: Lab_1"), "cluster.name: 'Lab_1' is not a DNS label"),
-    ("bad host name", GOOD.replace("worker-1:", "Worker_1:"), "hosts.Worker_1: host name must be a DNS label"),
+    ("bad host name", GOOD.replace("worker-1:", "Worker_1:"),
+     "hosts.Worker_1: host name 'Worker_1' is not a valid node name"),
     ("bad api endpoint", GOOD.replace("  name: lab", "  name: lab\n  api_endpoint: 'lb:99999'"),
      "cluster.api_endpoint: 'lb:99999' has a bad port"),
     ("bad SAN", GOOD.replace("  name: lab", "  name: lab\n  extra_sans: ['ok.example', 'not a name']"),
@@ -180,4 +181,4 @@ def test_escape_sequences_in_keys_never_reach_the_terminal(tmp_path) -> None:
     else:
         raise AssertionError("accepted")
     assert "\x1b" not in text and "\u202e" not in text
-    assert "hosts.m\\x1b[2J\\u202e1: host name must be a DNS label" in text
+    assert "hosts.m\\x1b[2J\\u202e1: host name 'm\\x1b[2J\\u202e1' is not a valid node name" in text
