@@ -15,6 +15,7 @@ from kbuild.engine.runner import Gate, Plan
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
 from kbuild.plays.desired import INPUTS, HostInputs, prepare_inputs
 from kbuild.plays.phases import Context, Phase, Slot, require_success
+from kbuild.render import api_labels
 
 NODES_REGISTERED_TIMEOUT = 120.0
 ADDONS_TIMEOUT = 180.0
@@ -155,6 +156,29 @@ def phase_nodes(ctx: Context) -> None:
     outcomes = ctx.runner.apply("nodes-registered", {first.name: Plan(gates=[gate])},
                                 describe=f"every kubelet has registered its Node ({names})")
     require_success("nodes-registered", outcomes)
+    labels = [command for h in hosts if (command := api_labels_command(h)) is not None]
+    if labels:
+        outcomes = ctx.runner.apply("node-labels", {first.name: Plan(labels)},
+                                    describe="labels a kubelet may not set itself, through the API")
+        require_success("node-labels", outcomes)
+
+
+# Every label of a Node, one `key=value` a line (a label with an empty value still shows as `key=`).
+_LABEL_LINES = 'go-template={{range $k, $v := .metadata.labels}}{{$k}}={{$v}}{{"\\n"}}{{end}}'
+
+
+def api_labels_command(host) -> Command | None:  # noqa: ANN001 - Host
+    """The inventory's labels that NodeRestriction keeps the kubelet from setting (node-role.kubernetes.io/...),
+    set through the API once the Node exists; run again only when one is missing or has another value."""
+    labels = api_labels(host.labels)
+    if not labels:
+        return None
+    pairs = [f"{key}={value}" for key, value in sorted(labels.items())]
+    listing = control_plane.kubectl("get", "node", host.name, "-o", _LABEL_LINES)
+    present = " && ".join(f"printf '%s\\n' \"$kb_labels\" | grep -qxF -e {q(pair)}" for pair in pairs)
+    return Command(f"labels of Node {host.name}",
+                   control_plane.kubectl("label", "node", host.name, "--overwrite", *pairs) + " >/dev/null",
+                   unless=f"kb_labels=$({listing}) && {present}")
 
 
 def _first_control_plane(ctx: Context, *, selected_only: bool = True):  # noqa: ANN202 - Host | None

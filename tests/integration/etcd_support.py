@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kbuild import layout
-from kbuild.plays.control_plane import apiserver_get
+from kbuild.inventory import load_cluster
+from kbuild.plays.components import apiserver_get
 from tests.integration.conftest import LabHandle, inventory_with_mirror, run_kbuild
 
 PREFIX = "/kbuild-test/"
@@ -106,7 +107,8 @@ class EtcdLab:
         return self.sh(machine, "stat -c %i /var/lib/etcd/member/snap/db").strip()
 
     def apiserver_ready(self, machine: str) -> bool:
-        return self.lab.exec(machine, ["sh", "-c", apiserver_get("/readyz")]).returncode == 0
+        cluster = load_cluster(self.inventory, state_dir=self.state_dir)
+        return self.lab.exec(machine, ["sh", "-c", apiserver_get(cluster, "/readyz")]).returncode == 0
 
     def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -26,6 +26,7 @@ from kbuild.engine.ssh import Result
 from kbuild.errors import InventoryError
 from kbuild.inventory import Cluster, load_cluster
 from kbuild.plays import control_plane, etcd, node, reset
+from kbuild.plays.bootstrap import api_labels_command
 from kbuild.plays.etcd_backup import list_remote_script, save_script
 from kbuild.plays.etcd_ops import probe as etcd_probe
 from kbuild.plays.etcd_ops.commands import snapshot_status
@@ -143,7 +144,7 @@ artifacts: {{mirror: mirror, cache_dir: cache}}
 etcd: {{backup: {{enabled: true}}}}
 hosts:
   m1: {{address: 198.18.0.1, roles: [etcd, control-plane, worker]}}
-  m2: {{address: 198.18.0.2, roles: [etcd, control-plane, worker]}}
+  m2: {{address: 198.18.0.2, roles: [etcd, control-plane, worker], labels: {{node-role.kubernetes.io/x: ""}}}}
   m3: {{address: 198.18.0.3, roles: [etcd, worker]}}
 """
 
@@ -197,6 +198,11 @@ def every_script(cluster: Cluster, inputs) -> Iterator[tuple[str, str]]:  # noqa
         yield status_probe(cluster, host), f"status probe {host.name}"
         yield versions_probe(host), f"versions probe {host.name}"
     yield from upgrade_commands(cluster)
+    for host in cluster.hosts:
+        labels = api_labels_command(host)
+        if labels is not None:
+            yield labels.command, f"node labels {host.name}"
+            yield str(labels.unless), f"node labels {host.name} guard"
     yield save_script(cluster, status_tool="etcdutl"), "snapshot save"
     yield list_remote_script(cluster), "scheduled snapshots listing"
     probes = {h.name: etcd_probe.HostProbe(h.name, h.is_etcd, tools=frozenset({"etcdctl", "etcdutl"}))
@@ -273,7 +279,7 @@ def test_every_generated_command_keeps_hostile_values_inert(prepared_cluster, pa
     for expected in ("etcd member probe", "reset m1 purge=False", "restore move aside", "node: command:route",
                      "scheduled snapshots listing", "rendered etcd backup script", "pod-routes unit",
                      "etcd: directory", "reset: forget nodes", "etcd probe m1", "upgrade m2",
-                     "ready gate", "others healthy"):
+                     "ready gate", "others healthy", "node labels"):
         assert any(expected in where for where in carrying), (expected, carrying)
     for script, where in scripts:
         assert_inert(script, where)

@@ -31,3 +31,42 @@ def test_images_from_registries_leave_the_node_nothing_to_import(prepared):
     assert not any(isinstance(r, ContainerImage) for r in resources)
     services = [r.key for r in resources if isinstance(r, Service)]
     assert services.index(Service("containerd").key) < services.index(Service("kubelet").key)
+
+
+# -- labels the kubelet may not set itself ----------------------------------------------------------------
+
+LABELLED = """\
+cluster: {name: t}
+hosts:
+  m1: {address: 198.18.0.1, roles: [etcd, control-plane]}
+  w1: {address: 198.18.0.2, roles: [worker],
+       labels: {node-role.kubernetes.io/worker: "", node-role.kubernetes.io/gpu: "yes", zone: a}}
+"""
+
+
+def _guard_with(tmp_path, labels: str, unless: str) -> bool:  # noqa: ANN001
+    """Run the guard locally against a kubectl that prints `labels` as the go-template would."""
+    import subprocess
+
+    fake = tmp_path / "kubectl"
+    fake.write_text(f"#!/bin/sh\nprintf '{labels}'\n")
+    fake.chmod(0o755)
+    return subprocess.run(["sh", "-c", unless.replace("/usr/local/bin/kubectl", str(fake))]).returncode == 0
+
+
+def test_labels_noderestriction_keeps_from_the_kubelet_are_set_through_the_api(cluster_from, tmp_path) -> None:
+    from kbuild.plays.bootstrap import api_labels_command
+
+    cluster = cluster_from(LABELLED)
+    assert api_labels_command(cluster.host("m1")) is None
+    command = api_labels_command(cluster.host("w1"))
+    assert command is not None
+    assert command.command.endswith("label node w1 --overwrite node-role.kubernetes.io/gpu=yes "
+                                    "node-role.kubernetes.io/worker= >/dev/null")
+    assert "zone=a" not in command.command  # the kubelet registers that one itself (--node-labels)
+    # Idempotent: nothing to do once both are there with these values; again when one is missing or differs.
+    assert _guard_with(tmp_path, "node-role.kubernetes.io/gpu=yes\\nnode-role.kubernetes.io/worker=\\nzone=a\\n",
+                       command.unless)
+    assert not _guard_with(tmp_path, "node-role.kubernetes.io/gpu=no\\nnode-role.kubernetes.io/worker=\\n",
+                           command.unless)
+    assert not _guard_with(tmp_path, "node-role.kubernetes.io/gpu=yes\\n", command.unless)
