@@ -256,6 +256,9 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
         "coredns": {
             **settings.addons.coredns.model_dump(),
             "image": COREDNS_IMAGE,
+            # A disruption budget only when a drained node's replica has another node to go to: with one
+            # kubelet host, every replica is on it and the budget would block its drain (and every upgrade).
+            "budget": settings.addons.coredns.replicas > 1 and len(cluster.kubelet_hosts) > 1,
             "labels": ADDON_LABELS | {"kbuild.addon": "coredns"},
             "service_labels": ADDON_LABELS | {"kbuild.addon": "coredns", "k8s-app": "kube-dns",
                                               "kubernetes.io/name": "CoreDNS"},

@@ -108,3 +108,11 @@ def test_the_checksum_annotation_is_the_corefile_s_and_rolls_the_pods_when_forwa
 def test_disabled_no_host_gets_the_manifest(make_cluster: MakeCluster) -> None:
     cluster = make_cluster(addons={"coredns": {"enabled": False}})
     assert all(str(layout.COREDNS_MANIFEST) not in files_by_path(cluster, h.name) for h in cluster.hosts)
+
+
+def test_no_budget_with_a_single_worker_as_it_would_block_that_worker_s_drain(make_cluster: MakeCluster) -> None:
+    # Every replica is on the one worker: a budget would make `kubectl drain` (every upgrade) wait forever.
+    hosts = {"m1": {"address": "198.18.0.10", "roles": ["etcd", "control-plane"]},
+             "w1": {"address": "198.18.0.11", "roles": ["worker"]}}
+    objects = manifest(make_cluster(hosts=hosts, addons={"coredns": {"replicas": 2}}))
+    assert objects["Deployment"]["spec"]["replicas"] == 2 and "PodDisruptionBudget" not in objects
