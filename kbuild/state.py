@@ -63,12 +63,23 @@ def loose_permissions(root: Path) -> list[str]:
             info = path.lstat()
         except OSError:
             continue
-        mode = stat.S_IMODE(info.st_mode)
-        if stat.S_ISDIR(info.st_mode) and mode & 0o077:
+        mode, wanted = stat.S_IMODE(info.st_mode), _wanted_mode(path, info)
+        if wanted == DIR_MODE:
             findings.append(f"{path}: directory is {mode:04o}, expected 0700")
-        elif stat.S_ISREG(info.st_mode) and _is_secret(path) and mode & 0o077:
+        elif wanted == SECRET_MODE:
             findings.append(f"{path}: private file is {mode:04o}, expected 0600")
     return findings
+
+
+def _wanted_mode(path: Path, info: os.stat_result) -> int | None:
+    """The mode `path` should have when group or others have access it must not give, else None."""
+    if not stat.S_IMODE(info.st_mode) & 0o077:
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return DIR_MODE
+    if stat.S_ISREG(info.st_mode) and _is_secret(path):
+        return SECRET_MODE
+    return None
 
 
 def tighten_permissions(root: Path) -> list[str]:
@@ -86,12 +97,7 @@ def tighten_permissions(root: Path) -> list[str]:
             info = path.lstat()
         except OSError:
             continue
-        mode = stat.S_IMODE(info.st_mode)
-        wanted = None
-        if stat.S_ISDIR(info.st_mode) and mode & 0o077:
-            wanted = DIR_MODE
-        elif stat.S_ISREG(info.st_mode) and _is_secret(path) and mode & 0o077:
-            wanted = SECRET_MODE
+        mode, wanted = stat.S_IMODE(info.st_mode), _wanted_mode(path, info)
         if wanted is None:
             continue
         try:

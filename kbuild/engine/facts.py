@@ -8,8 +8,9 @@ here is a call to a small shell function defined once in FACT_FUNCTIONS. Output 
 from __future__ import annotations
 
 import base64
-import shlex
 from dataclasses import dataclass
+
+from kbuild.engine.shell import word
 
 # Shell functions shared by every fact snippet. POSIX sh only: hosts may have dash as /bin/sh.
 # kb_sum prints a file's sha256, trusting a stamp written at upload time when the file's size and
@@ -52,8 +53,8 @@ kb_test() { if sh -c "$1" >/dev/null 2>&1; then echo "ok yes"; else echo "ok no"
 """
 
 
-def q(value: object) -> str:
-    return shlex.quote(str(value))
+# One quoting rule for every generated command (kbuild.engine.shell); `q` is its short name here.
+q = word
 
 
 def _pairs(output: str) -> dict[str, str]:

@@ -49,21 +49,24 @@ def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[s
     `inventory check --json` or `ansible-inventory --list`, or a k0sctl.yaml.
     """
     file = Path(path)
-    translation = foreign_inventory(file)
+    text = None if file.is_dir() else read_inventory(file)
+    translation = foreign_inventory(file, text)
     if translation is not None:
-        return from_translation(translation, file, state_dir, base=file if file.is_dir() else None)
-    text = read_inventory(file)
+        return from_translation(translation, file, state_dir, base=file if text is None else None)
+    assert text is not None  # a directory is always an Ansible inventory
     doc = load_yaml(text)
     if formats.kind_of(file, text) == "check-json":
         doc = YamlDocument(doc.data["inventory"], {k[1:]: v for k, v in doc.lines.items() if k[:1] == ("inventory",)})
     return validate(doc, file, state_dir=state_dir)
 
 
-def foreign_inventory(file: Path) -> Translation | None:
-    """An Ansible inventory or a k0sctl.yaml as a kbuild document (not yet validated); None for kbuild's own."""
+def foreign_inventory(file: Path, text: str | None = None) -> Translation | None:
+    """An Ansible inventory or a k0sctl.yaml as a kbuild document (not yet validated); None for kbuild's own.
+    `text` is the file's, when the caller has read it already."""
     if file.is_dir():
         return kubespray.translate(ansible.read(file), file)
-    text = read_inventory(file)
+    if text is None:
+        text = read_inventory(file)
     kind = formats.kind_of(file, text)
     if kind == "ansible":
         return kubespray.translate(ansible.read(file), file)

@@ -78,15 +78,12 @@ def set_kernel_settings(proc: Path = Path("/proc")) -> list[str]:
     """Set the kubelet's kernel settings on the host where they differ, and raise the shared limits below
     their minimums; return `name old -> new` for each change."""
     changed = []
-    wanted = {name: (value, lambda current, value=value: current != value)
-              for name, value in KUBELET_KERNEL_SETTINGS.items()}
-    wanted |= {name: (str(minimum), lambda current, minimum=minimum: int(current) < minimum)
-               for name, minimum in SHARED_KERNEL_MINIMUMS.items()}
-    for name, (value, differs) in wanted.items():
+    for name, value, at_least in ([(n, v, False) for n, v in KUBELET_KERNEL_SETTINGS.items()]
+                                  + [(n, str(v), True) for n, v in SHARED_KERNEL_MINIMUMS.items()]):
         path = proc / "sys" / name.replace(".", "/")
         try:
             current = path.read_text().strip()
-            if differs(current):
+            if int(current) < int(value) if at_least else current != value:
                 path.write_text(value + "\n")
                 changed.append(f"{name} {current} -> {value}")
         except (OSError, ValueError):

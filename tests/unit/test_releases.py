@@ -20,6 +20,13 @@ from tests.unit.supported import (
 KUBERNETES_LIST = ", ".join(show(m) for m in KUBERNETES)
 
 
+def inventory_with(**versions: str) -> str:
+    """A one-host inventory pinning these cluster.versions."""
+    pins = ", ".join(f"{name}: '{value}'" for name, value in versions.items())
+    return ("cluster: {name: t, versions: {" + pins + "}}\n"
+            "hosts:\n  m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}\n")
+
+
 def test_kbuild_s_defaults_are_supported_releases():
     for field in ("kubernetes", "etcd", "containerd", "runc"):
         check_supported(field, getattr(DEFAULTS, field))  # raises if not
@@ -33,13 +40,16 @@ def test_every_supported_kubernetes_minor_names_a_sandbox_image():
 
 
 @pytest.mark.parametrize("version", [*KUBERNETES_RELEASES, f"v{DEFAULTS.kubernetes}"])
-def test_every_supported_kubernetes_release_passes(version):
-    check_supported("kubernetes", version)
+def test_every_supported_kubernetes_release_passes(version, cluster_from):
+    # Through the inventory, where the check runs: the release is accepted and kept as written.
+    cluster = cluster_from(inventory_with(kubernetes=version))
+    assert minor_of(str(cluster.settings.versions.kubernetes)) == minor_of(version)
 
 
 @pytest.mark.parametrize("version", ETCD_RELEASES)
-def test_every_supported_etcd_release_passes(version):
-    check_supported("etcd", version)
+def test_every_supported_etcd_release_passes(version, cluster_from):
+    cluster = cluster_from(inventory_with(etcd=version))
+    assert minor_of(str(cluster.settings.versions.etcd)) == minor_of(version)
 
 
 @pytest.mark.parametrize("component, version, message", [
@@ -63,6 +73,6 @@ def test_an_unsupported_release_is_refused_naming_what_to_use(component, version
     assert str(caught.value).startswith(message)
 
 
-def test_the_oldest_runc_without_the_escape_is_accepted_and_components_without_rules_pass():
-    check_supported("runc", RUNC_FIXED)
-    check_supported("cni_plugins", "0.1.0")  # no support window: any release
+def test_the_oldest_runc_without_the_escape_is_accepted_and_components_without_rules_pass(cluster_from):
+    cluster = cluster_from(inventory_with(runc=RUNC_FIXED, cni_plugins="0.1.0"))  # CNI: no support window
+    assert (str(cluster.settings.versions.runc), str(cluster.settings.versions.cni_plugins)) == (RUNC_FIXED, "0.1.0")
