@@ -126,14 +126,19 @@ class Cluster:
 
     @property
     def kubernetes_service_ip(self) -> IPAddress:
-        """The first address of the service CIDR: the `kubernetes` Service, so a SAN of the apiserver cert."""
-        return self.settings.service_cidr.network_address + 1
+        return kubernetes_service_ip(self.settings.service_cidr)
 
     @property
     def cluster_dns_ip(self) -> IPAddress:
         if self.settings.cluster_dns is not None:
             return self.settings.cluster_dns
         return self.settings.service_cidr.network_address + 10
+
+
+def kubernetes_service_ip(service_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network) -> IPAddress:
+    """The first address of the service CIDR: kube-apiserver gives it to the `kubernetes` Service (so it is a SAN of
+    the apiserver's certificate), and no other Service can have it."""
+    return service_cidr.network_address + 1
 
 
 def format_host(host: str) -> str:

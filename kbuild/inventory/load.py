@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from kbuild.errors import InventoryError, Problem, UsageError
 from kbuild.inventory import ansible, formats, k0sctl
 from kbuild.inventory.ansible import kubespray
-from kbuild.inventory.cluster import Cluster, Host, HostSSH, split_host_port
+from kbuild.inventory.cluster import Cluster, Host, HostSSH, kubernetes_service_ip, split_host_port
 from kbuild.inventory.model import (
     DNS_NAME,
     ArtifactSettings,
@@ -318,6 +318,9 @@ def _cross_checks(cluster: ClusterSettings | None, hosts: dict[str, HostSpec], d
                                          f"/{cluster.node_cidr_mask_size} for {nodes} nodes")
     if cluster.cluster_dns is not None and cluster.cluster_dns not in svc:
         add(("cluster", "cluster_dns"), f"{cluster.cluster_dns} is not inside cluster.service_cidr {svc}")
+    elif cluster.cluster_dns is not None and cluster.cluster_dns in (svc.network_address, kubernetes_service_ip(svc)):
+        add(("cluster", "cluster_dns"), f"{cluster.cluster_dns} is the network address or the `kubernetes` Service's "
+                                        f"address of {svc}; pick another (kbuild's default is the 10th address)")
 
     for name, host in hosts.items():
         for label, net in (("pod_cidr", pod), ("service_cidr", svc)):
