@@ -16,6 +16,7 @@ from kbuild.plays import control_plane, etcd, node, preflight, upgrade
 from kbuild.plays.desired import INPUTS, HostInputs, prepare_inputs
 from kbuild.plays.phases import Context, Phase, Slot, require_success
 from kbuild.render import api_labels
+from kbuild.render.files import coredns_has_budget
 
 NODES_REGISTERED_TIMEOUT = 120.0
 ADDONS_TIMEOUT = 180.0
@@ -115,6 +116,15 @@ def phase_cluster_objects(ctx: Context) -> None:
     require_success("cluster-objects", outcomes)
 
 
+def _remove_coredns_budget() -> Command:
+    """A budget rendered earlier (more workers then) is deleted once the cluster can no longer honour it: left in
+    place, it would block the last worker's drain. Server-side apply never prunes what a manifest no longer has."""
+    budget = ("pdb/coredns", "-n", "kube-system")
+    return Command("remove CoreDNS's disruption budget",
+                   control_plane.kubectl("delete", *budget, "--ignore-not-found") + " >/dev/null",
+                   unless="! " + control_plane.kubectl("get", *budget) + " >/dev/null 2>&1")
+
+
 def phase_addons(ctx: Context) -> None:
     """CoreDNS (cluster.addons), applied once the nodes it runs on are up, gated on its rollout."""
     coredns = ctx.cluster.settings.addons.coredns
@@ -122,6 +132,7 @@ def phase_addons(ctx: Context) -> None:
     if first is None or not coredns.enabled:
         return
     apply = apply_manifest(ctx.state.get(INPUTS)[first.name], layout.COREDNS_MANIFEST, "CoreDNS")
+    resources = [apply] if coredns_has_budget(ctx.cluster) else [apply, _remove_coredns_budget()]
     gates = [] if ctx.check else [Gate(
         "CoreDNS available", always=True, timeout=ADDONS_TIMEOUT,
         command=control_plane.kubectl("rollout", "status", "deployment/coredns", "-n", "kube-system",
@@ -133,7 +144,7 @@ def phase_addons(ctx: Context) -> None:
         # scheduled when the first worker joins (the inventory check already warned); nothing to wait on.
         gates = []
         ctx.say("no worker yet: CoreDNS is applied and starts on the first worker added", phase="addons")
-    outcomes = ctx.runner.apply("addons", {first.name: Plan([apply], gates=gates)},
+    outcomes = ctx.runner.apply("addons", {first.name: Plan(resources, gates=gates)},
                                 describe=f"CoreDNS ({coredns.replicas} replicas at {ctx.cluster.cluster_dns_ip}), "
                                          f"through {first.name}")
     require_success("addons", outcomes)

@@ -209,6 +209,12 @@ def user_templates_dir(cluster: Cluster) -> str | None:
     return str(path.resolve())
 
 
+def coredns_has_budget(cluster: Cluster) -> bool:
+    """CoreDNS gets a disruption budget only when a drained node's replica has another node to go to: with one
+    kubelet host, every replica is on it and the budget would block that host's drain (and so every upgrade)."""
+    return cluster.settings.addons.coredns.replicas > 1 and len(cluster.kubelet_hosts) > 1
+
+
 def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
     """The variables every template sees (plus `binary` and `flags` in unit templates)."""
     cluster, host, settings = facts.cluster, facts.host, facts.cluster.settings
@@ -256,9 +262,7 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
         "coredns": {
             **settings.addons.coredns.model_dump(),
             "image": COREDNS_IMAGE,
-            # A disruption budget only when a drained node's replica has another node to go to: with one
-            # kubelet host, every replica is on it and the budget would block its drain (and every upgrade).
-            "budget": settings.addons.coredns.replicas > 1 and len(cluster.kubelet_hosts) > 1,
+            "budget": coredns_has_budget(cluster),
             "labels": ADDON_LABELS | {"kbuild.addon": "coredns"},
             "service_labels": ADDON_LABELS | {"kbuild.addon": "coredns", "k8s-app": "kube-dns",
                                               "kubernetes.io/name": "CoreDNS"},

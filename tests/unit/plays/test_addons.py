@@ -84,8 +84,8 @@ def test_coredns_is_applied_through_the_first_control_plane_and_gated_on_its_rol
     bootstrap.phase_addons(ctx)
     (plan,) = recorder.applied["addons"].values()
     assert list(recorder.applied["addons"]) == ["m1"]
-    (apply,) = plan.resources
-    assert isinstance(apply, Command)
+    apply = plan.resources[0]
+    assert isinstance(apply, Command) and apply.name == "apply CoreDNS"
     assert f"apply --server-side --force-conflicts --field-manager=kbuild -f {layout.COREDNS_MANIFEST}" in apply.command
     # Applied again only when the manifest changed (its digest is stamped) or its objects went missing.
     manifest = next(f.content for f in ctx.state.get(INPUTS)["m1"].rendered if f.path == layout.COREDNS_MANIFEST)
@@ -94,6 +94,22 @@ def test_coredns_is_applied_through_the_first_control_plane_and_gated_on_its_rol
     (gate,) = plan.gates
     assert gate.name == "CoreDNS available" and gate.always
     assert "rollout status deployment/coredns -n kube-system" in gate.command
+
+
+def test_a_budget_the_cluster_can_no_longer_honour_is_deleted_and_one_it_can_is_kept(cluster_of) -> None:
+    two_workers = MASTER + WORKER + "  w2: {address: 198.18.0.12, roles: [worker]}\n"
+    for hosts, removed in ((MASTER + WORKER, True), (two_workers, False)):
+        recorder = Recorder()
+        bootstrap.phase_addons(context(cluster_of(hosts), recorder))
+        (plan,) = recorder.applied["addons"].values()
+        names = [r.name for r in plan.resources]
+        assert ("remove CoreDNS's disruption budget" in names) is removed, hosts
+    recorder = Recorder()
+    bootstrap.phase_addons(context(cluster_of(MASTER + WORKER), recorder))
+    (plan,) = recorder.applied["addons"].values()
+    apply, remove = plan.resources
+    assert "delete pdb/coredns -n kube-system --ignore-not-found" in remove.command
+    assert remove.unless.startswith("! ") and "get pdb/coredns -n kube-system" in remove.unless  # only if it exists
 
 
 def test_with_cni_none_coredns_is_applied_but_not_waited_for(cluster_of) -> None:
