@@ -6,7 +6,6 @@ import difflib
 import ipaddress
 import os
 import re
-import stat
 import typing
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kbuild.errors import InventoryError, Problem, UsageError
-from kbuild.inventory import ansible, formats, k0sctl
+from kbuild.inventory import ansible, formats, k0sctl, textfile
 from kbuild.inventory.ansible import kubespray
 from kbuild.inventory.cluster import Cluster, Host, HostSSH, kubernetes_service_ip, split_host_port
 from kbuild.inventory.model import (
@@ -87,34 +86,9 @@ def from_translation(translation: Translation, file: Path, state_dir: str | os.P
         raise InventoryError(exc.file, [translation.locate(p) for p in exc.problems]) from None
 
 
-MAX_INVENTORY_BYTES = 8 * 1024 * 1024  # 2000 hosts take about 400 kB
-
-
 def read_inventory(file: Path) -> str:
-    """The inventory's text. Only a regular file of bounded size: `-i /dev/zero` would read forever and a
-    FIFO block forever. O_NONBLOCK keeps the open itself from waiting for a FIFO's writer."""
-    try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise UsageError(f"{file}: inventory file not found", hint="pass the inventory with -i PATH") from None
-    except OSError as exc:
-        raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise UsageError(f"{file}: not a regular file (a device or a FIFO)",
-                         hint="pass the inventory file itself with -i PATH")
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            data = handle.read(MAX_INVENTORY_BYTES + 1)
-        except OSError as exc:
-            raise UsageError(f"{file}: cannot read the inventory: {exc.strerror or exc}") from None
-    if len(data) > MAX_INVENTORY_BYTES:
-        raise UsageError(f"{file}: larger than {MAX_INVENTORY_BYTES // (1024 * 1024)} MiB; not an inventory")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason})",
-                         hint="save the inventory as UTF-8") from None
+    return textfile.read_text(file, "inventory", missing_hint="pass the inventory with -i PATH",
+                              not_regular_hint="pass the inventory file itself with -i PATH")
 
 
 def validate(doc: YamlDocument, file: Path, *, state_dir: str | os.PathLike[str] | None = None,

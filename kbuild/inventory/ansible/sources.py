@@ -6,6 +6,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from kbuild.inventory import textfile
 from kbuild.inventory.ansible.data import Inventory, Origin
 from kbuild.inventory.ansible.ini import read_ini
 from kbuild.inventory.ansible.listjson import looks_like_list_output, read_list_output
@@ -37,9 +38,9 @@ def _read(path: Path, inventory: Inventory) -> None:
                 _read(entry, inventory)
         return
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        inventory.error(Origin(path), f"cannot read it: {exc}")
+        text = textfile.read_text(path, "Ansible inventory")
+    except textfile.UnreadableFile as exc:
+        inventory.error(Origin(path), exc.reason)
         return
     if text.startswith("#!"):
         inventory.error(Origin(path, 1), "an inventory script: kbuild does not run it; save what it prints with "

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from kbuild.inventory import textfile
 from kbuild.inventory.ansible.data import Inventory, Origin, Var
 from kbuild.inventory.ansible.yamlfiles import is_vault_file, load_ansible_yaml
 
@@ -53,9 +54,9 @@ class VarsFiles:
 
     def _load(self, file: Path) -> dict[str, Var]:
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.inventory.error(Origin(file), f"cannot read it: {exc}")
+            text = textfile.read_text(file, "Ansible vars")
+        except textfile.UnreadableFile as exc:
+            self.inventory.error(Origin(file), exc.reason)
             return {}
         if is_vault_file(text):
             self.inventory.warn(Origin(file, 1), "encrypted with ansible-vault: kbuild cannot read it, so none of "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from kbuild.cli import run
+from kbuild.inventory import textfile
 
 CP = "[kube_control_plane]\ncp1 ip=10.0.0.1\n[etcd]\ncp1\n"
 CASES = [
@@ -97,3 +99,27 @@ def test_malformed_inventory_exits_2_naming_file_and_place(tmp_path: Path, capsy
     assert code == 2, err
     assert "internal error" not in err and "Traceback" not in err
     assert f"{tmp_path}/{expected}" in err or expected in err and str(tmp_path) in err, err
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "not utf-8"])
+def test_a_vars_file_that_cannot_be_read_whole_is_refused_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  kind: str) -> None:
+    # group_vars are read as the inventory is: a FIFO would block forever, a huge file be read whole.
+    (tmp_path / "hosts").write_text(CP)
+    (tmp_path / "group_vars").mkdir()
+    vars_file = tmp_path / "group_vars" / "all.yml"
+    if kind == "fifo":
+        os.mkfifo(vars_file)
+        expected = "not a regular file (a device or a FIFO)"
+    elif kind == "huge":
+        with vars_file.open("wb") as handle:
+            handle.truncate(textfile.MAX_BYTES + 1)  # sparse: costs no disk
+        expected = "larger than 8 MiB; not an Ansible vars file"
+    else:
+        vars_file.write_bytes(b"a: \xff\n")
+        expected = "not UTF-8 text (byte 3: invalid start byte)"
+    code = run(["inventory", "check", "-i", str(tmp_path / "hosts")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2, err
+    assert f"{vars_file}: {expected}" in err, err
+    assert "Traceback" not in err and "internal error" not in err
