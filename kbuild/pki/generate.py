@@ -56,6 +56,14 @@ class EnsureReport:
     warnings: tuple[str, ...] = ()
     backup: Path | None = None  # where force_new_ca copied the previous PKI
     dry_run: bool = False
+    written: dict[Path, bytes] = field(default_factory=dict, repr=False)  # what the run wrote (dry: would write)
+
+    def read(self, path: Path) -> bytes | None:
+        """A file of the PKI as this run leaves it: what it wrote (or in a dry run would write), else the disk's.
+
+        So check mode can show every host's PKI files without one byte written (kbuild.pki.host_files).
+        """
+        return self.written[path] if path in self.written else read_bytes(path)
 
     @property
     def changed(self) -> tuple[Outcome, ...]:
@@ -139,7 +147,8 @@ def ensure(cluster: Cluster, *, renew: Iterable[str] = (), force_new_ca: bool = 
         run.warnings += tighten_permissions(run.files.root)
     else:
         run.warnings += loose_permissions(run.files.root)
-    return EnsureReport(run.files.root, tuple(run.outcomes), tuple(run.warnings), backup, dry_run)
+    return EnsureReport(run.files.root, tuple(run.outcomes), tuple(run.warnings), backup, dry_run,
+                        {path: data for path, data, _ in run.writes})
 
 
 def select(certs: list[CertInstance], names: Iterable[str]) -> set[str]:
