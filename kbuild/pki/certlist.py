@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import PurePosixPath
 
 from kbuild import layout
@@ -142,6 +143,7 @@ class CertSpec:
 class KeyPairSpec:
     """A row: a key pair that is not a certificate (the service-account token signer, sa.key and sa.pub)."""
 
+    kind: ClassVar[str] = "key-pair"
     name: str
     file: str  # under <state>/pki/, without .key/.pub
     description: str
@@ -165,6 +167,7 @@ class KeyPairSpec:
 class EncryptionSpec:
     """A row: the encryption-at-rest configuration, a secret made once (kbuild.pki.encryption)."""
 
+    kind: ClassVar[str] = "encryption-config"
     name: str
     file: str  # relative to the state directory
     description: str

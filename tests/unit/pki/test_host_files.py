@@ -15,17 +15,19 @@ from kbuild.pki.store import StateFiles
 
 from .conftest import HOSTS, NOW
 
-ETCD_FILES = {remote_path("etcd-ca.crt"), remote_path("etcd-server.crt"), remote_path("etcd-server.key"), remote_path("etcd-peer.crt"),
-              remote_path("etcd-peer.key"), remote_path("etcd-healthcheck-client.crt"), remote_path("etcd-healthcheck-client.key")}
-CONTROL_PLANE_FILES = {
-    remote_path("ca.crt"), remote_path("ca.key"), remote_path("apiserver.crt"), remote_path("apiserver.key"),
-    remote_path("apiserver-kubelet-client.crt"), remote_path("apiserver-kubelet-client.key"), remote_path("apiserver-etcd-client.crt"),
-    remote_path("apiserver-etcd-client.key"), remote_path("etcd-ca.crt"), remote_path("front-proxy-ca.crt"),
-    remote_path("front-proxy-client.crt"), remote_path("front-proxy-client.key"), remote_path("sa.key"), remote_path("sa.pub"),
-    remote_path('encryption-config'), remote_path('controller-manager.conf'), remote_path('scheduler.conf'),
-    remote_path('admin.conf')}
-KUBELET_FILES = {remote_path('ca.crt'), remote_path('kubelet.conf'), remote_path('kubelet-serving.crt'), remote_path('kubelet-serving.key'),
-                 remote_path('kube-proxy.conf')}
+
+def _remote(*ids: str) -> set[PurePosixPath]:
+    return {remote_path(i) for i in ids}
+
+
+ETCD_FILES = _remote("etcd-ca.crt", "etcd-server.crt", "etcd-server.key", "etcd-peer.crt", "etcd-peer.key",
+                     "etcd-healthcheck-client.crt", "etcd-healthcheck-client.key")
+CONTROL_PLANE_FILES = _remote(
+    "ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt",
+    "apiserver-kubelet-client.key", "apiserver-etcd-client.crt", "apiserver-etcd-client.key", "etcd-ca.crt",
+    "front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key", "sa.key", "sa.pub",
+    "encryption-config", "controller-manager.conf", "scheduler.conf", "admin.conf")
+KUBELET_FILES = _remote("ca.crt", "kubelet.conf", "kubelet-serving.crt", "kubelet-serving.key", "kube-proxy.conf")
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_files_per_role(generated: Cluster) -> None:
 def test_modes_and_secrecy(generated: Cluster) -> None:
     for host in ("m2", "w1"):
         for f in host_files(generated, generated.host(host)):
-            secret = f.path.suffix in (".key", ".conf") or f.path == remote_path('encryption-config')
+            secret = f.path.suffix in (".key", ".conf") or f.path == remote_path("encryption-config")
             assert f.secret is secret, f.path
             assert f.mode == (0o600 if secret else 0o644), f.path
             assert isinstance(f.path, PurePosixPath) and f.path.is_absolute()
@@ -62,10 +64,10 @@ def test_services_to_restart(generated: Cluster) -> None:
     assert m2[remote_path("ca.key")].services == ("kube-controller-manager",)
     assert m2[remote_path("apiserver.crt")].services == ("kube-apiserver",)
     assert m2[remote_path("sa.key")].services == ("kube-apiserver", "kube-controller-manager")
-    assert m2[remote_path('scheduler.conf')].services == ("kube-scheduler",)
-    assert m2[remote_path('kube-proxy.conf')].services == ("kube-proxy",)
+    assert m2[remote_path("scheduler.conf")].services == ("kube-scheduler",)
+    assert m2[remote_path("kube-proxy.conf")].services == ("kube-proxy",)
     assert m2[remote_path("etcd-peer.key")].services == ("etcd",)
-    assert m2[remote_path('admin.conf')].services == ()
+    assert m2[remote_path("admin.conf")].services == ()
     assert _by_path(generated, "w1")[remote_path("ca.crt")].services == ("kubelet",)
 
 
@@ -74,8 +76,8 @@ def test_content_is_the_hosts_own(generated: Cluster) -> None:
     m1, w1 = _by_path(generated, "m1"), _by_path(generated, "w1")
     assert m1[remote_path("etcd-server.crt")].content == state.cert("hosts/m1/etcd-server").read_bytes()
     assert m1[remote_path("etcd-peer.key")].content == state.key("hosts/m1/etcd-peer").read_bytes()
-    assert w1[remote_path('kubelet.conf')].content == (generated.state_dir / "kubeconfigs/kubelet-w1.conf").read_bytes()
-    assert m1[remote_path('admin.conf')].content == (generated.state_dir / "admin.conf").read_bytes()
+    assert w1[remote_path("kubelet.conf")].content == (generated.state_dir / "kubeconfigs/kubelet-w1.conf").read_bytes()
+    assert m1[remote_path("admin.conf")].content == (generated.state_dir / "admin.conf").read_bytes()
     assert m1[remote_path("encryption-config")].content == state.encryption_config.read_bytes()
     serving = x509.load_pem_x509_certificate(w1[remote_path("kubelet-serving.crt")].content)
     assert serving.subject.rfc4514_string() == "CN=system:node:w1,O=system:nodes"

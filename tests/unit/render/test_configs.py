@@ -37,7 +37,7 @@ def test_control_plane_configs_parse_with_kind(make_cluster: MakeCluster, kubern
     cluster = make_cluster(versions=versions(kubernetes))
     scheduler = yaml.safe_load(config(cluster, "m1", layout.SCHEDULER_CONFIG))
     assert (scheduler["apiVersion"], scheduler["kind"]) == ("kubescheduler.config.k8s.io/v1", "KubeSchedulerConfiguration")
-    assert scheduler["clientConnection"]["kubeconfig"] == str(remote_path('scheduler.conf'))
+    assert scheduler["clientConnection"]["kubeconfig"] == str(remote_path("scheduler.conf"))
     assert scheduler["leaderElection"]["leaderElect"] is True
 
     audit = yaml.safe_load(config(cluster, "m1", layout.AUDIT_POLICY))
@@ -96,7 +96,7 @@ def test_kube_proxy_mode_comes_from_the_inventory(make_cluster: MakeCluster, mod
     doc = yaml.safe_load(config(cluster, "w1", layout.KUBE_PROXY_CONFIG))
     assert doc["mode"] == mode
     assert doc["clusterCIDR"] == "10.244.0.0/16"
-    assert doc["clientConnection"]["kubeconfig"] == str(remote_path('kube-proxy.conf'))
+    assert doc["clientConnection"]["kubeconfig"] == str(remote_path("kube-proxy.conf"))
     assert doc["hostnameOverride"] == "w1"  # the node name, as the kubelet registered it
 
 

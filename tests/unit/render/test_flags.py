@@ -106,7 +106,7 @@ def test_controller_manager_flags(make_cluster: MakeCluster, kubernetes: str) ->
     cluster = make_cluster(versions=versions(kubernetes), node_monitor_period="7s",
                            node_monitor_grace_period="1m", pod_cidr="10.244.0.0/16", node_cidr_mask_size=25)
     flags = unit_flags(cluster, "kube-controller-manager")
-    assert flags["kubeconfig"] == str(remote_path('controller-manager.conf'))
+    assert flags["kubeconfig"] == str(remote_path("controller-manager.conf"))
     assert flags["cluster-signing-cert-file"] == str(remote_path("ca.crt"))
     assert flags["cluster-signing-key-file"] == str(remote_path("ca.key"))
     assert flags["root-ca-file"] == str(remote_path("ca.crt"))
@@ -130,7 +130,7 @@ def test_node_and_scheduler_flags_point_at_their_config_files(make_cluster: Make
     assert unit_flags(cluster, "containerd") == {"config": str(layout.CONTAINERD_CONFIG)}
     kubelet = unit_flags(cluster, "kubelet")
     assert kubelet["config"] == str(layout.KUBELET_CONFIG)
-    assert kubelet["kubeconfig"] == str(remote_path('kubelet.conf'))
+    assert kubelet["kubeconfig"] == str(remote_path("kubelet.conf"))
     assert kubelet["hostname-override"] == "w1"
     assert kubelet["node-ip"] == "198.18.0.21"
 
