@@ -54,6 +54,11 @@ CERT_SUFFIX, KEY_SUFFIX, PUB_SUFFIX = ".crt", ".key", ".pub"
 STATE_PKI_DIR = "pki"  # under the state directory: keys, certificates, the encryption config
 
 
+def state_file(file: str, suffix: str) -> str:
+    """A pair's file in the state directory: state_file("etcd/ca", ".crt") is pki/etcd/ca.crt."""
+    return f"{STATE_PKI_DIR}/{file}{suffix}"
+
+
 def readers(*, etcd: tuple[str, ...] | None = None, control_plane: tuple[str, ...] | None = None,
             kubelet: tuple[str, ...] | None = None) -> Readers:
     """Who reads a file, by role: readers(control_plane=(APISERVER,), kubelet=(KUBELET,))."""
@@ -108,7 +113,7 @@ def _pair(name: str, file: str, remote: PurePosixPath | None, public: tuple[str,
         return ()
     suffix, public_readers = public
     found = [(suffix, public_readers, False), (KEY_SUFFIX, private, True)]
-    return tuple(HostFile(f"{name}{sfx}", f"{STATE_PKI_DIR}/{file}{sfx}", remote.parent / f"{remote.name}{sfx}",
+    return tuple(HostFile(f"{name}{sfx}", state_file(file, sfx), remote.parent / f"{remote.name}{sfx}",
                           secret, placed)
                  for sfx, placed, secret in found if placed)
 
@@ -153,11 +158,11 @@ class KeyPairSpec:
 
     @property
     def key_file(self) -> str:
-        return f"{STATE_PKI_DIR}/{self.file}{KEY_SUFFIX}"
+        return state_file(self.file, KEY_SUFFIX)
 
     @property
     def pub_file(self) -> str:
-        return f"{STATE_PKI_DIR}/{self.file}{PUB_SUFFIX}"
+        return state_file(self.file, PUB_SUFFIX)
 
     def host_files(self) -> tuple[HostFile, ...]:
         return _pair(self.name, self.file, self.remote, (PUB_SUFFIX, self.pub_to), self.key_to)

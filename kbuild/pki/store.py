@@ -13,7 +13,14 @@ from pathlib import Path
 
 from cryptography import x509
 
-from kbuild.pki.certlist import CERT_SUFFIX, ENCRYPTION_CONFIG, KEY_SUFFIX, SERVICE_ACCOUNT, STATE_PKI_DIR
+from kbuild.pki.certlist import (
+    CERT_SUFFIX,
+    ENCRYPTION_CONFIG,
+    KEY_SUFFIX,
+    SERVICE_ACCOUNT,
+    STATE_PKI_DIR,
+    state_file,
+)
 from kbuild.pki.errors import PKIError
 from kbuild.pki.keys import PrivateKey, load_private_pem, short_reason
 from kbuild.state import DIR_MODE, ensure_dir
@@ -33,10 +40,10 @@ class StateFiles:
         return self.root / PKI_DIR
 
     def cert(self, file: str) -> Path:
-        return self.pki / f"{file}{CERT_SUFFIX}"
+        return self.root / state_file(file, CERT_SUFFIX)
 
     def key(self, file: str) -> Path:
-        return self.pki / f"{file}{KEY_SUFFIX}"
+        return self.root / state_file(file, KEY_SUFFIX)
 
     @property
     def sa_key(self) -> Path:
