@@ -1,4 +1,4 @@
-"""Where things live on a cluster host: the one table of remote paths that PKI, templates and plays share.
+"""Where things live on a cluster host: the directories and the paths of everything that is not the PKI.
 
 The layout follows kubeadm's where kubeadm has one (/etc/kubernetes/pki, /etc/kubernetes/*.conf,
 /var/lib/kubelet/config.yaml), so people who know kubeadm clusters find their way around.
@@ -13,40 +13,13 @@ UNIT_DIR = P("/etc/systemd/system")
 K8S_DIR = P("/etc/kubernetes")
 PKI_DIR = K8S_DIR / "pki"
 ETCD_PKI_DIR = PKI_DIR / "etcd"
+# The PKI's files (certificates, keys, kubeconfigs, the encryption config) are placed by the PKI
+# table, kbuild.pki.certlist, under these directories: ask it with remote_path("ca.crt").
 
-# -- certificates and keys (CA keys stay on the controller except the cluster CA key, which the
-# controller-manager needs to sign kubelet CSRs) ---------------------------------------------------
-CA_CERT = PKI_DIR / "ca.crt"
-CA_KEY = PKI_DIR / "ca.key"
-APISERVER_CERT = PKI_DIR / "apiserver.crt"
-APISERVER_KEY = PKI_DIR / "apiserver.key"
-APISERVER_KUBELET_CLIENT_CERT = PKI_DIR / "apiserver-kubelet-client.crt"
-APISERVER_KUBELET_CLIENT_KEY = PKI_DIR / "apiserver-kubelet-client.key"
-APISERVER_ETCD_CLIENT_CERT = PKI_DIR / "apiserver-etcd-client.crt"
-APISERVER_ETCD_CLIENT_KEY = PKI_DIR / "apiserver-etcd-client.key"
-FRONT_PROXY_CA_CERT = PKI_DIR / "front-proxy-ca.crt"
-FRONT_PROXY_CLIENT_CERT = PKI_DIR / "front-proxy-client.crt"
-FRONT_PROXY_CLIENT_KEY = PKI_DIR / "front-proxy-client.key"
-SA_KEY = PKI_DIR / "sa.key"
-SA_PUB = PKI_DIR / "sa.pub"
-
-ETCD_CA_CERT = ETCD_PKI_DIR / "ca.crt"
-ETCD_SERVER_CERT = ETCD_PKI_DIR / "server.crt"
-ETCD_SERVER_KEY = ETCD_PKI_DIR / "server.key"
-ETCD_PEER_CERT = ETCD_PKI_DIR / "peer.crt"
-ETCD_PEER_KEY = ETCD_PKI_DIR / "peer.key"
-ETCD_HEALTHCHECK_CLIENT_CERT = ETCD_PKI_DIR / "healthcheck-client.crt"
-ETCD_HEALTHCHECK_CLIENT_KEY = ETCD_PKI_DIR / "healthcheck-client.key"
-
-# -- kubeconfigs (client certificates embedded) ----------------------------------------------------
-ADMIN_KUBECONFIG = K8S_DIR / "admin.conf"
-CONTROLLER_MANAGER_KUBECONFIG = K8S_DIR / "controller-manager.conf"
-SCHEDULER_KUBECONFIG = K8S_DIR / "scheduler.conf"
-KUBELET_KUBECONFIG = K8S_DIR / "kubelet.conf"
-KUBE_PROXY_KUBECONFIG = K8S_DIR / "kube-proxy.conf"
+KUBELET_DIR = P("/var/lib/kubelet")
+KUBELET_PKI_DIR = KUBELET_DIR / "pki"
 
 # -- component configuration -------------------------------------------------------------------------
-ENCRYPTION_CONFIG = K8S_DIR / "encryption-config.yaml"
 ADDONS_DIR = K8S_DIR / "addons"  # cluster objects kbuild applies through the API (RBAC)
 APISERVER_KUBELET_RBAC = ADDONS_DIR / "apiserver-to-kubelet-rbac.yaml"
 COREDNS_MANIFEST = ADDONS_DIR / "coredns.yaml"
@@ -54,10 +27,7 @@ AUDIT_POLICY = K8S_DIR / "audit-policy.yaml"
 AUDIT_LOG = P("/var/log/kubernetes/audit.log")
 AUTHENTICATION_CONFIG = K8S_DIR / "authentication-config.yaml"  # anonymous auth limited to health endpoints
 SCHEDULER_CONFIG = K8S_DIR / "kube-scheduler.yaml"
-KUBELET_DIR = P("/var/lib/kubelet")
 KUBELET_CONFIG = KUBELET_DIR / "config.yaml"
-KUBELET_SERVING_CERT = KUBELET_DIR / "pki" / "kubelet.crt"
-KUBELET_SERVING_KEY = KUBELET_DIR / "pki" / "kubelet.key"
 KUBE_PROXY_DIR = P("/var/lib/kube-proxy")
 KUBE_PROXY_CONFIG = KUBE_PROXY_DIR / "config.yaml"
 

@@ -51,7 +51,6 @@ def bootstrap(
         try:
             run_phases(ctx, bootstrap_play.PHASES, skip=skip)
         finally:
-            bootstrap_play.cleanup(ctx)
             session.reporter.emit(Event("timings", data={k: round(v, 3) for k, v in ctx.timings.items()}))
         if not check:
             session.reporter.message(f"admin kubeconfig: {cluster.state_dir / 'admin.conf'} "

@@ -116,8 +116,6 @@ def apply(
             # The stop itself was reported as an event; what remains to say is how to go on.
             console.print(f"hint: {exc.hint}", markup=False)
             raise typer.Exit(int(exc.exit_code)) from None
-        finally:
-            bootstrap_play.cleanup(ctx)
         session.reporter.message(f"upgrade complete: {len(done)} step(s) done", phase=PHASE)
         if to and loaded.settings.versions.kubernetes != cluster.settings.versions.kubernetes:
             session.reporter.message(

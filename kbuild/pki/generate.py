@@ -21,11 +21,19 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from kbuild.inventory import Cluster
 from kbuild.pki import encryption, kubeconfig, trust
 from kbuild.pki.assess import EXPIRING, MISSING, ca_findings, common_name, leaf_findings
-from kbuild.pki.certlist import KUBECONFIGS, CertInstance, KubeconfigInstance, instances, kubeconfig_instances
+from kbuild.pki.certlist import (
+    ENCRYPTION_CONFIG,
+    KUBECONFIGS,
+    SERVICE_ACCOUNT,
+    CertInstance,
+    KubeconfigInstance,
+    instances,
+    kubeconfig_instances,
+)
 from kbuild.pki.errors import PKIError
 from kbuild.pki.issue import new_ca, new_leaf
 from kbuild.pki.keys import PrivateKey, new_key, private_pem, public_pem, public_pem_matches
-from kbuild.pki.store import Pair, StateFiles, check_state_dir, load_key, load_pair, make_dirs, read_bytes
+from kbuild.pki.store import PKI_DIR, Pair, StateFiles, check_state_dir, load_key, load_pair, make_dirs, read_bytes
 from kbuild.state import PUBLIC_MODE, SECRET_MODE, ensure_dir, loose_permissions, tighten_permissions, write_atomic
 
 
@@ -56,6 +64,14 @@ class EnsureReport:
     warnings: tuple[str, ...] = ()
     backup: Path | None = None  # where force_new_ca copied the previous PKI
     dry_run: bool = False
+    written: dict[Path, bytes] = field(default_factory=dict, repr=False)  # what the run wrote (dry: would write)
+
+    def read(self, path: Path) -> bytes | None:
+        """A file of the PKI as this run leaves it: what it wrote (or in a dry run would write), else the disk's.
+
+        So check mode can show every host's PKI files without one byte written (kbuild.pki.host_files).
+        """
+        return self.written[path] if path in self.written else read_bytes(path)
 
     @property
     def changed(self) -> tuple[Outcome, ...]:
@@ -139,7 +155,8 @@ def ensure(cluster: Cluster, *, renew: Iterable[str] = (), force_new_ca: bool = 
         run.warnings += tighten_permissions(run.files.root)
     else:
         run.warnings += loose_permissions(run.files.root)
-    return EnsureReport(run.files.root, tuple(run.outcomes), tuple(run.warnings), backup, dry_run)
+    return EnsureReport(run.files.root, tuple(run.outcomes), tuple(run.warnings), backup, dry_run,
+                        {path: data for path, data, _ in run.writes})
 
 
 def select(certs: list[CertInstance], names: Iterable[str]) -> set[str]:
@@ -283,7 +300,7 @@ def _service_account_keys(run: _Run) -> None:
         key = new_key(run.cluster.pki.key_algorithm)
         run.write(key_path, private_pem(key), SECRET_MODE)
         run.write(pub_path, public_pem(key), PUBLIC_MODE)
-        run.outcomes.append(Outcome("sa", "key-pair", Action.CREATED, "", paths))
+        run.outcomes.append(Outcome(SERVICE_ACCOUNT.name, SERVICE_ACCOUNT.kind, Action.CREATED, "", paths))
         return
     if pub_pem is None:
         reason = "sa.pub was missing; derived again from sa.key"
@@ -291,7 +308,8 @@ def _service_account_keys(run: _Run) -> None:
         reason = "" if public_pem_matches(pub_pem, key) else "sa.pub did not match sa.key; derived again from sa.key"
     if reason:
         run.write(pub_path, public_pem(key), PUBLIC_MODE)
-    run.outcomes.append(Outcome("sa", "key-pair", Action.REISSUED if reason else Action.REUSED, reason, paths))
+    action = Action.REISSUED if reason else Action.REUSED
+    run.outcomes.append(Outcome(SERVICE_ACCOUNT.name, SERVICE_ACCOUNT.kind, action, reason, paths))
 
 
 def _kubeconfig(run: _Run, kc: KubeconfigInstance) -> None:
@@ -331,12 +349,12 @@ def _encryption_config(run: _Run) -> None:
     existing = read_bytes(path)
     if existing is not None:
         encryption.validate(path, existing)
-        run.outcomes.append(Outcome("encryption-config", "encryption-config", Action.REUSED, "", (path,)))
+        run.outcomes.append(Outcome(ENCRYPTION_CONFIG.name, ENCRYPTION_CONFIG.kind, Action.REUSED, "", (path,)))
         return
     if not run.cluster.settings.encryption_at_rest:
         return
     run.write(path, encryption.new_config(), SECRET_MODE)
-    run.outcomes.append(Outcome("encryption-config", "encryption-config", Action.CREATED, "", (path,)))
+    run.outcomes.append(Outcome(ENCRYPTION_CONFIG.name, ENCRYPTION_CONFIG.kind, Action.CREATED, "", (path,)))
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
@@ -360,9 +378,11 @@ def _backup(files: StateFiles, now: datetime) -> Path:
         target = files.backups / f"pki-{now:%Y%m%dT%H%M%SZ}-{suffix}"
         suffix += 1
     ensure_dir(target)
-    for name in ("pki", "kubeconfigs"):
-        if (files.root / name).is_dir():
-            shutil.copytree(files.root / name, target / name, symlinks=True)
-    if (files.root / "admin.conf").is_file():
-        shutil.copy2(files.root / "admin.conf", target / "admin.conf")
+    # pki/ and wherever the table keeps kubeconfigs (admin.conf, kubeconfigs/).
+    for name in dict.fromkeys([PKI_DIR, *(Path(kc.file).parts[0] for kc in KUBECONFIGS)]):
+        source = files.root / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, symlinks=True)
+        elif source.is_file():
+            shutil.copy2(source, target / name)
     return target

@@ -28,7 +28,7 @@ from kbuild.pki.assess import (
     days_left,
     leaf_findings,
 )
-from kbuild.pki.certlist import instances, kubeconfig_instances
+from kbuild.pki.certlist import ENCRYPTION_CONFIG, SERVICE_ACCOUNT, instances, kubeconfig_instances
 from kbuild.pki.errors import PKIError
 from kbuild.pki.keys import public_pem_matches
 from kbuild.pki.store import Pair, StateFiles, check_state_dir, load_key, load_pair, read_bytes
@@ -163,13 +163,14 @@ def _service_account_row(files: StateFiles) -> CertStatus:
         key, _ = load_key(path)
         pub = read_bytes(files.sa_pub)
     except PKIError as exc:
-        return CertStatus("sa", "key-pair", path, INVALID, matches=False, problems=(exc.message,))
+        return CertStatus(SERVICE_ACCOUNT.name, SERVICE_ACCOUNT.kind, path, INVALID, matches=False,
+                          problems=(exc.message,))
     if key is None:
-        return CertStatus("sa", "key-pair", path, MISSING, problems=("missing",))
+        return CertStatus(SERVICE_ACCOUNT.name, SERVICE_ACCOUNT.kind, path, MISSING, problems=("missing",))
     if not public_pem_matches(pub, key):
-        return CertStatus("sa", "key-pair", path, MISMATCH, matches=False,
+        return CertStatus(SERVICE_ACCOUNT.name, SERVICE_ACCOUNT.kind, path, MISMATCH, matches=False,
                           problems=("sa.pub is missing or does not match sa.key",))
-    return CertStatus("sa", "key-pair", path, OK)
+    return CertStatus(SERVICE_ACCOUNT.name, SERVICE_ACCOUNT.kind, path, OK)
 
 
 def _kubeconfig_row(files: StateFiles, name: str, file: str, server: str, cert_name: str,
@@ -213,11 +214,11 @@ def _encryption_row(files: StateFiles, enabled: bool) -> CertStatus:
         if data is not None:
             encryption.validate(path, data)
     except PKIError as exc:
-        return CertStatus("encryption-config", "encryption-config", path, INVALID, matches=False,
+        return CertStatus(ENCRYPTION_CONFIG.name, ENCRYPTION_CONFIG.kind, path, INVALID, matches=False,
                           problems=(exc.message,))
     if data is None:
         if not enabled:
-            return CertStatus("encryption-config", "encryption-config", path, OK,
+            return CertStatus(ENCRYPTION_CONFIG.name, ENCRYPTION_CONFIG.kind, path, OK,
                               problems=("not used: cluster.encryption_at_rest is off",))
-        return CertStatus("encryption-config", "encryption-config", path, MISSING, problems=("missing",))
-    return CertStatus("encryption-config", "encryption-config", path, OK)
+        return CertStatus(ENCRYPTION_CONFIG.name, ENCRYPTION_CONFIG.kind, path, MISSING, problems=("missing",))
+    return CertStatus(ENCRYPTION_CONFIG.name, ENCRYPTION_CONFIG.kind, path, OK)

@@ -1,11 +1,8 @@
 """Where the PKI lives in the state directory, and reading it back: every failure names the file.
 
-    <state>/pki/ca.{crt,key}  etcd/ca.*  front-proxy-ca.*      the CAs
-    <state>/pki/<name>.{crt,key}  etcd/healthcheck-client.*   cluster-wide certificates
-    <state>/pki/hosts/<host>/{etcd-server,etcd-peer,kubelet-client,kubelet}.{crt,key}
-    <state>/pki/sa.{key,pub}  pki/encryption-config.yaml
-    <state>/admin.conf  kubeconfigs/{controller-manager,scheduler,kube-proxy}.conf  kubeconfigs/kubelet-<host>.conf
-    <state>/backups/pki-<UTC time>/                            what --force-new-ca replaced
+The files and their names come from the PKI table (kbuild.pki.certlist): certificates and keys
+under <state>/pki/ (per-host ones under pki/hosts/<host>/), kubeconfigs as each row says, and
+backups/pki-<UTC time>/ for what --force-new-ca replaced.
 """
 
 from __future__ import annotations
@@ -16,12 +13,19 @@ from pathlib import Path
 
 from cryptography import x509
 
+from kbuild.pki.certlist import (
+    CERT_SUFFIX,
+    ENCRYPTION_CONFIG,
+    KEY_SUFFIX,
+    SERVICE_ACCOUNT,
+    STATE_PKI_DIR,
+    state_file,
+)
 from kbuild.pki.errors import PKIError
 from kbuild.pki.keys import PrivateKey, load_private_pem, short_reason
 from kbuild.state import DIR_MODE, ensure_dir
 
-PKI_DIR = "pki"
-KUBECONFIG_DIR = "kubeconfigs"
+PKI_DIR = STATE_PKI_DIR
 BACKUP_DIR = "backups"
 
 
@@ -36,22 +40,22 @@ class StateFiles:
         return self.root / PKI_DIR
 
     def cert(self, file: str) -> Path:
-        return self.pki / f"{file}.crt"
+        return self.root / state_file(file, CERT_SUFFIX)
 
     def key(self, file: str) -> Path:
-        return self.pki / f"{file}.key"
+        return self.root / state_file(file, KEY_SUFFIX)
 
     @property
     def sa_key(self) -> Path:
-        return self.pki / "sa.key"
+        return self.root / SERVICE_ACCOUNT.key_file
 
     @property
     def sa_pub(self) -> Path:
-        return self.pki / "sa.pub"
+        return self.root / SERVICE_ACCOUNT.pub_file
 
     @property
     def encryption_config(self) -> Path:
-        return self.pki / "encryption-config.yaml"
+        return self.root / ENCRYPTION_CONFIG.file
 
     def kubeconfig(self, file: str) -> Path:
         return self.root / file

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import shutil
-import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from kbuild import layout, pki
 from kbuild.engine.facts import q
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
-from kbuild.plays.desired import INPUTS, HostInputs, prepare_inputs
-from kbuild.plays.phases import Context, Phase, Slot, require_success
+from kbuild.plays.desired import INPUTS, PKI, HostInputs, prepare_inputs
+from kbuild.plays.phases import Context, Phase, require_success
 from kbuild.render import api_labels
 from kbuild.render.files import coredns_has_budget
 
 NODES_REGISTERED_TIMEOUT = 120.0
 ADDONS_TIMEOUT = 180.0
-# Check mode's throwaway copy of the state directory, removed by cleanup().
-SCRATCH: Slot[Path] = Slot("scratch", "the check-mode copy of the state directory")
 
 
 def phase_preflight(ctx: Context) -> None:
@@ -29,17 +24,11 @@ def phase_preflight(ctx: Context) -> None:
 
 
 def phase_pki(ctx: Context) -> None:
-    """Generate or reuse the PKI on the controller. In check mode, work on a throwaway copy of the state dir."""
-    cluster = ctx.cluster
-    if ctx.check:
-        scratch = Path(tempfile.mkdtemp(prefix="kbuild-check-"))
-        ctx.state.put(SCRATCH, scratch)
-        copy = scratch / "state"
-        if cluster.state_dir.exists():
-            shutil.copytree(cluster.state_dir, copy, ignore=shutil.ignore_patterns("logs", "backups"))
-        ctx.cluster = dataclasses.replace(cluster, state_dir=copy)
-    report = pki.ensure(ctx.cluster)
-    changed = [o for o in report.outcomes if o.action.value != "reused"]
+    """Generate or reuse the PKI on the controller. In check mode decide only: the PKI the run would leave is
+    held in memory (the report), and the state directory is not touched."""
+    report = pki.ensure(ctx.cluster, dry_run=ctx.check)
+    ctx.state.put(PKI, report)
+    changed = report.changed
     verb = "would write" if ctx.check else "wrote"
     ctx.say(f"{len(report.outcomes) - len(changed)} reused, {len(changed)} {verb}"
             + (f": {', '.join(o.name for o in changed[:8])}{' …' if len(changed) > 8 else ''}" if changed else ""),
@@ -50,7 +39,8 @@ def phase_pki(ctx: Context) -> None:
 
 def phase_artifacts(ctx: Context) -> None:
     """Fetch and verify every binary into the controller's cache (push) or its checksums (pull)."""
-    inputs = prepare_inputs(ctx.cluster, ctx.session.hosts)
+    generated = ctx.state.find(PKI)  # None with --skip-phases pki: the state directory's PKI as it is
+    inputs = prepare_inputs(ctx.cluster, ctx.session.hosts, read_pki=generated.read if generated else None)
     ctx.state.put(INPUTS, inputs)
     count = sum(len(i.artifacts) for i in inputs.values())
     archives = len({image.ref for i in inputs.values() for image in i.images})
@@ -219,9 +209,3 @@ PHASES = [
     Phase("addons", "CoreDNS, through the API", phase_addons, needs=(INPUTS,)),
     Phase("handlers", "restarts still owed", phase_handlers),
 ]
-
-
-def cleanup(ctx: Context) -> None:
-    scratch = ctx.state.find(SCRATCH)
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from kbuild import layout
 from kbuild.inventory import Cluster
-from kbuild.pki.certlist import local_api_url
+from kbuild.pki.certlist import local_api_url, remote_path
 
 # One timeout for a health probe wherever it runs: a gate retries it, status asks once.
 CURL = "curl -fsS --max-time 5"
@@ -31,8 +31,8 @@ class HealthCheck:
 
 def apiserver_get(cluster: Cluster, path: str) -> str:
     """curl on a control plane against its own apiserver, as a system:masters client, verifying the server."""
-    return (f"{CURL} --cacert {layout.CA_CERT} --cert {layout.APISERVER_KUBELET_CLIENT_CERT} "
-            f"--key {layout.APISERVER_KUBELET_CLIENT_KEY} {local_api_url(cluster)}{path}")
+    return (f"{CURL} --cacert {remote_path('ca.crt')} --cert {remote_path('apiserver-kubelet-client.crt')} "
+            f"--key {remote_path('apiserver-kubelet-client.key')} {local_api_url(cluster)}{path}")
 
 
 def health_checks(cluster: Cluster, component: str) -> tuple[HealthCheck, ...]:

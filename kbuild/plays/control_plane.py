@@ -7,6 +7,7 @@ from kbuild.engine.resources import Directory, Service
 from kbuild.engine.runner import Gate, Plan
 from kbuild.engine.shell import command
 from kbuild.inventory import Cluster
+from kbuild.pki.certlist import remote_path
 from kbuild.plays.components import health_checks
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
 
@@ -16,7 +17,7 @@ SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")  # in
 
 def kubectl(*args: str) -> str:
     """kubectl as cluster admin; each of `args` is one argument, quoted here."""
-    return command(layout.binary_path("kubectl"), f"--kubeconfig={layout.ADMIN_KUBECONFIG}", *args)
+    return command(layout.binary_path("kubectl"), f"--kubeconfig={remote_path('admin.conf')}", *args)
 
 
 def gates(cluster: Cluster, components: tuple[str, ...] = SERVICES) -> list[Gate]:

@@ -15,9 +15,10 @@ from kbuild.artifacts import HostArtifact, HostImage, cluster_artifacts, cluster
 from kbuild.engine.resources import Artifact, ContainerImage, Directory, File, Resource
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
-from kbuild.pki import PKIFile
-from kbuild.plays.phases import Slot
+from kbuild.pki import EnsureReport, PKIFile
 from kbuild.pki import host_files as pki_host_files
+from kbuild.pki.deploy import Reader
+from kbuild.plays.phases import Slot
 from kbuild.render import RenderedFile
 from kbuild.render import host_files as rendered_host_files
 
@@ -45,17 +46,24 @@ INPUTS: Slot[dict[str, HostInputs]] = Slot("inputs", "every host's binaries, ima
                                             "(fetched and verified)")
 
 
+# The PKI phase's result: the PKI as this run leaves it (in check mode, only in memory).
+PKI: Slot[EnsureReport] = Slot("pki", "the cluster PKI (generated or reused)")
+
+
 def gather_inputs(cluster: Cluster, host: Host, artifacts: Iterable[HostArtifact],
-                  images: Iterable[HostImage] = ()) -> HostInputs:
-    return HostInputs(host, tuple(pki_host_files(cluster, host)), tuple(rendered_host_files(cluster, host)),
-                      tuple(artifacts), tuple(images))
+                  images: Iterable[HostImage] = (), read_pki: Reader | None = None) -> HostInputs:
+    return HostInputs(host, tuple(pki_host_files(cluster, host, read_pki)),
+                      tuple(rendered_host_files(cluster, host)), tuple(artifacts), tuple(images))
 
 
-def prepare_inputs(cluster: Cluster, hosts: Iterable[Host]) -> dict[str, HostInputs]:
-    """What each host should have, with every binary and image archive fetched and verified first."""
+def prepare_inputs(cluster: Cluster, hosts: Iterable[Host], read_pki: Reader | None = None) -> dict[str, HostInputs]:
+    """What each host should have, with every binary and image archive fetched and verified first.
+
+    read_pki: where the PKI files' content comes from (kbuild.pki.host_files); the state directory by default.
+    """
     artifacts = cluster_artifacts(cluster, prepare=True)
     images = cluster_images(cluster, prepare=True)
-    return {h.name: gather_inputs(cluster, h, artifacts[h.name], images[h.name]) for h in hosts}
+    return {h.name: gather_inputs(cluster, h, artifacts[h.name], images[h.name], read_pki) for h in hosts}
 
 
 PHASE_ORDER = ("etcd", "control-plane", "node")
@@ -136,6 +144,6 @@ def parents_of(resources: Iterable[Resource], *, secret_mode: int = 0o700) -> li
     for resource in resources:
         if isinstance(resource, (File, Artifact)):
             parent = str(PurePosixPath(resource.path).parent)
-            private = parent.startswith(str(layout.PKI_DIR)) or parent.startswith(str(layout.KUBELET_DIR / "pki"))
+            private = parent.startswith(str(layout.PKI_DIR)) or parent.startswith(str(layout.KUBELET_PKI_DIR))
             seen.setdefault(parent, secret_mode if private else 0o755)
     return [Directory(path, mode=mode) for path, mode in sorted(seen.items())]

@@ -9,6 +9,7 @@ from kbuild.engine.shell import command
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster
+from kbuild.pki.certlist import remote_path
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
 from kbuild.plays.phases import require_success
 
@@ -22,8 +23,8 @@ def etcdctl(cluster: Cluster, *args: str, endpoints: str | None = None) -> str:
     target = endpoints or f"https://127.0.0.1:{layout.ETCD_CLIENT_PORT}"
     return "ETCDCTL_API=3 " + command(
         layout.binary_path("etcdctl"), f"--endpoints={target}",
-        f"--cacert={layout.ETCD_CA_CERT}", f"--cert={layout.ETCD_HEALTHCHECK_CLIENT_CERT}",
-        f"--key={layout.ETCD_HEALTHCHECK_CLIENT_KEY}", "--command-timeout=5s", *args,
+        f"--cacert={remote_path('etcd-ca.crt')}", f"--cert={remote_path('etcd-healthcheck-client.crt')}",
+        f"--key={remote_path('etcd-healthcheck-client.key')}", "--command-timeout=5s", *args,
     )
 
 

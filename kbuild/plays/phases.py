@@ -65,7 +65,7 @@ class Phase:
 class Context:
     """What every phase of one command works with."""
 
-    cluster: object  # kbuild.inventory.Cluster (the PKI phase may swap in a check-mode copy)
+    cluster: object  # kbuild.inventory.Cluster
     session: object  # kbuild.cli.session.Session: hosts, pool, runner, reporter
     check: bool = False
     state: State = field(default_factory=State)  # results phases hand to later phases

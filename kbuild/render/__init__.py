@@ -4,7 +4,6 @@ from kbuild.render.env import TemplateError
 from kbuild.render.facts import node_pod_cidr
 from kbuild.render.files import RenderedFile, host_files, units_for
 from kbuild.render.flags import FlagError, api_labels, kubelet_labels
-from kbuild.render.verify import verify_units
 
 __all__ = [
     "FlagError",
@@ -15,5 +14,4 @@ __all__ = [
     "kubelet_labels",
     "node_pod_cidr",
     "units_for",
-    "verify_units",
 ]

@@ -21,6 +21,7 @@ from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
 from kbuild.inventory.cluster import format_host
 from kbuild.layout import ETCD_CLIENT_PORT, ETCD_PEER_PORT
+from kbuild.pki.certlist import HOST_FILES
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -55,9 +56,10 @@ def node_mask(cluster: Cluster) -> int:
 
 
 def paths() -> dict[str, str]:
-    """Every remote path in kbuild.layout, by lower-case name, for templates (`paths.ca_cert`)."""
-    return {name.lower(): str(value) for name, value in vars(layout).items()
-            if name.isupper() and isinstance(value, PurePosixPath)}
+    """Every remote path in kbuild.layout, by lower-case name, and the PKI table's, for templates (`paths.ca_cert`)."""
+    found = {name.lower(): str(value) for name, value in vars(layout).items()
+             if name.isupper() and isinstance(value, PurePosixPath)}
+    return found | {f.template_name: str(f.remote) for f in HOST_FILES}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from kbuild import layout as L
 from kbuild.errors import UsageError
 from kbuild.layout import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT
+from kbuild.pki.certlist import remote_path
 from kbuild.render.facts import Facts, node_mask
 from kbuild.render.flagdata import BOOL, BOOL_VALUES, known_flags
 from kbuild.render.versions import ClusterVersions, Minor, show
@@ -57,6 +58,11 @@ def _p(path: object) -> str:
     return str(path)
 
 
+def _pki(file_id: str) -> str:
+    """A PKI file's path on the hosts, from the PKI table."""
+    return str(remote_path(file_id))
+
+
 def _node_labels(f: Facts) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(kubelet_labels(f.host.labels).items()))
 
@@ -75,13 +81,13 @@ ETCD = (
     Flag("initial-cluster-state", "new"),
     Flag("initial-cluster-token", lambda f: f"{f.cluster.name}-etcd"),
     Flag("listen-metrics-urls", lambda f: f"http://{f.loopback}:{ETCD_METRICS_PORT}"),
-    Flag("cert-file", _p(L.ETCD_SERVER_CERT)),
-    Flag("key-file", _p(L.ETCD_SERVER_KEY)),
-    Flag("trusted-ca-file", _p(L.ETCD_CA_CERT)),
+    Flag("cert-file", _pki("etcd-server.crt")),
+    Flag("key-file", _pki("etcd-server.key")),
+    Flag("trusted-ca-file", _pki("etcd-ca.crt")),
     Flag("client-cert-auth", "true"),
-    Flag("peer-cert-file", _p(L.ETCD_PEER_CERT)),
-    Flag("peer-key-file", _p(L.ETCD_PEER_KEY)),
-    Flag("peer-trusted-ca-file", _p(L.ETCD_CA_CERT)),
+    Flag("peer-cert-file", _pki("etcd-peer.crt")),
+    Flag("peer-key-file", _pki("etcd-peer.key")),
+    Flag("peer-trusted-ca-file", _pki("etcd-ca.crt")),
     Flag("peer-client-cert-auth", "true"),
     # Check the data for corruption before serving (what kubeadm sets); a feature gate from 3.6.
     Flag("experimental-initial-corrupt-check", "true", until=(3, 6)),
@@ -98,17 +104,17 @@ KUBE_APISERVER = (
     Flag("enable-admission-plugins", "NodeRestriction"),
     Flag("secure-port", lambda f: str(f.cluster.settings.api_port)),
     Flag("service-cluster-ip-range", lambda f: str(f.cluster.settings.service_cidr)),
-    Flag("tls-cert-file", _p(L.APISERVER_CERT)),
-    Flag("tls-private-key-file", _p(L.APISERVER_KEY)),
-    Flag("client-ca-file", _p(L.CA_CERT)),
+    Flag("tls-cert-file", _pki("apiserver.crt")),
+    Flag("tls-private-key-file", _pki("apiserver.key")),
+    Flag("client-ca-file", _pki("ca.crt")),
     # Anonymous requests: only the health endpoints, through the authentication configuration
     # (CIS 1.2.1's current form).
     Flag("authentication-config", _p(L.AUTHENTICATION_CONFIG)),
     Flag("etcd-servers", lambda f: f.etcd_servers),
-    Flag("etcd-cafile", _p(L.ETCD_CA_CERT)),
-    Flag("etcd-certfile", _p(L.APISERVER_ETCD_CLIENT_CERT)),
-    Flag("etcd-keyfile", _p(L.APISERVER_ETCD_CLIENT_KEY)),
-    Flag("encryption-provider-config", _p(L.ENCRYPTION_CONFIG),
+    Flag("etcd-cafile", _pki("etcd-ca.crt")),
+    Flag("etcd-certfile", _pki("apiserver-etcd-client.crt")),
+    Flag("etcd-keyfile", _pki("apiserver-etcd-client.key")),
+    Flag("encryption-provider-config", _pki("encryption-config"),
          when=lambda f, _: f.cluster.settings.encryption_at_rest),
     Flag("audit-policy-file", _p(L.AUDIT_POLICY)),
     Flag("audit-log-path", _p(L.AUDIT_LOG)),
@@ -116,17 +122,17 @@ KUBE_APISERVER = (
     Flag("audit-log-maxbackup", "10"),
     Flag("audit-log-maxsize", "100"),
     Flag("service-account-issuer", lambda f: f.service_account_issuer),
-    Flag("service-account-key-file", _p(L.SA_PUB)),
-    Flag("service-account-signing-key-file", _p(L.SA_KEY)),
-    Flag("kubelet-certificate-authority", _p(L.CA_CERT)),
-    Flag("kubelet-client-certificate", _p(L.APISERVER_KUBELET_CLIENT_CERT)),
-    Flag("kubelet-client-key", _p(L.APISERVER_KUBELET_CLIENT_KEY)),
+    Flag("service-account-key-file", _pki("sa.pub")),
+    Flag("service-account-signing-key-file", _pki("sa.key")),
+    Flag("kubelet-certificate-authority", _pki("ca.crt")),
+    Flag("kubelet-client-certificate", _pki("apiserver-kubelet-client.crt")),
+    Flag("kubelet-client-key", _pki("apiserver-kubelet-client.key")),
     Flag("kubelet-preferred-address-types", "InternalIP,Hostname"),
     # The aggregation layer: the apiserver proves itself to extension apiservers with the
     # front-proxy client certificate, and trusts the X-Remote-* headers only from that CN.
-    Flag("proxy-client-cert-file", _p(L.FRONT_PROXY_CLIENT_CERT)),
-    Flag("proxy-client-key-file", _p(L.FRONT_PROXY_CLIENT_KEY)),
-    Flag("requestheader-client-ca-file", _p(L.FRONT_PROXY_CA_CERT)),
+    Flag("proxy-client-cert-file", _pki("front-proxy-client.crt")),
+    Flag("proxy-client-key-file", _pki("front-proxy-client.key")),
+    Flag("requestheader-client-ca-file", _pki("front-proxy-ca.crt")),
     Flag("requestheader-allowed-names", "front-proxy-client"),
     Flag("requestheader-username-headers", "X-Remote-User"),
     Flag("requestheader-group-headers", "X-Remote-Group"),
@@ -136,17 +142,17 @@ KUBE_APISERVER = (
 )
 
 KUBE_CONTROLLER_MANAGER = (
-    Flag("kubeconfig", _p(L.CONTROLLER_MANAGER_KUBECONFIG)),
-    Flag("authentication-kubeconfig", _p(L.CONTROLLER_MANAGER_KUBECONFIG)),
-    Flag("authorization-kubeconfig", _p(L.CONTROLLER_MANAGER_KUBECONFIG)),
+    Flag("kubeconfig", _pki("controller-manager.conf")),
+    Flag("authentication-kubeconfig", _pki("controller-manager.conf")),
+    Flag("authorization-kubeconfig", _pki("controller-manager.conf")),
     Flag("bind-address", "127.0.0.1"),
-    Flag("client-ca-file", _p(L.CA_CERT)),
-    Flag("requestheader-client-ca-file", _p(L.FRONT_PROXY_CA_CERT)),
+    Flag("client-ca-file", _pki("ca.crt")),
+    Flag("requestheader-client-ca-file", _pki("front-proxy-ca.crt")),
     Flag("cluster-name", lambda f: f.cluster.name),
-    Flag("cluster-signing-cert-file", _p(L.CA_CERT)),
-    Flag("cluster-signing-key-file", _p(L.CA_KEY)),
-    Flag("root-ca-file", _p(L.CA_CERT)),
-    Flag("service-account-private-key-file", _p(L.SA_KEY)),
+    Flag("cluster-signing-cert-file", _pki("ca.crt")),
+    Flag("cluster-signing-key-file", _pki("ca.key")),
+    Flag("root-ca-file", _pki("ca.crt")),
+    Flag("service-account-private-key-file", _pki("sa.key")),
     Flag("use-service-account-credentials", "true"),
     Flag("leader-elect", "true"),
     Flag("service-cluster-ip-range", lambda f: str(f.cluster.settings.service_cidr)),
@@ -164,15 +170,15 @@ KUBE_CONTROLLER_MANAGER = (
 
 KUBE_SCHEDULER = (
     Flag("config", _p(L.SCHEDULER_CONFIG)),
-    Flag("authentication-kubeconfig", _p(L.SCHEDULER_KUBECONFIG)),
-    Flag("authorization-kubeconfig", _p(L.SCHEDULER_KUBECONFIG)),
+    Flag("authentication-kubeconfig", _pki("scheduler.conf")),
+    Flag("authorization-kubeconfig", _pki("scheduler.conf")),
     Flag("bind-address", "127.0.0.1"),
 )
 
 # Only what KubeletConfiguration cannot hold; everything else is in its config file.
 KUBELET = (
     Flag("config", _p(L.KUBELET_CONFIG)),
-    Flag("kubeconfig", _p(L.KUBELET_KUBECONFIG)),
+    Flag("kubeconfig", _pki("kubelet.conf")),
     Flag("hostname-override", lambda f: f.host.name),  # must match the CN system:node:<name>
     Flag("node-ip", lambda f: f.host_ip),
     Flag("node-labels", _node_labels, when=lambda f, _: bool(kubelet_labels(f.host.labels))),

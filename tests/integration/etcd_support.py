@@ -17,13 +17,14 @@ from pathlib import Path
 
 from kbuild import layout
 from kbuild.inventory import load_cluster
+from kbuild.pki.certlist import remote_path
 from kbuild.plays.components import apiserver_get
 from tests.integration.conftest import LabHandle, inventory_with_mirror, run_kbuild
 
 PREFIX = "/kbuild-test/"
 ETCDCTL = (f"ETCDCTL_API=3 {layout.binary_path('etcdctl')} --endpoints=https://127.0.0.1:2379 "
-           f"--cacert={layout.ETCD_CA_CERT} --cert={layout.ETCD_HEALTHCHECK_CLIENT_CERT} "
-           f"--key={layout.ETCD_HEALTHCHECK_CLIENT_KEY} --command-timeout=10s")
+           f"--cacert={remote_path('etcd-ca.crt')} --cert={remote_path('etcd-healthcheck-client.crt')} "
+           f"--key={remote_path('etcd-healthcheck-client.key')} --command-timeout=10s")
 
 
 @dataclass

@@ -11,9 +11,10 @@ import pytest
 from cryptography import x509
 
 from kbuild.inventory import load_cluster
-from kbuild.render import host_files, units_for, verify_units
+from kbuild.render import host_files, units_for
 from tests.integration.conftest import ClusterLab, LabHandle, changed
 from tests.integration.kube import Kubectl
+from tests.systemd_verify import verify_units
 
 pytestmark = pytest.mark.integration
 

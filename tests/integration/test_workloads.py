@@ -22,8 +22,8 @@ import pytest
 from dnslib import QTYPE, RR, A
 from dnslib.server import BaseResolver, DNSServer
 
-from kbuild import layout
 from kbuild.inventory import load_cluster
+from kbuild.pki.certlist import remote_path
 from kbuild.releases import COREDNS_IMAGE
 from tests.integration.conftest import ClusterLab, inventory_with_mirror, run_kbuild
 from tests.integration.kube import Kubectl, busybox_pod
@@ -233,8 +233,8 @@ def test_a_service_answers_across_nodes_and_through_a_node_port(kube: Kubectl, c
 def test_a_secret_is_encrypted_in_etcd(kube: Kubectl, cluster_lab: ClusterLab):
     kube.run("create", "secret", "generic", "plain-words", "-n", NAMESPACE, "--from-literal=word=swordfish")
     master = next(m for m in cluster_lab.lab.machines if m.role == "master")
-    get = (f"ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 --cacert={layout.ETCD_CA_CERT} "
-           f"--cert={layout.ETCD_HEALTHCHECK_CLIENT_CERT} --key={layout.ETCD_HEALTHCHECK_CLIENT_KEY} "
+    get = (f"ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 "
+           f"--cacert={remote_path('etcd-ca.crt')} --cert={remote_path('etcd-healthcheck-client.crt')} --key={remote_path('etcd-healthcheck-client.key')} "
            f"get /registry/secrets/{NAMESPACE}/plain-words --print-value-only")
     # The stored value is binary: look at its first bytes and search it on the host.
     raw = cluster_lab.lab.exec(master.name, f"{get} | head -c 18; echo; {get} | grep -ac swordfish || true")

@@ -9,6 +9,7 @@ from kbuild import layout
 from kbuild.engine.facts import q
 from kbuild.engine.runner import Gate
 from kbuild.inventory import Cluster, Host
+from kbuild.pki.certlist import remote_path
 from kbuild.plays.etcd import ETCD_HEALTH_TIMEOUT, etcdctl, health_gate
 from kbuild.plays.etcd_ops.commands import client_url, member_names
 from kbuild.plays.upgrade.versions import Version
@@ -53,8 +54,9 @@ def status_command(cluster: Cluster, urls: str | None = None) -> str:
 
 
 def version_command() -> str:
-    return (f"curl -fsS --max-time 5 --cacert {layout.ETCD_CA_CERT} --cert {layout.ETCD_HEALTHCHECK_CLIENT_CERT} "
-            f"--key {layout.ETCD_HEALTHCHECK_CLIENT_KEY} https://127.0.0.1:{layout.ETCD_CLIENT_PORT}/version")
+    return (f"curl -fsS --max-time 5 --cacert {remote_path('etcd-ca.crt')} "
+            f"--cert {remote_path('etcd-healthcheck-client.crt')} --key {remote_path('etcd-healthcheck-client.key')} "
+            f"https://127.0.0.1:{layout.ETCD_CLIENT_PORT}/version")
 
 
 def member_version_gate(cluster: Cluster, host: Host, version: Version) -> Gate:

@@ -8,24 +8,26 @@ from pathlib import PurePosixPath
 import pytest
 from cryptography import x509
 
-from kbuild import layout
 from kbuild.inventory import Cluster
 from kbuild.pki import PKIError, PKIFile, ensure, host_files
+from kbuild.pki.certlist import remote_path
 from kbuild.pki.store import StateFiles
 
 from .conftest import HOSTS, NOW
 
-ETCD_FILES = {layout.ETCD_CA_CERT, layout.ETCD_SERVER_CERT, layout.ETCD_SERVER_KEY, layout.ETCD_PEER_CERT,
-              layout.ETCD_PEER_KEY, layout.ETCD_HEALTHCHECK_CLIENT_CERT, layout.ETCD_HEALTHCHECK_CLIENT_KEY}
-CONTROL_PLANE_FILES = {
-    layout.CA_CERT, layout.CA_KEY, layout.APISERVER_CERT, layout.APISERVER_KEY,
-    layout.APISERVER_KUBELET_CLIENT_CERT, layout.APISERVER_KUBELET_CLIENT_KEY, layout.APISERVER_ETCD_CLIENT_CERT,
-    layout.APISERVER_ETCD_CLIENT_KEY, layout.ETCD_CA_CERT, layout.FRONT_PROXY_CA_CERT,
-    layout.FRONT_PROXY_CLIENT_CERT, layout.FRONT_PROXY_CLIENT_KEY, layout.SA_KEY, layout.SA_PUB,
-    layout.ENCRYPTION_CONFIG, layout.CONTROLLER_MANAGER_KUBECONFIG, layout.SCHEDULER_KUBECONFIG,
-    layout.ADMIN_KUBECONFIG}
-KUBELET_FILES = {layout.CA_CERT, layout.KUBELET_KUBECONFIG, layout.KUBELET_SERVING_CERT, layout.KUBELET_SERVING_KEY,
-                 layout.KUBE_PROXY_KUBECONFIG}
+
+def _remote(*ids: str) -> set[PurePosixPath]:
+    return {remote_path(i) for i in ids}
+
+
+ETCD_FILES = _remote("etcd-ca.crt", "etcd-server.crt", "etcd-server.key", "etcd-peer.crt", "etcd-peer.key",
+                     "etcd-healthcheck-client.crt", "etcd-healthcheck-client.key")
+CONTROL_PLANE_FILES = _remote(
+    "ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt",
+    "apiserver-kubelet-client.key", "apiserver-etcd-client.crt", "apiserver-etcd-client.key", "etcd-ca.crt",
+    "front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key", "sa.key", "sa.pub",
+    "encryption-config", "controller-manager.conf", "scheduler.conf", "admin.conf")
+KUBELET_FILES = _remote("ca.crt", "kubelet.conf", "kubelet-serving.crt", "kubelet-serving.key", "kube-proxy.conf")
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_files_per_role(generated: Cluster) -> None:
 def test_modes_and_secrecy(generated: Cluster) -> None:
     for host in ("m2", "w1"):
         for f in host_files(generated, generated.host(host)):
-            secret = f.path.suffix in (".key", ".conf") or f.path == layout.ENCRYPTION_CONFIG
+            secret = f.path.suffix in (".key", ".conf") or f.path == remote_path("encryption-config")
             assert f.secret is secret, f.path
             assert f.mode == (0o600 if secret else 0o644), f.path
             assert isinstance(f.path, PurePosixPath) and f.path.is_absolute()
@@ -57,27 +59,27 @@ def test_modes_and_secrecy(generated: Cluster) -> None:
 
 def test_services_to_restart(generated: Cluster) -> None:
     m2 = _by_path(generated, "m2")
-    assert m2[layout.CA_CERT].services == ("kube-apiserver", "kube-controller-manager", "kubelet")
-    assert m2[layout.ETCD_CA_CERT].services == ("etcd", "kube-apiserver")
-    assert m2[layout.CA_KEY].services == ("kube-controller-manager",)
-    assert m2[layout.APISERVER_CERT].services == ("kube-apiserver",)
-    assert m2[layout.SA_KEY].services == ("kube-apiserver", "kube-controller-manager")
-    assert m2[layout.SCHEDULER_KUBECONFIG].services == ("kube-scheduler",)
-    assert m2[layout.KUBE_PROXY_KUBECONFIG].services == ("kube-proxy",)
-    assert m2[layout.ETCD_PEER_KEY].services == ("etcd",)
-    assert m2[layout.ADMIN_KUBECONFIG].services == ()
-    assert _by_path(generated, "w1")[layout.CA_CERT].services == ("kubelet",)
+    assert m2[remote_path("ca.crt")].services == ("kube-apiserver", "kube-controller-manager", "kubelet")
+    assert m2[remote_path("etcd-ca.crt")].services == ("etcd", "kube-apiserver")
+    assert m2[remote_path("ca.key")].services == ("kube-controller-manager",)
+    assert m2[remote_path("apiserver.crt")].services == ("kube-apiserver",)
+    assert m2[remote_path("sa.key")].services == ("kube-apiserver", "kube-controller-manager")
+    assert m2[remote_path("scheduler.conf")].services == ("kube-scheduler",)
+    assert m2[remote_path("kube-proxy.conf")].services == ("kube-proxy",)
+    assert m2[remote_path("etcd-peer.key")].services == ("etcd",)
+    assert m2[remote_path("admin.conf")].services == ()
+    assert _by_path(generated, "w1")[remote_path("ca.crt")].services == ("kubelet",)
 
 
 def test_content_is_the_hosts_own(generated: Cluster) -> None:
     state = StateFiles(generated.state_dir)
     m1, w1 = _by_path(generated, "m1"), _by_path(generated, "w1")
-    assert m1[layout.ETCD_SERVER_CERT].content == state.cert("hosts/m1/etcd-server").read_bytes()
-    assert m1[layout.ETCD_PEER_KEY].content == state.key("hosts/m1/etcd-peer").read_bytes()
-    assert w1[layout.KUBELET_KUBECONFIG].content == (generated.state_dir / "kubeconfigs/kubelet-w1.conf").read_bytes()
-    assert m1[layout.ADMIN_KUBECONFIG].content == (generated.state_dir / "admin.conf").read_bytes()
-    assert m1[layout.ENCRYPTION_CONFIG].content == state.encryption_config.read_bytes()
-    serving = x509.load_pem_x509_certificate(w1[layout.KUBELET_SERVING_CERT].content)
+    assert m1[remote_path("etcd-server.crt")].content == state.cert("hosts/m1/etcd-server").read_bytes()
+    assert m1[remote_path("etcd-peer.key")].content == state.key("hosts/m1/etcd-peer").read_bytes()
+    assert w1[remote_path("kubelet.conf")].content == (generated.state_dir / "kubeconfigs/kubelet-w1.conf").read_bytes()
+    assert m1[remote_path("admin.conf")].content == (generated.state_dir / "admin.conf").read_bytes()
+    assert m1[remote_path("encryption-config")].content == state.encryption_config.read_bytes()
+    serving = x509.load_pem_x509_certificate(w1[remote_path("kubelet-serving.crt")].content)
     assert serving.subject.rfc4514_string() == "CN=system:node:w1,O=system:nodes"
 
 
@@ -86,14 +88,14 @@ def test_pki_changes_reach_host_files(generated: Cluster) -> None:
     ensure(generated, renew=["apiserver"], now=NOW)
     after = _by_path(generated, "m1")
     changed = {p for p in after if after[p].content != before[p].content}
-    assert changed == {layout.APISERVER_CERT, layout.APISERVER_KEY}
+    assert changed == {remote_path("apiserver.crt"), remote_path("apiserver.key")}
 
 
 def test_no_encryption_config_when_encryption_at_rest_is_off(make_cluster: Callable[..., Cluster]) -> None:
     plain = make_cluster(cluster={"encryption_at_rest": False})
     report = ensure(plain, now=NOW)
     assert "encryption-config" not in {o.name for o in report.outcomes}
-    assert layout.ENCRYPTION_CONFIG not in _by_path(plain, "m1")
+    assert remote_path("encryption-config") not in _by_path(plain, "m1")
 
 
 def test_a_host_added_after_generate_is_reported(make_cluster: Callable[..., Cluster]) -> None:

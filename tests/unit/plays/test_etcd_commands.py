@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kbuild import layout
+from kbuild.pki.certlist import remote_path
 from kbuild.plays.etcd_ops import commands
 from kbuild.plays.etcd_ops.probe import parse_probe
 from kbuild.render import host_files
@@ -66,7 +67,7 @@ def test_restore_command_matches_the_unit_each_member_runs(tmp_path: Path) -> No
 def test_ctl_overrides_the_health_check_timeout_last() -> None:
     line = commands.ctl(None, "snapshot", "save", "/x", timeout="1800s")  # type: ignore[arg-type]
     assert line.index("--command-timeout=5s") < line.index("--command-timeout=1800s")
-    assert f"--cert={layout.ETCD_HEALTHCHECK_CLIENT_CERT}" in line
+    assert f"--cert={remote_path('etcd-healthcheck-client.crt')}" in line
 
 
 @pytest.mark.parametrize("version", sorted(STATUS))

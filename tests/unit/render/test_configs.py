@@ -10,6 +10,7 @@ import yaml
 
 from kbuild import layout
 from kbuild.errors import UsageError
+from kbuild.pki.certlist import remote_path
 from kbuild.releases import CONTAINERD_MAJORS, KUBERNETES, minor_of
 from kbuild.render.files import merge_overrides
 from tests.unit.supported import CONTAINERD, KUBERNETES_RELEASES
@@ -36,7 +37,7 @@ def test_control_plane_configs_parse_with_kind(make_cluster: MakeCluster, kubern
     cluster = make_cluster(versions=versions(kubernetes))
     scheduler = yaml.safe_load(config(cluster, "m1", layout.SCHEDULER_CONFIG))
     assert (scheduler["apiVersion"], scheduler["kind"]) == ("kubescheduler.config.k8s.io/v1", "KubeSchedulerConfiguration")
-    assert scheduler["clientConnection"]["kubeconfig"] == str(layout.SCHEDULER_KUBECONFIG)
+    assert scheduler["clientConnection"]["kubeconfig"] == str(remote_path("scheduler.conf"))
     assert scheduler["leaderElection"]["leaderElect"] is True
 
     audit = yaml.safe_load(config(cluster, "m1", layout.AUDIT_POLICY))
@@ -58,10 +59,10 @@ def test_kubelet_config_secures_the_kubelet_api(cluster) -> None:
     authn = doc["authentication"]
     assert authn["anonymous"] == {"enabled": False}
     assert authn["webhook"] == {"enabled": True}
-    assert authn["x509"] == {"clientCAFile": str(layout.CA_CERT)}
+    assert authn["x509"] == {"clientCAFile": str(remote_path("ca.crt"))}
     assert doc["authorization"] == {"mode": "Webhook"}
-    assert doc["tlsCertFile"] == str(layout.KUBELET_SERVING_CERT)
-    assert doc["tlsPrivateKeyFile"] == str(layout.KUBELET_SERVING_KEY)
+    assert doc["tlsCertFile"] == str(remote_path("kubelet-serving.crt"))
+    assert doc["tlsPrivateKeyFile"] == str(remote_path("kubelet-serving.key"))
     assert doc["clusterDNS"] == [str(cluster.cluster_dns_ip)] == ["10.32.0.10"]
     assert doc["clusterDomain"] == "cluster.local"
     assert doc["cgroupDriver"] == "systemd"
@@ -95,7 +96,7 @@ def test_kube_proxy_mode_comes_from_the_inventory(make_cluster: MakeCluster, mod
     doc = yaml.safe_load(config(cluster, "w1", layout.KUBE_PROXY_CONFIG))
     assert doc["mode"] == mode
     assert doc["clusterCIDR"] == "10.244.0.0/16"
-    assert doc["clientConnection"]["kubeconfig"] == str(layout.KUBE_PROXY_KUBECONFIG)
+    assert doc["clientConnection"]["kubeconfig"] == str(remote_path("kube-proxy.conf"))
     assert doc["hostnameOverride"] == "w1"  # the node name, as the kubelet registered it
 
 

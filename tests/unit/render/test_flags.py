@@ -20,6 +20,7 @@ from kbuild import layout
 from kbuild.artifacts.catalogue import etcd_release
 from kbuild.artifacts.mirror import mirror_relative_path
 from kbuild.errors import ExitCode, KbuildError
+from kbuild.pki.certlist import remote_path
 from kbuild.releases import ETCD, KUBERNETES, Minor, minor_of, show
 from kbuild.render import FlagError, host_files
 from kbuild.render.flagdata import BOOL, known_flags
@@ -64,26 +65,26 @@ def test_apiserver_flags(make_cluster: MakeCluster, kubernetes: str) -> None:
     assert flags["secure-port"] == "6443"
     assert flags["service-cluster-ip-range"] == "10.32.0.0/24"
     assert flags["etcd-servers"] == "https://198.18.0.11:2379,https://198.18.0.12:2379,https://198.18.0.13:2379"
-    assert flags["etcd-cafile"] == str(layout.ETCD_CA_CERT)
-    assert flags["etcd-certfile"] == str(layout.APISERVER_ETCD_CLIENT_CERT)
-    assert flags["etcd-keyfile"] == str(layout.APISERVER_ETCD_CLIENT_KEY)
-    assert flags["encryption-provider-config"] == str(layout.ENCRYPTION_CONFIG)
+    assert flags["etcd-cafile"] == str(remote_path("etcd-ca.crt"))
+    assert flags["etcd-certfile"] == str(remote_path("apiserver-etcd-client.crt"))
+    assert flags["etcd-keyfile"] == str(remote_path("apiserver-etcd-client.key"))
+    assert flags["encryption-provider-config"] == str(remote_path("encryption-config"))
     assert flags["audit-policy-file"] == str(layout.AUDIT_POLICY)
     assert flags["audit-log-path"] == str(layout.AUDIT_LOG)
     assert flags["authorization-mode"] == "Node,RBAC"
     assert "NodeRestriction" in flags["enable-admission-plugins"].split(",")
     assert flags["service-account-issuer"] == "https://kubernetes.default.svc.cluster.local"
-    assert flags["service-account-key-file"] == str(layout.SA_PUB)
-    assert flags["service-account-signing-key-file"] == str(layout.SA_KEY)
-    assert flags["client-ca-file"] == str(layout.CA_CERT)
-    assert flags["tls-cert-file"] == str(layout.APISERVER_CERT)
-    assert flags["tls-private-key-file"] == str(layout.APISERVER_KEY)
-    assert flags["kubelet-client-certificate"] == str(layout.APISERVER_KUBELET_CLIENT_CERT)
-    assert flags["kubelet-client-key"] == str(layout.APISERVER_KUBELET_CLIENT_KEY)
-    assert flags["kubelet-certificate-authority"] == str(layout.CA_CERT)
-    assert flags["proxy-client-cert-file"] == str(layout.FRONT_PROXY_CLIENT_CERT)
-    assert flags["proxy-client-key-file"] == str(layout.FRONT_PROXY_CLIENT_KEY)
-    assert flags["requestheader-client-ca-file"] == str(layout.FRONT_PROXY_CA_CERT)
+    assert flags["service-account-key-file"] == str(remote_path("sa.pub"))
+    assert flags["service-account-signing-key-file"] == str(remote_path("sa.key"))
+    assert flags["client-ca-file"] == str(remote_path("ca.crt"))
+    assert flags["tls-cert-file"] == str(remote_path("apiserver.crt"))
+    assert flags["tls-private-key-file"] == str(remote_path("apiserver.key"))
+    assert flags["kubelet-client-certificate"] == str(remote_path("apiserver-kubelet-client.crt"))
+    assert flags["kubelet-client-key"] == str(remote_path("apiserver-kubelet-client.key"))
+    assert flags["kubelet-certificate-authority"] == str(remote_path("ca.crt"))
+    assert flags["proxy-client-cert-file"] == str(remote_path("front-proxy-client.crt"))
+    assert flags["proxy-client-key-file"] == str(remote_path("front-proxy-client.key"))
+    assert flags["requestheader-client-ca-file"] == str(remote_path("front-proxy-ca.crt"))
     assert flags["requestheader-allowed-names"] == "front-proxy-client"
     for header in ("username-headers", "group-headers", "extra-headers-prefix"):
         assert flags[f"requestheader-{header}"].startswith("X-Remote-")
@@ -105,11 +106,11 @@ def test_controller_manager_flags(make_cluster: MakeCluster, kubernetes: str) ->
     cluster = make_cluster(versions=versions(kubernetes), node_monitor_period="7s",
                            node_monitor_grace_period="1m", pod_cidr="10.244.0.0/16", node_cidr_mask_size=25)
     flags = unit_flags(cluster, "kube-controller-manager")
-    assert flags["kubeconfig"] == str(layout.CONTROLLER_MANAGER_KUBECONFIG)
-    assert flags["cluster-signing-cert-file"] == str(layout.CA_CERT)
-    assert flags["cluster-signing-key-file"] == str(layout.CA_KEY)
-    assert flags["root-ca-file"] == str(layout.CA_CERT)
-    assert flags["service-account-private-key-file"] == str(layout.SA_KEY)
+    assert flags["kubeconfig"] == str(remote_path("controller-manager.conf"))
+    assert flags["cluster-signing-cert-file"] == str(remote_path("ca.crt"))
+    assert flags["cluster-signing-key-file"] == str(remote_path("ca.key"))
+    assert flags["root-ca-file"] == str(remote_path("ca.crt"))
+    assert flags["service-account-private-key-file"] == str(remote_path("sa.key"))
     assert flags["cluster-cidr"] == "10.244.0.0/16"
     assert flags["node-cidr-mask-size"] == "25"
     assert flags["service-cluster-ip-range"] == "10.32.0.0/24"
@@ -129,7 +130,7 @@ def test_node_and_scheduler_flags_point_at_their_config_files(make_cluster: Make
     assert unit_flags(cluster, "containerd") == {"config": str(layout.CONTAINERD_CONFIG)}
     kubelet = unit_flags(cluster, "kubelet")
     assert kubelet["config"] == str(layout.KUBELET_CONFIG)
-    assert kubelet["kubeconfig"] == str(layout.KUBELET_KUBECONFIG)
+    assert kubelet["kubeconfig"] == str(remote_path("kubelet.conf"))
     assert kubelet["hostname-override"] == "w1"
     assert kubelet["node-ip"] == "198.18.0.21"
 
@@ -281,9 +282,9 @@ def test_etcd_flags_follow_the_minor(make_cluster: MakeCluster, etcd: str) -> No
     assert flags["advertise-client-urls"] == "https://198.18.0.12:2379"
     assert flags["listen-peer-urls"] == flags["initial-advertise-peer-urls"] == "https://198.18.0.12:2380"
     assert flags["client-cert-auth"] == flags["peer-client-cert-auth"] == "true"
-    assert flags["cert-file"] == str(layout.ETCD_SERVER_CERT)
-    assert flags["peer-cert-file"] == str(layout.ETCD_PEER_CERT)
-    assert flags["trusted-ca-file"] == flags["peer-trusted-ca-file"] == str(layout.ETCD_CA_CERT)
+    assert flags["cert-file"] == str(remote_path("etcd-server.crt"))
+    assert flags["peer-cert-file"] == str(remote_path("etcd-peer.crt"))
+    assert flags["trusted-ca-file"] == flags["peer-trusted-ca-file"] == str(remote_path("etcd-ca.crt"))
     assert flags["data-dir"] == "/var/lib/etcd"
 
 

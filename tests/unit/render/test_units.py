@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from kbuild import layout
-from kbuild.render import host_files, verify_units
-from kbuild.render.verify import systemd_analyze_available
-
+from kbuild.render import host_files
+from tests.systemd_verify import systemd_analyze_available, verify_units
 from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION, KUBE, KUBE_PREVIOUS
 
 from .conftest import MakeCluster, versions

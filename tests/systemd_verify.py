@@ -1,4 +1,7 @@
-"""Check rendered unit files with `systemd-analyze verify`, here or on a host with real systemd."""
+"""Test helper: check rendered unit files with `systemd-analyze verify`, here or on a lab machine with real systemd.
+
+Only the tests use it, so it lives beside them rather than in the kbuild package.
+"""
 
 from __future__ import annotations
 
