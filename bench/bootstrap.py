@@ -19,7 +19,7 @@ from bench.hosts import check
 from kbuild.lab.lab import Lab
 
 KBUILD = Path(sys.executable).parent / "kbuild"
-UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
+UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kbuild-pod-routes"],
          "worker": ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]}
 
 
