@@ -137,7 +137,7 @@ def fresh_lab(name: str, subnet: str) -> Lab:
 def run(args: argparse.Namespace) -> int:
     mirror = mirror_command("build")
     kubectl = mirror_command("tool", "kubectl")
-    test_image = mirror_command("tool", "test-image")
+    test_image = mirror_command("test-image")
     args.workdir.mkdir(parents=True, exist_ok=True)
     runs: list[BootRun] = []
     payload: dict[str, object] = {"kind": "bootstrap", "machine": report.machine_info(), "note": args.note,

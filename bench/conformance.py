@@ -41,7 +41,7 @@ SKIP = "|".join(re.escape(text) for text in SKIPPED)
 def run(args: argparse.Namespace) -> int:
     mirror = mirror_command("build")
     kubectl = mirror_command("tool", "kubectl")
-    test_image = mirror_command("tool", "test-image")
+    test_image = mirror_command("test-image")
     e2e = Path(mirror_command("build", "--conformance"))
     built = json.loads((e2e / "CONFORMANCE.json").read_text())
     args.workdir.mkdir(parents=True, exist_ok=True)
