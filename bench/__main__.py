@@ -68,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
 
     conf = commands.add_parser("conformance", help="upstream's [Conformance] e2e tests on a kbuild lab cluster")
     conf.add_argument("--lab", default="conf1", help="lab name (brought up fresh, taken down afterwards)")
-    conf.add_argument("--subnet", default="198.18.0.176/28")  # clear of the bootstrap bench and molecule
+    # Outside the integration tests' pool (198.18.0.32-255), which another session on the machine may be using.
+    conf.add_argument("--subnet", default="198.18.0.16/28")
     conf.add_argument("--procs", type=int, default=4, help="ginkgo's parallel processes ([Serial] specs run alone)")
     conf.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
     conf.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "conformance")

@@ -34,8 +34,25 @@ SKIPPED = {
     "should create Endpoints and EndpointSlices for Pods matching a Service": "runs nginx pods",
     "should run through the lifecycle of Pods and PodStatus": "runs agnhost 2.55 (the previous agnhost tag)",
     "pod generation should start at 1 and increment per update": "updates a pod to the nginx image",
+    "should not allow privilege escalation when false": "runs the nonewprivs image",
+    "should succeed with pod and pull policy of Always":
+        "mounts the kitten image as a volume with pullPolicy Always: needs a registry",
 }
 SKIP = "|".join(re.escape(text) for text in SKIPPED)
+# Failures seen here whose cause is known and is not kbuild's: spec text -> why (shown beside the failure).
+EXPLAINED = {
+    "via the environment": "the busybox image is Debian's, whose ash drops environment variables with names that "
+                           "are not shell identifiers (Debian reverts busybox commit 9c143ce, which keeps them); the "
+                           "test's `sh -c env` then misses data-1=value-1. Upstream's busybox image keeps them",
+    "as environment variable names": "as above: envFrom prefixes such as 1-, $_-, #@! make names ash drops",
+    "should not allow privilege escalation when false": "runs the nonewprivs image, not built here (now left out)",
+    "should succeed with pod and pull policy of Always": "pulls the kitten image from registry.k8s.io, which this "
+                                                         "machine cannot reach (now left out)",
+}
+
+
+def explain(spec: str) -> str:
+    return next((why for text, why in EXPLAINED.items() if text in spec), "not explained")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,7 +136,7 @@ def summarize(suites: list[dict], seconds: float) -> dict:
         "selection": {"focus": FOCUS, "skip": SKIP, "sigs": list(SIGS), "left_out": SKIPPED},
         "selected": len(selected), "passed": len(by_state.get("passed", [])), "failed": len(failed),
         "skipped": len(by_state.get("skipped", [])), "seconds": round(seconds, 1), "per_sig": per_sig,
-        "failures": [{"spec": spec_name(s), "state": s.get("State"),
+        "failures": [{"spec": spec_name(s), "state": s.get("State"), "explanation": explain(spec_name(s)),
                       "message": ((s.get("Failure") or {}).get("Message") or "")[:600]} for s in failed],
     }
 
@@ -128,14 +145,16 @@ def markdown(payload: dict) -> str:
     lines = [f"Machine: {report.machine_line(payload['machine'], str(payload.get('note', '')))}",
              f"Kubernetes {payload['version']} (kbuild, 1 master + 2 workers on lab machines); upstream's e2e.test "
              f"and ginkgo {payload['ginkgo_version']} built from source; `[Conformance]` specs of "
-             f"{', '.join('sig-' + s for s in SIGS)}, less {len(SKIPPED)} that need images not built here. "
+             f"{', '.join('sig-' + s for s in SIGS)}, less {len(payload['selection']['left_out'])} that need images "
+             "not built here. "
              f"{payload['seconds'] / 60:.1f} min.", "",
              "| SIG | selected | passed | failed | skipped |", "|---|---:|---:|---:|---:|"]
     for sig, row in payload["per_sig"].items():
         lines.append(f"| sig-{sig} | {row['selected']} | {row['passed']} | {row['failed']} | {row['skipped']} |")
     lines.append(f"| **all** | {payload['selected']} | {payload['passed']} | {payload['failed']} | "
                  f"{payload['skipped']} |")
-    lines += ["", "Left out (image not built here):", *[f"- {spec}: {why}" for spec, why in SKIPPED.items()]]
+    left_out = payload["selection"]["left_out"]
+    lines += ["", "Left out (image not built here):", *[f"- {spec}: {why}" for spec, why in left_out.items()]]
     if payload["failures"]:
-        lines += ["", "Failed:", *[f"- {f['spec']}" for f in payload["failures"]]]
+        lines += ["", "Failed, and why:", *[f"- {f['spec']}: {explain(f['spec'])}" for f in payload["failures"]]]
     return "\n".join(lines)
