@@ -1,4 +1,4 @@
-"""`python -m bench engines|bootstrap|table`: run the benchmarks (as root, on lab machines) and print their tables."""
+"""`python -m bench engines|bootstrap|conformance|table`: run the benchmarks (as root, on lab machines) and print their tables."""
 
 from __future__ import annotations
 
@@ -65,6 +65,16 @@ def parser() -> argparse.ArgumentParser:
     boot.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "bootstrap")
     boot.add_argument("--out", type=Path, default=RESULTS / "bootstrap.json")
     boot.add_argument("--note", default=SHARED_NOTE)
+
+    conf = commands.add_parser("conformance", help="upstream's [Conformance] e2e tests on a kbuild lab cluster")
+    conf.add_argument("--lab", default="conf1", help="lab name (brought up fresh, taken down afterwards)")
+    # Outside the integration tests' pool (198.18.0.32-255), which another session on the machine may be using.
+    conf.add_argument("--subnet", default="198.18.0.16/28")
+    conf.add_argument("--procs", type=int, default=4, help="ginkgo's parallel processes ([Serial] specs run alone)")
+    conf.add_argument("--keep-lab", action="store_true", help="leave the lab up afterwards")
+    conf.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR / "conformance")
+    conf.add_argument("--out", type=Path, default=RESULTS / "conformance.json")
+    conf.add_argument("--note", default=SHARED_NOTE)
 
     table = commands.add_parser("table", help="print the tables of results files again (engine results are merged)")
     table.add_argument("files", type=Path, nargs="+")
@@ -183,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.bootstrap import run as run_bootstrap
 
             return run_bootstrap(args)
+        if args.command == "conformance":
+            from bench.conformance import run as run_conformance
+
+            return run_conformance(args)
         return table(args)
     except KbuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

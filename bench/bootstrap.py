@@ -19,7 +19,7 @@ from bench.hosts import check
 from kbuild.lab.lab import Lab
 
 KBUILD = Path(sys.executable).parent / "kbuild"
-UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
+UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kbuild-pod-routes"],
          "worker": ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]}
 
 
@@ -137,7 +137,7 @@ def fresh_lab(name: str, subnet: str) -> Lab:
 def run(args: argparse.Namespace) -> int:
     mirror = mirror_command("build")
     kubectl = mirror_command("tool", "kubectl")
-    test_image = mirror_command("tool", "test-image")
+    test_image = mirror_command("test-image")
     args.workdir.mkdir(parents=True, exist_ok=True)
     runs: list[BootRun] = []
     payload: dict[str, object] = {"kind": "bootstrap", "machine": report.machine_info(), "note": args.note,

@@ -35,7 +35,10 @@ CONTAINERD_CONFIG = P("/etc/containerd/config.toml")
 CONTAINERD_SOCKET = P("/run/containerd/containerd.sock")
 CNI_CONF_DIR = P("/etc/cni/net.d")
 CNI_BIN_DIR = P("/opt/cni/bin")
-CNI_BRIDGE_CONF = CNI_CONF_DIR / "10-bridge.conf"
+# A list (bridge, then portmap for hostPort): containerd loads the first file of the directory by name.
+CNI_BRIDGE_CONF = CNI_CONF_DIR / "10-bridge.conflist"
+# What kbuild wrote before and removes: a plain .conf of the same rank would shadow the list.
+CNI_RETIRED_CONFS = (CNI_CONF_DIR / "10-bridge.conf",)
 CNI_LOOPBACK_CONF = CNI_CONF_DIR / "99-loopback.conf"
 
 ETCD_DATA_DIR_DEFAULT = P("/var/lib/etcd")  # the inventory's etcd.data_dir wins

@@ -34,7 +34,7 @@ KUBERNETES_FILES = (*KUBERNETES_SERVER, *KUBERNETES_NODE, "kubectl")
 # The containerd tarball also carries containerd-shim, -shim-runc-v1 and -stress: obsolete or
 # test-only, so hosts do not get them.
 CONTAINERD_FILES = ("containerd", "containerd-shim-runc-v2", "ctr")
-# What the bridge network kbuild renders (10-bridge.conf, 99-loopback.conf) and hostPort need.
+# What the bridge network kbuild renders (10-bridge.conflist, 99-loopback.conf) and hostPort need.
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 # Restarting these units is what makes a new binary take effect. Client tools (kubectl, etcdctl,

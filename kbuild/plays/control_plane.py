@@ -8,6 +8,7 @@ from kbuild.engine.runner import Gate, Plan
 from kbuild.engine.shell import command
 from kbuild.inventory import Cluster
 from kbuild.pki.certlist import remote_path
+from kbuild.plays import pod_network
 from kbuild.plays.components import health_checks
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
 
@@ -31,4 +32,7 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
              + rendered_resources(inputs, "control-plane"))
     log_dir = Directory(str(layout.AUDIT_LOG.parent), mode=0o700)
     services = [Service(name) for name in SERVICES]
-    return Plan([*parents_of(files), log_dir, *files, *services], gates=gates(cluster))
+    # A control plane without a kubelet still needs the pod routes (webhooks, aggregated APIs); on a node, the
+    # node phase sets them.
+    routes = pod_network.route_resources(cluster, inputs.host, "control-plane")
+    return Plan([*parents_of(files), log_dir, *files, *services, *routes], gates=gates(cluster))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from kbuild import layout
-from kbuild.engine.facts import q
-from kbuild.engine.resources import Command, Directory, KernelModule, Service, Sysctl
-from kbuild.engine.shell import command
+from kbuild.engine.resources import Directory, KernelModule, Service, Sysctl
 from kbuild.engine.runner import Gate, Plan
 from kbuild.inventory import Cluster
+from kbuild.plays import pod_network
 from kbuild.plays.components import health_checks
 from kbuild.plays.desired import (
     HostInputs,
@@ -17,7 +16,6 @@ from kbuild.plays.desired import (
     pki_resources,
     rendered_resources,
 )
-from kbuild.render import node_pod_cidr
 
 NODE_TIMEOUT = 120.0
 
@@ -41,38 +39,9 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     dirs = [Directory(str(d)) for d in (layout.CNI_CONF_DIR, layout.CNI_BIN_DIR, layout.KUBE_PROXY_DIR)]
     dirs.append(Directory(str(layout.KUBELET_DIR), mode=0o700))
     return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files, Service("containerd"),
-                 *image_resources(inputs), *(Service(name) for name in SERVICES), *_pod_routes_unit(cluster),
-                 *pod_routes(cluster, inputs.host)],
+                 *pod_network.retired_files(cluster), *image_resources(inputs),
+                 *(Service(name) for name in SERVICES), *pod_network.route_resources(cluster, inputs.host, "node")],
                 gates=gates(cluster))
-
-
-def pod_routes(cluster: Cluster, host) -> list[Command]:  # noqa: ANN001 - Host
-    """Each other node's pod CIDR via that node, set live (the pod-routes unit sets the same at boot); none
-    when the pod network is the user's (cluster.cni: none)."""
-    routes = []
-    if cluster.settings.cni != "bridge":
-        return routes
-    wanted = []
-    for other in cluster.kubelet_hosts:
-        if other.name == host.name:
-            continue
-        cidr, via = node_pod_cidr(cluster, other), other.address
-        wanted.append(f"{cidr} {via}")
-        routes.append(Command(f"route {cidr} via {other.name}", command("ip", "route", "replace", cidr, "via", via),
-                              unless=f"{command('ip', 'route', 'show', cidr)} | {command('grep', '-qF', f'via {via} ')}"))
-    # Routes into the pod network that no node of the inventory explains any more (a node removed, or
-    # renumbered): gone, so its old block never shadows a new node's.
-    family = f"-{cluster.settings.pod_cidr.version}"
-    stale = (f"{command('ip', family, 'route', 'show', 'root', cluster.settings.pod_cidr)} | "
-             "awk '$2 == \"via\" {print $1 \" \" $3}' | "
-             + (f"grep -vxF {' '.join(f'-e {q(w)}' for w in wanted)}" if wanted else "cat"))
-    routes.append(Command("stale pod routes removed", f"{stale} | while read -r c v; do ip {family} route del \"$c\" via \"$v\"; done",
-                          unless=f"test -z \"$({stale})\""))
-    return routes
-
-
-def _pod_routes_unit(cluster: Cluster) -> list[Service]:
-    return [Service("kbuild-pod-routes")] if cluster.settings.cni == "bridge" else []
 
 
 def _dedupe(resources: list) -> list:

@@ -19,7 +19,7 @@ from kbuild.inventory import Cluster, Host
 from kbuild.plays import node
 from kbuild.plays.control_plane import kubectl
 from kbuild.plays.phases import require_success
-from kbuild.render import node_pod_cidr, units_for
+from kbuild.render import pod_routes, units_for
 
 # Directories that hold nothing but what kbuild put there.
 KBUILD_DIRS = (layout.K8S_DIR, layout.KUBELET_DIR, layout.KUBE_PROXY_DIR, layout.CNI_CONF_DIR,
@@ -69,8 +69,8 @@ def plan(cluster: Cluster, host: Host, *, purge_data: bool = False, stamp: str |
         result.remove_files += [s.persist_file for s in node.SYSCTLS] + [m.persist_file for m in node.MODULES]
         result.kube_proxy_cleanup = True
         result.remove_pods = True
-        result.routes = [str(node_pod_cidr(cluster, other)) for other in cluster.kubelet_hosts
-                         if other.name != host.name and cluster.settings.cni == "bridge"]
+    if cluster.settings.cni == "bridge":
+        result.routes = [str(route.cidr) for route in pod_routes(cluster, host)]
     result.remove_dirs = [str(d) for d in KBUILD_DIRS]
     if host.is_etcd:
         result.etcd_data = cluster.etcd.data_dir

@@ -2,16 +2,28 @@
 
 from kbuild.render.env import TemplateError
 from kbuild.render.facts import node_pod_cidr
-from kbuild.render.files import RenderedFile, host_files, units_for
+from kbuild.render.files import (
+    PodRoute,
+    RenderedFile,
+    gets_pod_routes,
+    host_files,
+    pod_routes,
+    pod_routes_role,
+    units_for,
+)
 from kbuild.render.flags import FlagError, api_labels, kubelet_labels
 
 __all__ = [
     "FlagError",
+    "PodRoute",
     "RenderedFile",
     "TemplateError",
     "api_labels",
+    "gets_pod_routes",
     "host_files",
     "kubelet_labels",
     "node_pod_cidr",
+    "pod_routes",
+    "pod_routes_role",
     "units_for",
 ]

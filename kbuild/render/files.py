@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
 import tomllib
@@ -81,16 +82,30 @@ KUBELET_FILES = (
     _unit("containerd"),
     FileSpec("containerd-config.toml.j2", layout.CONTAINERD_CONFIG, ("containerd",), overrides="containerd_config"),
     # containerd watches the CNI directory and reloads it; a restart would change nothing more.
-    FileSpec("cni-bridge.conf.j2", layout.CNI_BRIDGE_CONF, (), when=_bridge_cni),
+    FileSpec("cni-bridge.conflist.j2", layout.CNI_BRIDGE_CONF, (), when=_bridge_cni),
     FileSpec("cni-loopback.conf.j2", layout.CNI_LOOPBACK_CONF, (), when=_bridge_cni),
     _unit("kubelet"),
     FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",), overrides="kubelet_config"),
     _unit("kube-proxy"),
     FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",), overrides="kube_proxy_config"),
-    # Static pod CIDRs need routes to the other nodes; a oneshot unit sets them at boot. It restarts
-    # nothing when it changes: the node play adds a new node's route live, touching no service.
+)
+
+# Static pod CIDRs need routes to the nodes; a oneshot unit sets them at boot. It restarts nothing when
+# it changes: the phase that owns it adds a new node's route live, touching no service.
+POD_ROUTE_FILES = (
     FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), (), when=_bridge_cni),
 )
+
+
+def gets_pod_routes(host: Host) -> bool:
+    """Nodes reach each other's pods; so must every apiserver, which calls webhooks and aggregated APIs
+    served by pods (--enable-aggregator-routing sends it to their pod IPs), even on a host with no kubelet."""
+    return host.runs_kubelet or host.is_control_plane
+
+
+def pod_routes_role(host: Host) -> str:
+    """The phase that sets a host's pod routes: the node phase where there is one, else the control plane's."""
+    return "node" if host.runs_kubelet else "control-plane"
 
 # On every object kbuild applies through the API.
 ADDON_LABELS = {"app.kubernetes.io/managed-by": "kbuild"}
@@ -117,6 +132,8 @@ def _role_specs(host: Host) -> list[tuple[str, FileSpec]]:
         pairs += [("control-plane", spec) for spec in CONTROL_PLANE_FILES]
     if host.runs_kubelet:
         pairs += [("node", spec) for spec in KUBELET_FILES]
+    if gets_pod_routes(host):
+        pairs += [(pod_routes_role(host), spec) for spec in POD_ROUTE_FILES]
     return pairs
 
 
@@ -268,6 +285,8 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
                                               "kubernetes.io/name": "CoreDNS"},
         },
     }
+    if gets_pod_routes(host):
+        ctx["pod_routes"] = [{"cidr": str(r.cidr), "via": r.via} for r in pod_routes(cluster, host)]
     if host.runs_kubelet:
         pod_net = node_pod_cidr(cluster, host)
         ctx["node"] = {
@@ -275,14 +294,29 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
             "default_route": "::/0" if pod_net.version == 6 else "0.0.0.0/0",
             "taints": [_taint(host, t) for t in host.taints],
             "api_labels": flag_tables.api_labels(host.labels),
-            "routes": [{"cidr": str(node_pod_cidr(cluster, other)), "via": str(other.address)}
-                       for other in cluster.kubelet_hosts if other.name != host.name],
         }
         ctx["containerd"] = {
             "sandbox_image": versions.profile.pause_image,
             "socket": str(layout.CONTAINERD_SOCKET),
         }
     return ctx
+
+
+@dataclass(frozen=True)
+class PodRoute:
+    """One other node's pod CIDR, reached through that node's address."""
+
+    cidr: ipaddress.IPv4Network | ipaddress.IPv6Network
+    via: str
+    node: str
+
+
+def pod_routes(cluster: Cluster, host: Host) -> list[PodRoute]:
+    """The routes this host needs to reach every pod; none on a host that gets no pod routes."""
+    if not gets_pod_routes(host):
+        return []
+    return [PodRoute(node_pod_cidr(cluster, other), str(other.address), other.name) for other in cluster.kubelet_hosts
+            if other.name != host.name]
 
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")

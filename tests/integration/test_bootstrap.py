@@ -24,7 +24,7 @@ from tests.mirror.releases import PREVIOUS_ETCD, PREVIOUS_KUBERNETES
 pytestmark = pytest.mark.integration
 
 PAUSE_TAG = KUBERNETES[minor_of(Versions().kubernetes)].pause_image.rsplit(":", 1)[1]
-UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
+UNITS = {"master": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kbuild-pod-routes"],
          "worker": ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]}
 
 

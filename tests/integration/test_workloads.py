@@ -227,6 +227,37 @@ def test_a_service_answers_across_nodes_and_through_a_node_port(kube: Kubectl, c
         assert f'"{NAMESPACE}/web"' in rules or f"{NAMESPACE}/web" in rules, node
 
 
+# -- the pod network from hosts: apiservers reach pods, hostPort through portmap -------------------------------
+
+
+def test_the_apiserver_host_reaches_a_pod_on_a_worker(kube: Kubectl, cluster_lab: ClusterLab, built_mirror):
+    # The master runs no kubelet, yet its apiserver calls webhook and aggregated-API pods at their pod IPs
+    # (--enable-aggregator-routing): without the pod routes there, every such call timed out.
+    first, _ = workers(cluster_lab)
+    kube.apply(busybox_pod("pod-ip-target", built_mirror.test_image, node=first, namespace=NAMESPACE,
+                           command=http_server(8080)))
+    kube.wait_for("condition=Ready", "pod/pod-ip-target", "-n", NAMESPACE)
+    pod_ip = kube.json("get", "pod", "pod-ip-target", "-n", NAMESPACE)["status"]["podIP"]
+    master = next(m for m in cluster_lab.lab.machines if m.role == "master")
+    answer = cluster_lab.lab.exec(master.name, f"curl -fsS --max-time 10 http://{pod_ip}:8080/")
+    assert answer.stdout.strip() == "served-by-pod-ip-target", answer.stdout + answer.stderr
+
+
+def test_a_host_port_answers_on_its_node_s_address_from_another_host(kube: Kubectl, cluster_lab: ClusterLab,
+                                                                      built_mirror):
+    # hostPort is the CNI portmap plugin's work, chained after the bridge in 10-bridge.conflist.
+    first, second = workers(cluster_lab)
+    pod = busybox_pod("host-port", built_mirror.test_image, node=first, namespace=NAMESPACE,
+                      command=http_server(8080))
+    pod["spec"]["containers"][0]["ports"] = [{"containerPort": 8080, "hostPort": 18080}]
+    kube.apply(pod)
+    kube.wait_for("condition=Ready", "pod/host-port", "-n", NAMESPACE)
+    address = next(m.address for m in cluster_lab.lab.machines if m.name == first)
+    answer = cluster_lab.lab.exec(second, f"curl -fsS --max-time 10 http://{address}:18080/")
+    assert answer.stdout.strip() == "served-by-host-port", answer.stdout + answer.stderr
+    assert cluster_lab.lab.exec(first, "test -e /etc/cni/net.d/10-bridge.conf").returncode != 0  # no stale .conf
+
+
 # -- Secrets at rest ------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""`python -m tests.mirror build [--force]`: build (or find) the cached test mirror and print its path.
+"""`python -m tests.mirror build [--force] [--conformance]`: build (or find) the cached test mirror and print its
+path (with --conformance: also upstream's conformance tests and their images, and print that directory).
 
 Also `serve` (the mirror on 127.0.0.1), `tool NAME` (the path of its kubectl, etcdctl, ...) and `flags` (regenerate kbuild/render/flagdata from the real binaries).
 """
@@ -11,6 +12,7 @@ import time
 
 from tests.mirror import flags
 from tests.mirror.builder import cache_root, ensure_mirror
+from tests.mirror.conformance import ensure_conformance
 from tests.mirror.gobuild import BuildCache
 from tests.mirror.gotool import GoTool
 from tests.mirror.errors import MirrorBuildError
@@ -22,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build the mirror unless a build for the current inputs exists")
     build.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    build.add_argument("--conformance", action="store_true",
+                       help="also e2e.test, ginkgo and the e2e images (opt-in: e2e.test takes minutes to compile)")
     serve = commands.add_parser("serve", help="serve the mirror on 127.0.0.1 until interrupted")
     serve.add_argument("--seconds", type=float, default=None, help="stop after this long")
     commands.add_parser("flags", help="regenerate kbuild/render/flagdata from each supported minor's --help")
@@ -36,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
             flags.generate(BuildCache(cache_root() / "builds", go, _log), go)
             return 0
         mirror = ensure_mirror(force=getattr(args, "force", False))
+        if args.command == "build" and args.conformance:
+            print(ensure_conformance(mirror, root=cache_root(), log=_log).root)
+            return 0
     except MirrorBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

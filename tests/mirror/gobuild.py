@@ -63,6 +63,7 @@ class GoBuild:
     # -X settings for the version stamp, from the release (its version, its time).
     stamp: Callable[[Stamp], Mapping[str, str]] = field(default=lambda _: {}, compare=False)
     static: bool = False  # cgo binaries linked statically, as upstream ships them
+    test: bool = False  # each package's test binary (`go test -c`: upstream's e2e.test), not its command
 
     def ldflags(self, stamp: Stamp) -> str:
         flags = ["-s", "-w", *(f"-X {k}={v}" for k, v in sorted(self.stamp(stamp).items()))]
@@ -73,7 +74,7 @@ class GoBuild:
     def key(self, go_version: str, stamp: Stamp) -> str:
         blob = json.dumps({"recipe": RECIPE, "go": go_version, "modules": self.modules, "version": self.version,
                            "binaries": dict(self.binaries), "cgo": self.cgo, "tags": self.tags,
-                           "ldflags": self.ldflags(stamp)}, sort_keys=True)
+                           "ldflags": self.ldflags(stamp), **({"test": True} if self.test else {})}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -139,15 +140,19 @@ class BuildCache:
             write_wrapper(self.go, module_dir, [(m, build.version) for m in build.modules], build.binaries.values(),
                           log=log)
             # One `go build` for every package whose command name is its own (shared packages compile once,
-            # in parallel); the others (etcd's three are all .../v3) one by one.
-            together = [p for n, p in build.binaries.items() if p.rsplit("/", 1)[-1] == n]
+            # in parallel); the others (etcd's three are all .../v3) and test binaries one by one.
+            together = [] if build.test else [p for n, p in build.binaries.items() if p.rsplit("/", 1)[-1] == n]
             if together:
                 self.go.run(["build", *flags, "-o", f"{bin_dir}/", *together], cgo=build.cgo, cwd=module_dir,
                             what=f"go build of {what}", log=log)
+            verb = ["test", "-c"] if build.test else ["build"]
             for name, package in build.binaries.items():
                 if package not in together:
-                    self.go.run(["build", *flags, "-o", str(bin_dir / name), package], cgo=build.cgo,
-                                cwd=module_dir, what=f"go build of {package}@{build.version}", log=log)
+                    self.go.run([*verb, *flags, "-o", str(bin_dir / name), package], cgo=build.cgo,
+                                cwd=module_dir, what=f"go {' '.join(verb)} of {package}@{build.version}", log=log)
+        elif build.test:
+            raise MirrorBuildError(f"{build.name}: a test binary is built in a wrapper module; "
+                                   f"{build.modules[0]} needs none, so `go test -c` has no module to run in")
         else:
             installed = work / "gobin"
             packages = [f"{p}@{build.version}" for p in build.binaries.values()]

@@ -90,6 +90,34 @@ class File(Resource):
 
 
 @dataclass(frozen=True)
+class Absent(Resource):
+    """A file that must not exist: one an earlier kbuild wrote and no longer wants (a renamed config)."""
+
+    path: str
+    notify: tuple[str, ...] = field(default=())
+    kind = "absent"
+
+    @property
+    def key(self) -> str:
+        return f"absent:{self.path}"
+
+    def fact_command(self, *, with_content: bool = False) -> str:
+        return PathFact.command(self.path)
+
+    def parse_fact(self, output: str) -> PathFact:
+        return PathFact.parse(output)
+
+    def changes(self, fact: PathFact) -> list[str]:
+        return [] if fact.type == "absent" else [f"remove {fact.type}"]
+
+    def action(self, fact: PathFact) -> Action:
+        if fact.type == "directory":
+            raise ResourceError(f"{self.path} is a directory on the host, expected a file kbuild wrote; "
+                                "move it away and run again")
+        return Action(f"rm -f {q(self.path)}")
+
+
+@dataclass(frozen=True)
 class Directory(Resource):
     path: str
     mode: int = 0o755

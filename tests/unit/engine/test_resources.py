@@ -3,7 +3,7 @@
 import pytest
 
 from kbuild.engine.facts import ArtifactFact, ModuleFact, PathFact, ServiceFact, SysctlFact
-from kbuild.engine.resources import Artifact, Directory, File, KernelModule, ResourceError, Service, Sysctl
+from kbuild.engine.resources import Absent, Artifact, Directory, File, KernelModule, ResourceError, Service, Sysctl
 
 SHA_HELLO = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 
@@ -76,3 +76,13 @@ def test_sysctl_and_module():
     assert s.changes(SysctlFact(None, None))[0] == "kernel has no such parameter"
     m = KernelModule("br_netfilter", probe="test -d /proc/sys/net/bridge")
     assert m.changes(ModuleFact(True, True)) == [] and m.changes(ModuleFact(False, False)) == ["load", "persist"]
+
+
+def test_absent_removes_a_file_and_is_done_when_it_is_gone():
+    retired = Absent("/etc/cni/net.d/10-bridge.conf")
+    assert retired.changes(PathFact("absent")) == []
+    assert retired.changes(PathFact("file", 0o644, "root", "root", 6, SHA_HELLO)) == ["remove file"]
+    assert retired.action(PathFact("file", 0o644, "root", "root", 6, SHA_HELLO)).script == \
+        "rm -f /etc/cni/net.d/10-bridge.conf"
+    with pytest.raises(ResourceError, match="is a directory"):
+        retired.action(PathFact("directory", 0o755, "root", "root", 0))

@@ -13,10 +13,10 @@ from rich.console import Console
 from kbuild import layout, pki
 from kbuild.artifacts import cluster_artifacts
 from kbuild.cli.cluster import print_status
-from kbuild.engine.resources import Command
+from kbuild.engine.resources import Absent, Command, Service
 from kbuild.engine.runner import HostOutcome, HostStatus, Plan
 from kbuild.engine.ssh import Result
-from kbuild.plays import bootstrap, node, status
+from kbuild.plays import bootstrap, control_plane, node, status
 from kbuild.plays.desired import INPUTS, gather_inputs
 from kbuild.plays.phases import Context
 
@@ -166,6 +166,27 @@ def test_cni_none_leaves_out_the_cni_config_the_pod_routes_and_their_unit(cluste
     # many (flannel) delegate to the bridge and host-local plugins.
     assert {str(layout.CNI_CONF_DIR), str(layout.CNI_BIN_DIR)} <= managed(theirs)
     assert {"bridge", "host-local", "loopback"} <= {a.name for a in cluster_artifacts(users, prepare=False)["w1"]}
+
+
+def test_the_bridge_network_removes_the_cni_config_older_kbuilds_wrote(cluster_of) -> None:
+    # 10-bridge.conf sorts before 10-bridge.conflist: left on an upgraded host, it would be the network containerd
+    # loads, without portmap (hostPort). It goes; the user's network (cni: none) is left alone.
+    retired = [r for r in node_plan(cluster_of(MASTER + WORKER)).resources if isinstance(r, Absent)]
+    assert [r.path for r in retired] == ["/etc/cni/net.d/10-bridge.conf"]
+    assert sorted(["10-bridge.conf", layout.CNI_BRIDGE_CONF.name])[0] == "10-bridge.conf"
+    assert not [r for r in node_plan(cluster_of(MASTER + WORKER, "cni: none")).resources if isinstance(r, Absent)]
+
+
+def test_a_control_plane_without_kubelet_sets_the_pod_routes_itself(cluster_of) -> None:
+    cluster = cluster_of(MASTER + WORKER + "  w2: {address: 198.18.0.12, roles: [worker]}\n")
+    resources = control_plane.plan(cluster, gather_inputs(cluster, cluster.host("m1"), ())).resources
+    routes = [r for r in resources if isinstance(r, Command) and r.name.startswith("route ")]
+    assert [r.name for r in routes] == ["route 10.200.0.0/24 via w1", "route 10.200.1.0/24 via w2"]
+    assert "ip route replace 10.200.0.0/24 via 198.18.0.11" in routes[0].command
+    assert any(isinstance(r, Service) and r.name == "kbuild-pod-routes" for r in resources)
+    users = cluster_of(MASTER + WORKER, "cni: none")
+    assert not [r for r in control_plane.plan(users, gather_inputs(users, users.host("m1"), ())).resources
+                if isinstance(r, Command) and "route" in r.name]
 
 
 # -- CoreDNS in status ------------------------------------------------------------------------------------

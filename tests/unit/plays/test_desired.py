@@ -36,7 +36,10 @@ def test_every_phase_has_its_own_binaries_and_nothing_twice(prepared):
     assert "/usr/local/bin/etcdctl" in plans["etcd"].gates[0].command
     # The RBAC manifest belongs to the control plane, the CNI config to the node.
     assert "/etc/kubernetes/addons/apiserver-to-kubelet-rbac.yaml" in paths(plans["control-plane"])
-    assert "/etc/cni/net.d/10-bridge.conf" in paths(plans["node"])
+    assert "/etc/cni/net.d/10-bridge.conflist" in paths(plans["node"])
+    # The pod routes once, by the node phase, on a host that is both (the control plane's has none).
+    assert [r.key for r in plans["control-plane"].resources if "route" in r.key] == []
+    assert "service:kbuild-pod-routes" in {r.key for r in plans["node"].resources}
     # Private key material is never shown in diffs.
     keys = [r for plan in plans.values() for r in plan.resources if getattr(r, "path", "").endswith(".key")]
     assert keys and all(r.secret for r in keys)

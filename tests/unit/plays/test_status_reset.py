@@ -68,11 +68,12 @@ def test_unreachable_host_is_a_problem():
 def test_reset_plan_keeps_etcd_data_by_default(cluster):
     p = reset.plan(cluster, cluster.host("m1"), stamp="20260101T000000")
     assert p.etcd_data == "/data/etcd" and p.etcd_data_to == "/data/etcd.reset-20260101T000000"
-    assert p.stop_units[0] == "kube-scheduler.service" and "etcd.service" in p.stop_units
+    assert p.stop_units[:2] == ["kbuild-pod-routes.service", "kube-scheduler.service"] and "etcd.service" in p.stop_units
     assert "/usr/local/bin/etcdctl" in p.remove_files and "/usr/local/bin/kube-apiserver" in p.remove_files
     assert "/usr/local/sbin/kbuild-etcd-backup" in p.remove_files
     assert not any("/var/backups" in path for path in p.remove_files + p.remove_dirs)  # snapshots are kept
-    assert not p.kube_proxy_cleanup and p.routes == []
+    # A control plane has routes to the nodes' pods (for webhooks), and they go with it; it has no kube-proxy.
+    assert not p.kube_proxy_cleanup and p.routes == ["10.200.0.0/24", "10.200.1.0/24"]
     script = reset.script(p)
     assert "mv /data/etcd /data/etcd.reset-20260101T000000" in script
     assert "rm -rf --one-file-system /data/etcd\n" not in script

@@ -136,10 +136,13 @@ def test_sandbox_image_follows_kubernetes(make_cluster: MakeCluster, kubernetes)
 
 
 def test_cni_configs_are_json(cluster) -> None:
-    bridge = json.loads(config(cluster, "w1", layout.CNI_BRIDGE_CONF))
+    network = json.loads(config(cluster, "w1", layout.CNI_BRIDGE_CONF))
+    assert network["cniVersion"] == "1.0.0" and layout.CNI_BRIDGE_CONF.suffix == ".conflist"
+    bridge, portmap = network["plugins"]
     assert bridge["type"] == "bridge" and bridge["ipam"]["type"] == "host-local"
     assert bridge["ipam"]["routes"] == [{"dst": "0.0.0.0/0"}]
-    assert bridge["cniVersion"] == "1.0.0"
+    # Chained after the bridge, with the capability that makes the kubelet pass a pod's hostPorts to it.
+    assert portmap == {"type": "portmap", "capabilities": {"portMappings": True}}
     loopback = json.loads(config(cluster, "w1", layout.CNI_LOOPBACK_CONF))
     assert loopback == {"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}
     # containerd loads only the first file of the directory: the bridge must sort first.

@@ -36,14 +36,15 @@ KUBELET_FILES = {
     str(layout.KUBELET_CONFIG): ("kubelet",),
     f"{UNIT}/kube-proxy.service": ("kube-proxy",),
     str(layout.KUBE_PROXY_CONFIG): ("kube-proxy",),
-    f"{UNIT}/kbuild-pod-routes.service": (),  # new routes are added live; see kbuild.plays.node
 }
+# Nodes and every apiserver host (webhooks and aggregated APIs run in pods).
+POD_ROUTE_FILES = {f"{UNIT}/kbuild-pod-routes.service": ()}  # new routes are added live; see kbuild.plays.pod_network
 
 
 @pytest.mark.parametrize("host, expected", [
-    ("m1", {**ETCD_FILES, **CONTROL_PLANE_FILES}),
-    ("m3", {**ETCD_FILES, **CONTROL_PLANE_FILES, **KUBELET_FILES}),
-    ("w1", KUBELET_FILES),
+    ("m1", {**ETCD_FILES, **CONTROL_PLANE_FILES, **POD_ROUTE_FILES}),
+    ("m3", {**ETCD_FILES, **CONTROL_PLANE_FILES, **KUBELET_FILES, **POD_ROUTE_FILES}),
+    ("w1", {**KUBELET_FILES, **POD_ROUTE_FILES}),
 ])
 def test_files_and_services_follow_the_roles(make_cluster: MakeCluster, host: str, expected: dict) -> None:
     files = files_by_path(make_cluster(), host)
@@ -57,8 +58,10 @@ def test_etcd_only_and_control_plane_only_hosts(make_cluster: MakeCluster) -> No
         "w1": {"address": "198.18.0.7", "roles": ["worker"]},
     })
     assert set(files_by_path(cluster, "e1")) == set(ETCD_FILES)
-    assert set(files_by_path(cluster, "c1")) == set(CONTROL_PLANE_FILES)
+    assert set(files_by_path(cluster, "c1")) == set(CONTROL_PLANE_FILES) | set(POD_ROUTE_FILES)
     assert units_for(cluster.host("e1")) == ["etcd"]
+    assert units_for(cluster.host("c1")) == ["kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                                             "kbuild-pod-routes"]
 
 
 def test_unit_files_restart_themselves_and_name_their_template(cluster) -> None:
@@ -83,7 +86,8 @@ def test_rendered_file_is_frozen(cluster) -> None:
 
 
 def test_units_for_is_in_start_order(cluster) -> None:
-    assert units_for(cluster.host("m1")) == ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    assert units_for(cluster.host("m1")) == ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                                             "kbuild-pod-routes"]
     assert units_for(cluster.host("w1")) == ["containerd", "kubelet", "kube-proxy", "kbuild-pod-routes"]
     assert units_for(cluster.host("m3")) == list(UNIT_ORDER)
 
@@ -131,7 +135,7 @@ def test_the_bridge_serves_the_node_pod_cidr(cluster) -> None:
     import json
 
     for name in ("m3", "w1", "w2"):
-        bridge = json.loads(files_by_path(cluster, name)[str(layout.CNI_BRIDGE_CONF)].content)
+        bridge = json.loads(files_by_path(cluster, name)[str(layout.CNI_BRIDGE_CONF)].content)["plugins"][0]
         assert bridge["ipam"]["ranges"] == [[{"subnet": str(node_pod_cidr(cluster, cluster.host(name)))}]]
 
 
@@ -154,3 +158,28 @@ def test_pod_routes_point_at_every_other_node(cluster) -> None:
         for other in kubelet_hosts:
             route = f"ip route replace {node_pod_cidr(cluster, other)} via {other.address}"
             assert (route in unit) == (other.name != host.name), (host.name, other.name)
+
+
+def test_a_control_plane_without_kubelet_routes_to_every_node_s_pods(make_cluster: MakeCluster) -> None:
+    # kube-apiserver runs with --enable-aggregator-routing: it calls webhook and aggregated-API pods at their
+    # pod IPs, so its host needs the route to every node's pod CIDR although it runs no pod itself.
+    cluster = make_cluster(hosts={
+        "c1": {"address": "198.18.0.6", "roles": ["etcd", "control-plane"]},
+        "w1": {"address": "198.18.0.7", "roles": ["worker"]},
+        "w2": {"address": "198.18.0.8", "roles": ["worker"]},
+    })
+    routes = files_by_path(cluster, "c1")[f"{UNIT}/kbuild-pod-routes.service"]
+    assert routes.role == "control-plane"  # no node phase runs there to set them
+    for worker in ("w1", "w2"):
+        node = cluster.host(worker)
+        assert f"ip route replace {node_pod_cidr(cluster, node)} via {node.address}" in routes.content
+    assert files_by_path(cluster, "w1")[f"{UNIT}/kbuild-pod-routes.service"].role == "node"
+
+
+def test_an_etcd_only_host_gets_no_pod_routes(make_cluster: MakeCluster) -> None:
+    cluster = make_cluster(hosts={
+        "e1": {"address": "198.18.0.5", "roles": ["etcd"]},
+        "c1": {"address": "198.18.0.6", "roles": ["control-plane"]},
+        "w1": {"address": "198.18.0.7", "roles": ["worker"]},
+    })
+    assert f"{UNIT}/kbuild-pod-routes.service" not in files_by_path(cluster, "e1")
