@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings, new_console
 from kbuild.errors import KbuildError, UsageError
 from kbuild.pki import CERTS, KUBECONFIGS, Action, EnsureReport, ensure
 from kbuild.pki import check as check_pki
@@ -94,9 +93,7 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2))
     else:
-        console = Console(highlight=False)
-        if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-            console = Console(highlight=False, width=200)
+        console = new_console()
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         table.add_column("CERTIFICATE", no_wrap=True)
         for header in ("EXPIRES (UTC)", "RESIDUAL TIME", "CA", "MATCHES INVENTORY", "STATUS"):

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from kbuild.artifacts import use_bundle
-from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load, new_console
 from kbuild.cli.session import (
     CheckOption, DiffOption, FailFastOption, ForksOption, JsonEventsOption, LimitOption, RunOptions, VerboseOption,
     engine_session, finish,
@@ -90,7 +89,7 @@ def status(
 
 
 def print_status(report: status_play.ClusterStatus) -> None:
-    console = Console(highlight=False)
+    console = new_console()
     table = Table("host", "component", "unit", "health", "version", title="components")
     for host in report.hosts:
         if not host.reachable:
@@ -141,7 +140,7 @@ def reset(
     hosts = select_hosts(cluster, limit)
     plans = {h.name: reset_play.plan(cluster, h, purge_data=purge_data) for h in hosts}
     if not yes:
-        console = Console(highlight=False)
+        console = new_console()
         for name, p in plans.items():
             console.print(f"[bold]{name}[/]: would")
             for line in p.describe():

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load, new_console
 from kbuild.cli.session import (
     ForksOption,
     JsonEventsOption,
@@ -91,7 +90,7 @@ def list_(inventory: InventoryOption, state_dir: StateDirOption = None,
                       _mb(s.size), str(m.get("revision", "?")), str(m.get("total_keys", "?")),
                       str(m.get("etcd_version", "?")), escape(str(m.get("member", "?"))),
                       escape(str(m.get("reason", "no metadata"))))
-    Console(highlight=False).print(table)
+    new_console().print(table)
 
 
 @snapshot_app.command("restore")
@@ -106,7 +105,7 @@ def restore(
     stop the control plane and etcd, move the data aside (kept), restore, start, gate on health. Any failure
     puts the old data back."""
     cluster = load(inventory, state_dir)
-    err = Console(stderr=True, highlight=False)
+    err = new_console(stderr=True)
 
     def confirm(plan: etcd_restore.RestorePlan) -> bool:
         for line in plan.describe():
@@ -169,7 +168,7 @@ def status(inventory: InventoryOption, state_dir: StateDirOption = None, forks: 
 
 
 def _print_status(report: EtcdClusterStatus) -> None:
-    console = Console(highlight=False)
+    console = new_console()
     table = _table("member", "health", "leader", "version", "revision", "raft term", "raft index", "db size",
                    title=f"etcd cluster {report.cluster_id or '?'}")
     for name, probe in report.probes.items():

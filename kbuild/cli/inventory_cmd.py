@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings, new_console
 from kbuild.inventory import Cluster
 from kbuild.inventory.convert import convert
 from kbuild.inventory.export import native_document
@@ -26,7 +25,7 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    console = Console(highlight=False)
+    console = new_console()
     console.print(f"inventory {cluster.inventory_path} is valid: cluster {cluster.name!r}, "
                   f"{len(cluster.hosts)} hosts")
     table = Table("host", "address", "roles", "ssh", "arch")

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import JsonOption
+from kbuild.cli.common import JsonOption, new_console
 from kbuild.errors import UsageError
 from kbuild.lab import vagrant
 from kbuild.lab.image import MIRROR_ENV
@@ -168,7 +167,7 @@ def _artifacts_mirror(value: str) -> str:
 
 
 def _print_status(status: LabStatus, *, stderr: bool = False) -> None:
-    console = Console(highlight=False, stderr=stderr)
+    console = new_console(stderr=stderr)
     table = Table("machine", "role", "address", "state", "sshd", title=f"lab {status.name} "
                   f"({status.subnet} on {status.bridge}{'' if status.bridge_present else ', bridge missing'})")
     for m in status.machines:

@@ -9,11 +9,10 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from kbuild import render as rendering
-from kbuild.cli.common import InventoryOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, StateDirOption, load, new_console
 from kbuild.errors import KbuildError, UsageError
 from kbuild.inventory import Cluster, Host
 
@@ -40,7 +39,7 @@ def render(inventory: InventoryOption, output: OutputOption, state_dir: StateDir
         _write_host(output, host, files + extra)
         table.add_row(host.name, ", ".join(host.role_names), " ".join(rendering.units_for(host, cluster)),
                       str(len(files)), str(len(extra)) if pki_note is None else "-")
-    console = Console(highlight=False, soft_wrap=True)
+    console = new_console()
     console.print(table)
     if pki_note is None:
         console.print(f"wrote templates and PKI files for {len(cluster.hosts)} hosts under {output}")

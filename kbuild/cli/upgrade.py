@@ -8,9 +8,8 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from kbuild.cli.common import InventoryOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, StateDirOption, load, new_console
 from kbuild.cli.session import (
     ForksOption,
     JsonEventsOption,
@@ -96,7 +95,7 @@ def apply(
     """
     loaded = load(inventory, state_dir)
     cluster = target_cluster(loaded, to)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = new_console(stderr=True)
     options = RunOptions(forks=forks, json=as_json, verbose=verbose)
     with engine_session(cluster, options, "upgrade") as session:
         ctx = Context(cluster, session)
