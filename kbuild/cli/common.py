@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,6 +63,11 @@ def _read_stdin() -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"-i -: stdin is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+
+
+def print_json(data: object) -> None:
+    """One JSON document on stdout (paths and other values as their text)."""
+    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def print_warnings(warnings: Iterable[str]) -> None:

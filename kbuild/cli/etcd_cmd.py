@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load, new_console
+from kbuild.cli.common import (
+    InventoryOption, JsonDocumentOption, StateDirOption, load, new_console, print_json, yes_option,
+)
 from kbuild.cli.session import (
     ForksOption,
     JsonEventsOption,
@@ -20,10 +21,9 @@ from kbuild.cli.session import (
     engine_session,
 )
 from kbuild.engine.report import Event
-from kbuild.errors import ExitCode, UnreachableError, UsageError
-from kbuild.plays import etcd_backup, etcd_restore
+from kbuild.errors import ExitCode, UsageError
+from kbuild.plays import actions, etcd_backup, etcd_restore
 from kbuild.plays.etcd_ops import snapfile
-from kbuild.plays.etcd_ops.commands import all_endpoints, ctl
 from kbuild.plays.etcd_ops.health import EtcdClusterStatus, cluster_status
 from kbuild.plays.phases import Context
 
@@ -75,8 +75,7 @@ def list_(inventory: InventoryOption, state_dir: StateDirOption = None,
     where = directory or cluster.state_dir / "backups"
     found = snapfile.list_snapshots(where)
     if as_json:
-        typer.echo(json.dumps([{"path": str(s.path), "size": s.size, "metadata": s.metadata} for s in found],
-                              indent=2))
+        print_json([{"path": str(s.path), "size": s.size, "metadata": s.metadata} for s in found])
         return
     if not found:
         typer.echo(f"no snapshots in {where}", err=True)
@@ -98,7 +97,7 @@ def restore(
     inventory: InventoryOption,
     snapshot: Annotated[Path, typer.Argument(help="The snapshot file (kbuild etcd snapshot list shows them).")],
     state_dir: StateDirOption = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Proceed without asking after showing the plan.")] = False,
+    yes: Annotated[bool, yes_option("Proceed without asking after showing the plan.")] = False,
     as_json: JsonEventsOption = False, verbose: VerboseOption = False,
 ) -> None:
     """Restore every etcd member from SNAPSHOT: checks and plan first, a snapshot of the current state, then
@@ -159,7 +158,7 @@ def status(inventory: InventoryOption, state_dir: StateDirOption = None, forks: 
     with engine_session(cluster, RunOptions(forks=forks, quiet=True), "etcd-status") as session:
         report = cluster_status(Context(cluster, session))
     if as_json:
-        typer.echo(json.dumps(_status_json(report), indent=2, default=str))
+        print_json(_status_json(report))
     else:
         _print_status(report)
     if report.problems:
@@ -204,24 +203,12 @@ def ctl_command(
     """Run etcdctl on an etcd host with every member as endpoint and the healthcheck client certificate,
     e.g. `kbuild etcd ctl -i INV -- get /registry --prefix --keys-only`. Exits with etcdctl's code."""
     cluster = load(inventory, state_dir)
-    candidates = [h for h in cluster.etcd_hosts if host is None or h.name == host]
-    if not candidates:
-        raise UsageError(f"--host {host}: not an etcd host of {cluster.inventory_path}" if host
-                         else "the inventory has no etcd host")
-    command = ctl(cluster, *args, endpoints=all_endpoints(cluster))
-    errors = []
+    candidates = actions.etcdctl_hosts(cluster, host)
     with engine_session(cluster, RunOptions(quiet=True, limit=",".join(h.name for h in candidates)),
                         "etcd-ctl") as session:
-        for candidate in candidates:
-            try:
-                result = session.pool.get(candidate.name).run(command, timeout=None)
-            except UnreachableError as exc:
-                errors.append(str(exc))
-                continue
-            sys.stdout.write(result.out)
-            sys.stderr.write(result.err)
-            if result.rc:
-                raise typer.Exit(result.rc)
-            return
-    raise UnreachableError("no etcd host reachable to run etcdctl on:\n  " + "\n  ".join(errors))
+        result = actions.etcdctl(Context(cluster, session), candidates, args)
+    sys.stdout.write(result.out)
+    sys.stderr.write(result.err)
+    if result.rc:
+        raise typer.Exit(result.rc)
 
