@@ -115,8 +115,7 @@ def run(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = failure.json_requested(args)
     try:
-        # Without standalone mode, click hands back the code of a typer.Exit instead of exiting.
-        code = app(args=_with_completion_shell(args), prog_name="kbuild", standalone_mode=False)
+        code = _invoke(_with_completion_shell(args))
     except KbuildError as exc:
         return failure.report_error(exc, as_json=as_json)
     except typer.Exit as exc:
@@ -140,6 +139,16 @@ def run(argv: list[str] | None = None) -> int:
         return failure.report(ExitCode.FAILED, f"internal error in kbuild ({exc!r}); the traceback is in {log}",
                               as_json=as_json)
     return code if isinstance(code, int) else 0
+
+
+def _invoke(args: list[str]) -> object:
+    """Parse and run the command. Not through app(): Typer's main turns a broken pipe into a plain exit 1 and
+    Ctrl-C into a silent 130, both before run() could tell them as the README says."""
+    if os.environ.get(COMPLETE_VAR):  # a shell asking for completions: Typer's main answers and exits
+        return app(args=args, prog_name="kbuild", complete_var=COMPLETE_VAR)
+    command = typer.main.get_command(app)
+    with command.make_context("kbuild", args) as ctx:
+        return command.invoke(ctx)
 
 
 def _is_usage_error(exc: Exception) -> bool:
