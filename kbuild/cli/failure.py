@@ -31,7 +31,8 @@ def report(code: ExitCode, message: str, *, hint: str | None = None, as_json: bo
 
 def report_error(exc: KbuildError, *, as_json: bool) -> int:
     code = ExitCode(exc.exit_code)
-    if as_json:
-        return report(code, exc.message if type(exc).__str__ is KbuildError.__str__ else str(exc),
-                      hint=exc.hint, as_json=True)
-    return report(code, str(exc), as_json=False)  # str() already carries the hint
+    if not as_json:
+        return report(code, str(exc), as_json=False)  # str() already carries the hint
+    # An error class that words itself (an inventory's list of problems) keeps that wording as the message.
+    message = exc.message if type(exc).__str__ is KbuildError.__str__ else str(exc)
+    return report(code, message, hint=exc.hint, as_json=True)
