@@ -14,7 +14,13 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # inventory, arguments or local files are wrong
     PREFLIGHT = 3  # hosts are reachable but not fit to run the cluster
     UNREACHABLE = 4  # at least one host could not be reached
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    BROKEN_PIPE = 141  # stdout was closed early (`kbuild status | head -1`): 128 + SIGPIPE, as a shell reports it
+
+    @property
+    def kind(self) -> str:
+        """The name a machine reads in a JSON error: "bad-input", "unreachable", ..."""
+        return self.name.lower().replace("_", "-")
 
 
 class KbuildError(Exception):
@@ -88,6 +94,8 @@ class InventoryError(KbuildError):
 
 class HostKeyError(KbuildError):
     """The host presented a key that is not the one on record (or none is on record in strict mode)."""
+
+    exit_code = ExitCode.UNREACHABLE  # the README's table: a changed host key is an unreachable host
 
 
 class UnreachableError(KbuildError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ from kbuild.artifacts import (
 )
 from kbuild.artifacts.hosts import cluster_image_releases, host_images
 from kbuild.artifacts.images import image_release
-from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_json
 from kbuild.imageref import ImageRef
 
 app = typer.Typer(help="Download, verify and cache cluster binaries and image archives; offline bundles.",
@@ -36,20 +35,30 @@ def _size(count: int) -> str:
 
 
 @app.command("fetch")
-def fetch(inventory: InventoryOption, state_dir: StateDirOption = None) -> None:
+def fetch(inventory: InventoryOption, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
     """Download and verify every binary and image archive the inventory's hosts need into the cache."""
     cluster = load(inventory, state_dir)
     store = ArtifactStore.for_cluster(cluster)
-    binaries = cluster_binaries(cluster)
-    for binary in binaries:
+    files: list[dict[str, Any]] = []
+    for binary in cluster_binaries(cluster):
         sha, _ = store.ensure_binary(binary)
-        typer.echo(f"{binary.name:<24} {binary.component} {binary.version} linux/{binary.arch}  sha256:{sha}")
-    images = cluster_image_releases(cluster)
-    for release in images:
+        files.append({"name": binary.name, "component": binary.component, "version": binary.version,
+                      "arch": binary.arch, "sha256": sha})
+        if not as_json:
+            typer.echo(f"{binary.name:<24} {binary.component} {binary.version} linux/{binary.arch}  sha256:{sha}")
+    for release in cluster_image_releases(cluster):
         sha, _ = store.ensure_release(release)
-        typer.echo(f"{release.image:<24} image linux/{release.arch}  sha256:{sha}")
+        files.append({"name": release.image, "component": "image", "version": None, "arch": release.arch,
+                      "sha256": sha})
+        if not as_json:
+            typer.echo(f"{release.image:<24} image linux/{release.arch}  sha256:{sha}")
     downloaded = sum(size for _, size in store.stats.downloaded)
-    typer.echo(f"{len(binaries) + len(images)} files verified in {store.cache.root} from {store.origin.description}: "
+    if as_json:
+        print_json({"cache_dir": str(store.cache.root), "origin": store.origin.description, "files": files,
+                    "downloaded": len(store.stats.downloaded), "downloaded_bytes": downloaded,
+                    "checksum_files": store.stats.checksum_files})
+        return
+    typer.echo(f"{len(files)} files verified in {store.cache.root} from {store.origin.description}: "
                f"{len(store.stats.downloaded)} downloaded ({_size(downloaded)}), "
                f"{store.stats.checksum_files} checksum files read")
 
@@ -90,8 +99,8 @@ def list_(
                           "url": store.url_of(image_release(image.ref, host.arch).url), "member": None})
         hosts.append({"name": host.name, "roles": host.role_names, "arch": host.arch, "files": files})
     if as_json:
-        typer.echo(json.dumps({"cache_dir": str(store.cache.root), "origin": store.origin.description,
-                               "transfer": cluster.artifacts.transfer, "hosts": hosts}, indent=2))
+        print_json({"cache_dir": str(store.cache.root), "origin": store.origin.description,
+                    "transfer": cluster.artifacts.transfer, "hosts": hosts})
         return
     typer.echo(f"cache {store.cache.root}; files from {store.origin.description}; "
                f"transfer {cluster.artifacts.transfer}")
@@ -107,7 +116,7 @@ def list_(
             typer.echo(f"  {item['name']:<{name_width}} {release:<{release_width}} {item['state']:<8} {sha}")
     states = [f["state"] for h in hosts for f in h["files"]]
     if any(state != "cached" for state in states):
-        typer.echo(f"run `kbuild artifacts fetch -i {inventory}` to download and verify what is missing")
+        typer.echo(f"run `{cluster.command('artifacts fetch')}` to download and verify what is missing")
 
 
 @app.command("bundle")
@@ -115,11 +124,15 @@ def bundle(
     inventory: InventoryOption,
     output: Annotated[Path, typer.Option("-o", "--output", help="The bundle file to write (a tar).")],
     state_dir: StateDirOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write one archive with every binary and image archive the inventory needs (fetched and verified first),
     for offline installs."""
     cluster = load(inventory, state_dir)
     manifest = write_bundle(cluster, output)
+    if as_json:
+        print_json({"bundle": str(output), "files": len(manifest.files), "size": output.stat().st_size})
+        return
     typer.echo(f"wrote {output}: {len(manifest.files)} files, {_size(output.stat().st_size)}; "
                f"install from it with `kbuild artifacts import {output}`")
 
@@ -133,9 +146,13 @@ def import_(
     cache_dir: Annotated[Path | None, typer.Option(
         "--cache-dir", help="Cache to fill (default: the inventory's, else ~/.cache/kbuild/artifacts).")] = None,
     state_dir: StateDirOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Verify a bundle and load it into the artifact cache; later runs then need no network."""
     cluster = load(inventory, state_dir) if inventory is not None else None
     manifest = use_bundle(bundle_file, cluster, cache_dir=cache_dir)
     where = cache_dir_for(cluster) if cluster is not None and cache_dir is None else (cache_dir or default_cache_dir())
+    if as_json:
+        print_json({"bundle": str(bundle_file), "files": len(manifest.files), "cache_dir": str(where)})
+        return
     typer.echo(f"imported {len(manifest.files)} files from {bundle_file} into {where}")

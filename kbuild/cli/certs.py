@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated, Optional
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings
-from kbuild.errors import KbuildError, UsageError
+from kbuild.cli.common import (
+    InventoryOption, JsonOption, StateDirOption, load, new_console, print_json, print_warnings, yes_option,
+)
+from kbuild.errors import ExitCode, KbuildError, UsageError
 from kbuild.pki import CERTS, KUBECONFIGS, Action, EnsureReport, ensure
 from kbuild.pki import check as check_pki
 
@@ -45,7 +45,7 @@ def generate(
     inventory: InventoryOption,
     state_dir: StateDirOption = None,
     force_new_ca: Annotated[bool, typer.Option("--force-new-ca", help=FORCE_NEW_CA_HELP)] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --force-new-ca.")] = False,
+    yes: Annotated[bool, yes_option("Do not ask before --force-new-ca.")] = False,
     dry_run: CheckOption = False,
     verbose: VerboseOption = False,
     as_json: JsonOption = False,
@@ -84,7 +84,6 @@ def renew(
     _print_report(report, verbose=verbose, as_json=as_json)
 
 
-@app.command("check")
 def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json: JsonOption = False) -> None:
     """Show every certificate and kubeconfig: subject, expiry, time left, signing CA, and whether it
     still matches the inventory. Exits 1 if any is missing, expired, within renew_before_days of
@@ -92,11 +91,11 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
     cluster = load(inventory, state_dir)
     report = check_pki(cluster)
     if as_json:
-        typer.echo(json.dumps(report.as_json(), indent=2))
+        print_json(report.as_json())
+        if not report.ok:
+            raise typer.Exit(int(ExitCode.FAILED))  # the document says what is wrong: one JSON value on stdout
     else:
-        console = Console(highlight=False)
-        if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
-            console = Console(highlight=False, width=200)
+        console = new_console()
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         table.add_column("CERTIFICATE", no_wrap=True)
         for header in ("EXPIRES (UTC)", "RESIDUAL TIME", "CA", "MATCHES INVENTORY", "STATUS"):
@@ -116,8 +115,13 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
         bad = [s for s in report.statuses if not s.ok]
         raise KbuildError(f"{len(bad)} of {len(report.statuses)} PKI items need attention "
                           f"({', '.join(sorted({s.state for s in bad}))})",
-                          hint=f"kbuild certs generate -i {inventory} reissues certificates and kubeconfigs; "
+                          hint=f"{cluster.command('certs generate')} reissues certificates and kubeconfigs; "
                                "a CA is replaced only with --force-new-ca")
+
+
+# kubeadm's name for the same check, so `kubeadm certs check-expiration` habits work: one implementation.
+app.command("check")(check)
+app.command("check-expiration", help="The same as `kbuild certs check` (kubeadm's name for it).")(check)
 
 
 # -- output -------------------------------------------------------------------------------------------------
@@ -132,14 +136,14 @@ _VERBS = {
 
 def _print_report(report: EnsureReport, *, verbose: bool, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps({
+        print_json({
             "state_dir": str(report.state_dir),
             "dry_run": report.dry_run,
             "backup": str(report.backup) if report.backup else None,
             "outcomes": [{"name": o.name, "kind": o.kind, "action": o.action.value, "reason": o.reason,
                           "paths": [str(p) for p in o.paths]} for o in report.outcomes],
             "warnings": list(report.warnings),
-        }, indent=2))
+        })
         return
     would = "[check] would be " if report.dry_run else ""
     if report.backup:

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from kbuild.artifacts import use_bundle
-from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load
+from kbuild.cli.common import (
+    InventoryOption, JsonDocumentOption, JsonOption, StateDirOption, load, new_console, print_json, yes_option,
+)
 from kbuild.cli.session import (
     CheckOption, DiffOption, FailFastOption, ForksOption, JsonEventsOption, LimitOption, RunOptions, VerboseOption,
     engine_session, finish,
 )
 from kbuild.connect import select_hosts
-from kbuild.engine.report import Event
 from kbuild.errors import ExitCode, UsageError
 from kbuild.kubeconfig import default_kubeconfig, merge_kubeconfig
-from kbuild.plays import bootstrap as bootstrap_play
+from kbuild.plays import actions
 from kbuild.plays import reset as reset_play
 from kbuild.plays import status as status_play
-from kbuild.plays.phases import Context, check_skip, run_phases
+from kbuild.plays.phases import Context
 
 SkipOption = Annotated[Optional[str], typer.Option(
-    "--skip-phases", help=f"Comma-separated phases to skip ({', '.join(p.name for p in bootstrap_play.PHASES)}).")]
+    "--skip-phases", help=f"Comma-separated phases to skip ({', '.join(actions.bootstrap_phase_names())}).")]
 BundleOption = Annotated[Optional[Path], typer.Option(
     "--bundle", help="Install from an offline bundle (kbuild artifacts bundle) with no network at all.")]
 
@@ -40,21 +39,17 @@ def bootstrap(
 ) -> None:
     """Bring every host to the cluster the inventory describes. Safe to re-run: only differences are applied."""
     skip = {s.strip() for s in (skip_phases or "").split(",") if s.strip()}
-    check_skip(bootstrap_play.PHASES, skip)  # an argument check: before anything is read or contacted
+    actions.check_bootstrap_skip(skip)  # an argument check: before anything is read or contacted
     cluster = load(inventory, state_dir)
     if bundle is not None:
         use_bundle(bundle, cluster)
     options = RunOptions(check=check, diff=diff, forks=forks, limit=limit, json=as_json, verbose=verbose,
                          fail_fast=fail_fast)
     with engine_session(cluster, options, "bootstrap") as session:
-        ctx = Context(cluster, session, check=check)
-        try:
-            run_phases(ctx, bootstrap_play.PHASES, skip=skip)
-        finally:
-            session.reporter.emit(Event("timings", data={k: round(v, 3) for k, v in ctx.timings.items()}))
+        actions.bootstrap(Context(cluster, session, check=check), skip)
         if not check:
             session.reporter.message(f"admin kubeconfig: {cluster.state_dir / 'admin.conf'} "
-                                     f"(kbuild kubeconfig -i {inventory} prints or merges it)")
+                                     f"({cluster.command('kubeconfig')} prints or merges it)")
     finish(session)
 
 
@@ -66,8 +61,7 @@ def preflight(
     cluster = load(inventory, state_dir)
     options = RunOptions(forks=forks, limit=limit, json=as_json)
     with engine_session(cluster, options, "preflight") as session:
-        ctx = Context(cluster, session)
-        run_phases(ctx, [bootstrap_play.PHASES[0]])
+        actions.preflight(Context(cluster, session))
         session.reporter.message("preflight passed: every host can run its roles")
     finish(session)
 
@@ -81,7 +75,7 @@ def status(
     with engine_session(cluster, RunOptions(forks=forks, limit=limit, quiet=True), "status") as session:
         report = status_play.collect(Context(cluster, session))
     if as_json:
-        typer.echo(json.dumps(report.as_json(), indent=2))
+        print_json(report.as_json())
     else:
         print_status(report)
     if report.problems:
@@ -89,15 +83,15 @@ def status(
 
 
 def print_status(report: status_play.ClusterStatus) -> None:
-    console = Console(highlight=False)
+    console = new_console()
     table = Table("host", "component", "unit", "health", "version", title="components")
     for host in report.hosts:
         if not host.reachable:
-            table.add_row(host.host, "-", "[bold red]unreachable[/]", escape(host.error[:80]), "")
+            table.add_row(host.host, "-", "[bold red]unreachable[/]", escape(host.error), "")
             continue
         for c in host.components:
             unit = c.active if c.active == "active" else f"[bold red]{escape(c.active)}[/]"
-            health = {None: "-", True: "[green]ok[/]", False: f"[bold red]failing[/] {escape(c.detail[:60])}"}[c.healthy]
+            health = {None: "-", True: "[green]ok[/]", False: f"[bold red]failing[/] {escape(c.detail)}"}[c.healthy]
             table.add_row(host.host, c.unit, unit, health, escape(c.version))
     console.print(table)
     if report.etcd_members or report.etcd_error:
@@ -117,7 +111,7 @@ def print_status(report: status_play.ClusterStatus) -> None:
     if report.addons:
         addons = Table("addon", "available", title="addons")
         for a in report.addons:
-            shown = f"{a.available}/{a.desired}" if not a.error else f"[bold red]{escape(a.error[:80])}[/]"
+            shown = f"{a.available}/{a.desired}" if not a.error else f"[bold red]{escape(a.error)}[/]"
             if a.waiting and not a.error:
                 shown += f" ({a.waiting})"
             addons.add_row(a.name, shown if a.ok else f"[bold red]{shown}[/]")
@@ -131,16 +125,21 @@ def print_status(report: status_play.ClusterStatus) -> None:
 
 def reset(
     inventory: InventoryOption, state_dir: StateDirOption = None, limit: LimitOption = None,
-    forks: ForksOption = 10, as_json: JsonEventsOption = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Really reset; without it, only list what would go.")] = False,
+    forks: ForksOption = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as one JSON document (without --yes), "
+                                                         "or one JSON object per event line.")] = False,
+    yes: Annotated[bool, yes_option("Really reset; without it, only list what would go.")] = False,
     purge_data: Annotated[bool, typer.Option("--purge-data", help="Delete etcd data instead of moving it aside.")] = False,
 ) -> None:
     """Stop and remove everything kbuild installed on hosts; etcd data is moved aside (kept) unless --purge-data."""
     cluster = load(inventory, state_dir)
     hosts = select_hosts(cluster, limit)
-    plans = {h.name: reset_play.plan(cluster, h, purge_data=purge_data) for h in hosts}
+    plans = actions.reset_plans(cluster, hosts, purge_data=purge_data)
     if not yes:
-        console = Console(highlight=False)
+        if as_json:
+            print_json({"reset": False, "hosts": {name: p.describe() for name, p in plans.items()}})
+            return
+        console = new_console()
         for name, p in plans.items():
             console.print(f"[bold]{name}[/]: would")
             for line in p.describe():
@@ -158,16 +157,23 @@ def kubeconfig(
     inventory: InventoryOption, state_dir: StateDirOption = None,
     merge: Annotated[bool, typer.Option("--merge", help="Merge into ~/.kube/config (or --kubeconfig).")] = False,
     target: Annotated[Optional[Path], typer.Option("--kubeconfig", help="The kubeconfig to merge into.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Print the cluster's admin kubeconfig, or merge it into your kubeconfig."""
     cluster = load(inventory, state_dir)
     source = cluster.state_dir / "admin.conf"
     if not source.exists():
-        raise UsageError(f"{source}: no admin kubeconfig yet", hint=f"run kbuild certs generate -i {inventory} "
-                                                                     "(or kbuild bootstrap)")
+        raise UsageError(f"{source}: no admin kubeconfig yet", hint=f"run {cluster.command('certs generate')} "
+                                                                     f"(or {cluster.command('bootstrap')})")
     if not merge:
-        typer.echo(source.read_text(), nl=False)
+        if as_json:
+            print_json({"cluster": cluster.name, "path": str(source), "kubeconfig": source.read_text()})
+        else:
+            typer.echo(source.read_text(), nl=False)
         return
     path = target or default_kubeconfig()
     context = merge_kubeconfig(source, path)
-    typer.echo(f"merged cluster {cluster.name} into {path} as context {context}")
+    if as_json:
+        print_json({"cluster": cluster.name, "merged_into": str(path), "context": context})
+    else:
+        typer.echo(f"merged cluster {cluster.name} into {path} as context {context}")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonDocumentOption, StateDirOption, load
+from kbuild.cli.common import (
+    InventoryOption, JsonDocumentOption, StateDirOption, load, new_console, print_json, yes_option,
+)
 from kbuild.cli.session import (
     ForksOption,
     JsonEventsOption,
@@ -21,10 +21,9 @@ from kbuild.cli.session import (
     engine_session,
 )
 from kbuild.engine.report import Event
-from kbuild.errors import ExitCode, UnreachableError, UsageError
-from kbuild.plays import etcd_backup, etcd_restore
+from kbuild.errors import ExitCode, UsageError
+from kbuild.plays import actions, etcd_backup, etcd_restore
 from kbuild.plays.etcd_ops import snapfile
-from kbuild.plays.etcd_ops.commands import all_endpoints, ctl
 from kbuild.plays.etcd_ops.health import EtcdClusterStatus, cluster_status
 from kbuild.plays.phases import Context
 
@@ -76,8 +75,7 @@ def list_(inventory: InventoryOption, state_dir: StateDirOption = None,
     where = directory or cluster.state_dir / "backups"
     found = snapfile.list_snapshots(where)
     if as_json:
-        typer.echo(json.dumps([{"path": str(s.path), "size": s.size, "metadata": s.metadata} for s in found],
-                              indent=2))
+        print_json([{"path": str(s.path), "size": s.size, "metadata": s.metadata} for s in found])
         return
     if not found:
         typer.echo(f"no snapshots in {where}", err=True)
@@ -91,7 +89,7 @@ def list_(inventory: InventoryOption, state_dir: StateDirOption = None,
                       _mb(s.size), str(m.get("revision", "?")), str(m.get("total_keys", "?")),
                       str(m.get("etcd_version", "?")), escape(str(m.get("member", "?"))),
                       escape(str(m.get("reason", "no metadata"))))
-    Console(highlight=False).print(table)
+    new_console().print(table)
 
 
 @snapshot_app.command("restore")
@@ -99,14 +97,14 @@ def restore(
     inventory: InventoryOption,
     snapshot: Annotated[Path, typer.Argument(help="The snapshot file (kbuild etcd snapshot list shows them).")],
     state_dir: StateDirOption = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Proceed without asking after showing the plan.")] = False,
+    yes: Annotated[bool, yes_option("Proceed without asking after showing the plan.")] = False,
     as_json: JsonEventsOption = False, verbose: VerboseOption = False,
 ) -> None:
     """Restore every etcd member from SNAPSHOT: checks and plan first, a snapshot of the current state, then
     stop the control plane and etcd, move the data aside (kept), restore, start, gate on health. Any failure
     puts the old data back."""
     cluster = load(inventory, state_dir)
-    err = Console(stderr=True, highlight=False)
+    err = new_console(stderr=True)
 
     def confirm(plan: etcd_restore.RestorePlan) -> bool:
         for line in plan.describe():
@@ -160,7 +158,7 @@ def status(inventory: InventoryOption, state_dir: StateDirOption = None, forks: 
     with engine_session(cluster, RunOptions(forks=forks, quiet=True), "etcd-status") as session:
         report = cluster_status(Context(cluster, session))
     if as_json:
-        typer.echo(json.dumps(_status_json(report), indent=2, default=str))
+        print_json(_status_json(report))
     else:
         _print_status(report)
     if report.problems:
@@ -169,7 +167,7 @@ def status(inventory: InventoryOption, state_dir: StateDirOption = None, forks: 
 
 
 def _print_status(report: EtcdClusterStatus) -> None:
-    console = Console(highlight=False)
+    console = new_console()
     table = _table("member", "health", "leader", "version", "revision", "raft term", "raft index", "db size",
                    title=f"etcd cluster {report.cluster_id or '?'}")
     for name, probe in report.probes.items():
@@ -205,24 +203,12 @@ def ctl_command(
     """Run etcdctl on an etcd host with every member as endpoint and the healthcheck client certificate,
     e.g. `kbuild etcd ctl -i INV -- get /registry --prefix --keys-only`. Exits with etcdctl's code."""
     cluster = load(inventory, state_dir)
-    candidates = [h for h in cluster.etcd_hosts if host is None or h.name == host]
-    if not candidates:
-        raise UsageError(f"--host {host}: not an etcd host of {cluster.inventory_path}" if host
-                         else "the inventory has no etcd host")
-    command = ctl(cluster, *args, endpoints=all_endpoints(cluster))
-    errors = []
+    candidates = actions.etcdctl_hosts(cluster, host)
     with engine_session(cluster, RunOptions(quiet=True, limit=",".join(h.name for h in candidates)),
                         "etcd-ctl") as session:
-        for candidate in candidates:
-            try:
-                result = session.pool.get(candidate.name).run(command, timeout=None)
-            except UnreachableError as exc:
-                errors.append(str(exc))
-                continue
-            sys.stdout.write(result.out)
-            sys.stderr.write(result.err)
-            if result.rc:
-                raise typer.Exit(result.rc)
-            return
-    raise UnreachableError("no etcd host reachable to run etcdctl on:\n  " + "\n  ".join(errors))
+        result = actions.etcdctl(Context(cluster, session), candidates, args)
+    sys.stdout.write(result.out)
+    sys.stderr.write(result.err)
+    if result.rc:
+        raise typer.Exit(result.rc)
 

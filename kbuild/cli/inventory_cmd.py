@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, print_warnings
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, new_console, print_json, print_warnings
 from kbuild.inventory import Cluster
 from kbuild.inventory.convert import convert
 from kbuild.inventory.export import native_document
@@ -24,9 +22,9 @@ def check(inventory: InventoryOption, state_dir: StateDirOption = None, as_json:
     cluster = load(inventory, state_dir)
     data = resolved(cluster)
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        print_json(data)
         return
-    console = Console(highlight=False)
+    console = new_console()
     console.print(f"inventory {cluster.inventory_path} is valid: cluster {cluster.name!r}, "
                   f"{len(cluster.hosts)} hosts")
     table = Table("host", "address", "roles", "ssh", "arch")
@@ -50,10 +48,14 @@ def convert_command(
                                                 "or a k0sctl.yaml.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The kbuild inventory to write.")],
     force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a kbuild inventory from an Ansible/kubespray inventory or a k0sctl.yaml, commented with each
     value's origin and what was dropped."""
     _, warnings = convert(source, output, force=force)
+    if as_json:
+        print_json({"source": str(source), "output": str(output), "warnings": list(warnings)})
+        return
     print_warnings(warnings)
     typer.echo(f"wrote {output}; check it with: kbuild inventory check -i {output}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -12,10 +11,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from kbuild.cli.common import JsonOption
+from kbuild.cli.common import JsonOption, new_console, print_json
 from kbuild.errors import UsageError
 from kbuild.lab import vagrant
 from kbuild.lab.image import MIRROR_ENV
@@ -52,10 +50,14 @@ def _lab(name: str) -> Lab:
 def image(
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build it again even if it is cached.")] = False,
     mirror: MirrorOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Build the machines' Debian image with debootstrap (once; later labs reuse the cached one)."""
     rootfs = Lab(say=_say).build_image(rebuild=rebuild, mirror=mirror)
-    typer.echo(f"lab image: {rootfs}")
+    if as_json:
+        print_json({"image": str(rootfs)})
+    else:
+        typer.echo(f"lab image: {rootfs}")
 
 
 @app.command("up")
@@ -77,6 +79,7 @@ def up(
     preload: Annotated[Optional[list[str]], typer.Option(
         "--preload-image", help="Write artifacts.images.preload into the inventory: an image every node gets from "
                                 "the mirror's archives (repeat for more).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Create and boot a lab (a no-op that restarts stopped machines if it already exists) and write its inventory."""
     started = time.monotonic()
@@ -88,6 +91,9 @@ def up(
         write_atomic(Path(status.inventory), inventory, mode=0o600)
         if inventory_out is not None:
             write_atomic(inventory_out.absolute(), inventory, mode=0o644)
+    if as_json:
+        print_json(status.to_json() | {"inventory": status.inventory, "seconds": round(time.monotonic() - started, 1)})
+        return
     _print_status(status, stderr=True)  # stdout carries only the inventory path: INV=$(kbuild lab up)
     _say(f"lab {name!r} is up ({time.monotonic() - started:.1f} s)")
     if inventory_out is not None:
@@ -100,30 +106,37 @@ def status(name: NameOption = DEFAULT_NAME, as_json: JsonOption = False) -> None
     """Show the lab's machines: address, running or not, and whether sshd answers."""
     result = _lab(name).status()
     if as_json:
-        typer.echo(json.dumps(result.to_json(), indent=2))
+        print_json(result.to_json())
         return
     _print_status(result)
 
 
 @app.command("stop")
 def stop(machine: MachineArgument, name: NameOption = DEFAULT_NAME,
-         timeout: Annotated[float, typer.Option("--timeout", help="Seconds before SIGKILL.")] = STOP_TIMEOUT) -> None:
+         timeout: Annotated[float, typer.Option("--timeout", help="Seconds before SIGKILL.")] = STOP_TIMEOUT,
+         as_json: JsonOption = False) -> None:
     """Shut one machine down (its disk is kept; `start` boots it again)."""
     lab = _lab(name)
     full = lab.machine(machine)[0].name
     was = lab.stop(machine, timeout=timeout)
-    typer.echo(f"{full}: stopped" if was else f"{full}: was not running")
+    if as_json:
+        print_json({"machine": full, "stopped": was})
+    else:
+        typer.echo(f"{full}: stopped" if was else f"{full}: was not running")
 
 
 @app.command("start")
 def start(machine: MachineArgument, name: NameOption = DEFAULT_NAME,
-          timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for sshd.")] = BOOT_TIMEOUT
-          ) -> None:
+          timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for sshd.")] = BOOT_TIMEOUT,
+          as_json: JsonOption = False) -> None:
     """Boot one stopped machine and wait until its sshd answers."""
     lab = _lab(name)
     full = lab.machine(machine)[0].name
     was_stopped = lab.start(machine, timeout=timeout)
-    typer.echo(f"{full}: started" if was_stopped else f"{full}: already running")
+    if as_json:
+        print_json({"machine": full, "started": was_stopped})
+    else:
+        typer.echo(f"{full}: started" if was_stopped else f"{full}: already running")
 
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -142,10 +155,15 @@ def exec_(
 @app.command("down")
 def down(name: NameOption = DEFAULT_NAME,
          timeout: Annotated[float, typer.Option("--timeout", help="Seconds for machines to shut down "
-                                                                  "before SIGKILL.")] = STOP_TIMEOUT) -> None:
+                                                                  "before SIGKILL.")] = STOP_TIMEOUT,
+         as_json: JsonOption = False) -> None:
     """Stop every machine and remove the lab: processes, mounts, bridge and directory (the image stays cached)."""
     started = time.monotonic()
     report = _lab(name).down(timeout=timeout)
+    if as_json:
+        print_json({"lab": name, "existed": report.existed, "stopped": list(report.stopped),
+                    "killed": list(report.killed), "seconds": round(time.monotonic() - started, 1)})
+        return
     if not report.existed:
         typer.echo(f"no lab {name!r}; nothing to do")
         return
@@ -168,7 +186,7 @@ def _artifacts_mirror(value: str) -> str:
 
 
 def _print_status(status: LabStatus, *, stderr: bool = False) -> None:
-    console = Console(highlight=False, stderr=stderr)
+    console = new_console(stderr=stderr)
     table = Table("machine", "role", "address", "state", "sshd", title=f"lab {status.name} "
                   f"({status.subnet} on {status.bridge}{'' if status.bridge_present else ', bridge missing'})")
     for m in status.machines:
@@ -191,6 +209,7 @@ def vagrant_inventory(
     = None,
     vagrant_dir: Annotated[Optional[Path], typer.Option(
         "--vagrant-dir", help="Where the Vagrantfile is (default: the current directory, or VAGRANT_CWD).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a kbuild inventory for the Vagrant lab (any machine counts) from `vagrant ssh-config`."""
     network = vagrant.parse_subnet(subnet)
@@ -205,6 +224,12 @@ def vagrant_inventory(
             raise UsageError(f"{from_file}: cannot read it: {exc}") from None
     inventory = vagrant.vagrant_inventory(vagrant.parse_ssh_config(text), network, cluster_name)
     rendered = vagrant.render_vagrant_inventory(inventory, network, source)
+    if as_json:
+        if output is not None:
+            write_atomic(output.absolute(), rendered, mode=0o644)
+        print_json({"output": str(output) if output else None, "hosts": len(inventory["hosts"]), "source": source,
+                    "inventory": rendered})
+        return
     if output is None:
         typer.echo(rendered, nl=False)
         return

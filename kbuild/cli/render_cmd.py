@@ -9,11 +9,10 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from kbuild import render as rendering
-from kbuild.cli.common import InventoryOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, JsonOption, StateDirOption, load, new_console, print_json
 from kbuild.errors import KbuildError, UsageError
 from kbuild.inventory import Cluster, Host
 
@@ -29,18 +28,26 @@ class OutputFile:
     mode: int
 
 
-def render(inventory: InventoryOption, output: OutputOption, state_dir: StateDirOption = None) -> None:
+def render(inventory: InventoryOption, output: OutputOption, state_dir: StateDirOption = None,
+           as_json: JsonOption = False) -> None:
     """Write every unit, config and (once generated) PKI file each host would get, without touching any host."""
     cluster = load(inventory, state_dir)
     pki_files, pki_note = _pki_files(cluster)
     table = Table("host", "roles", "units (start order)", "templates", "PKI files")
+    written = []
     for host in cluster.hosts:
         files = [OutputFile(f.path, f.content.encode(), f.mode) for f in rendering.host_files(cluster, host)]
         extra = pki_files.get(host.name, [])
         _write_host(output, host, files + extra)
-        table.add_row(host.name, ", ".join(host.role_names), " ".join(rendering.units_for(host, cluster)),
+        units = rendering.units_for(host, cluster)
+        written.append({"host": host.name, "roles": host.role_names, "units": list(units),
+                        "templates": len(files), "pki_files": len(extra)})
+        table.add_row(host.name, ", ".join(host.role_names), " ".join(units),
                       str(len(files)), str(len(extra)) if pki_note is None else "-")
-    console = Console(highlight=False, soft_wrap=True)
+    if as_json:
+        print_json({"output": str(output), "hosts": written, "pki_left_out": pki_note})
+        return
+    console = new_console()
     console.print(table)
     if pki_note is None:
         console.print(f"wrote templates and PKI files for {len(cluster.hosts)} hosts under {output}")
@@ -62,7 +69,7 @@ def _pki_files(cluster: Cluster) -> tuple[dict[str, list[OutputFile]], str | Non
         if report.changed:
             names = ", ".join(o.name for o in report.changed[:3]) + (" ..." if len(report.changed) > 3 else "")
             return {}, (f"the PKI in {cluster.state_dir} is not complete and current for this inventory "
-                        f"({names}); run: kbuild certs generate -i {cluster.inventory_path}")
+                        f"({names}); run: {cluster.command('certs generate')}")
     result: dict[str, list[OutputFile]] = {}
     for host in cluster.hosts:
         try:

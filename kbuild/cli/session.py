@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated, Iterator, Optional
 
 import typer
-from rich.console import Console
 
+from kbuild.cli.common import new_console
 from kbuild.connect import open_pool, select_hosts
 from kbuild.engine.report import ConsoleSink, Event, JsonLinesSink, Reporter, open_run_log
 from kbuild.engine.runner import HostStatus, Runner
@@ -69,7 +69,7 @@ def engine_session(cluster: Cluster, options: RunOptions, command: str) -> Itera
     hosts = select_hosts(cluster, options.limit)
     ensure_dir(cluster.state_dir)
     log_sink, log_path = open_run_log(cluster.state_dir / "logs", command)
-    console = Console(stderr=True, highlight=False)
+    console = new_console(stderr=True)
     sinks: list = [log_sink]
     if not options.quiet:
         sinks.append(JsonLinesSink(sys.stdout) if options.json else ConsoleSink(console, verbose=options.verbose))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-from kbuild.cli.common import InventoryOption, StateDirOption, load
+from kbuild.cli.common import InventoryOption, StateDirOption, load, new_console, print_json, yes_option
 from kbuild.cli.session import (
     ForksOption,
     JsonEventsOption,
@@ -19,21 +17,11 @@ from kbuild.cli.session import (
     engine_session,
     finish,
 )
-from kbuild.engine.report import Event
 from kbuild.errors import ExitCode, KbuildError, UsageError
 from kbuild.inventory import Cluster
-from kbuild.plays import bootstrap as bootstrap_play
-from kbuild.plays.desired import INPUTS
-from kbuild.plays.phases import Context, run_phases
-from kbuild.plays.upgrade import (
-    UpgradePlan,
-    UpgradeRefused,
-    UpgradeStopped,
-    Version,
-    run,
-    survey,
-)
-from kbuild.plays.upgrade.guard import known_binaries
+from kbuild.plays import actions
+from kbuild.plays.phases import Context
+from kbuild.plays.upgrade import UpgradePlan, UpgradeStopped, Version
 
 app = typer.Typer(help="Rolling upgrades: etcd and the control plane one host at a time, workers drained in batches.",
                   no_args_is_help=True)
@@ -42,7 +30,7 @@ ToOption = Annotated[Optional[str], typer.Option(
     "--to", help="Kubernetes version to upgrade to (default: cluster.versions.kubernetes in the inventory).")]
 MaxUnavailableOption = Annotated[int, typer.Option(
     "--max-unavailable", min=1, max=1000, help="Workers cordoned, drained and upgraded at a time.")]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+YesOption = Annotated[bool, yes_option("Do not ask for confirmation.")]
 PHASE = "upgrade"
 
 
@@ -70,14 +58,15 @@ def plan(
     """
     cluster = target_cluster(load(inventory, state_dir), to)
     with engine_session(cluster, RunOptions(forks=forks, quiet=True), "upgrade-plan") as session:
-        result = _survey(Context(cluster, session), max_unavailable)
+        result = actions.upgrade_survey(Context(cluster, session), max_unavailable)
     if as_json:
-        typer.echo(json.dumps(result.as_json(), indent=2))
+        print_json(result.as_json())
     else:
         typer.echo(f"upgrade plan for cluster {cluster.name} ({inventory}):\n")
         typer.echo(result.text())
         if result.work and not result.refusals:
-            typer.echo(f"\nrun `kbuild upgrade apply -i {inventory}{f' --to {to}' if to else ''}` to apply it")
+            again = cluster.command("upgrade apply") + (f" --to {to}" if to else "")
+            typer.echo(f"\nrun `{again}` to apply it")
     if result.refusals:
         raise typer.Exit(int(ExitCode.BAD_INPUT))
     finish(session)
@@ -96,22 +85,20 @@ def apply(
     """
     loaded = load(inventory, state_dir)
     cluster = target_cluster(loaded, to)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = new_console(stderr=True)
     options = RunOptions(forks=forks, json=as_json, verbose=verbose)
     with engine_session(cluster, options, "upgrade") as session:
         ctx = Context(cluster, session)
-        result = _survey(ctx, max_unavailable)
+        result = actions.upgrade_survey(ctx, max_unavailable)
         if not as_json:
             console.print(result.text(), markup=False)
-        if result.refusals:
-            raise UpgradeRefused(result, command="kbuild upgrade apply")
-        if not result.work:
+        if not result.work and not result.refusals:
             session.reporter.message("nothing to do: every host runs the target versions", phase=PHASE)
             return
-        _confirm(result, yes=yes, as_json=as_json)
+        if not result.refusals:
+            _confirm(result, yes=yes, as_json=as_json)
         try:
-            run_phases(ctx, [p for p in bootstrap_play.PHASES if p.name in ("pki", "artifacts")])
-            done = run(ctx, result, ctx.state.get(INPUTS))
+            done = actions.upgrade(ctx, result)
         except UpgradeStopped as exc:
             # The stop itself was reported as an event; what remains to say is how to go on.
             console.print(f"hint: {exc.hint}", markup=False)
@@ -123,13 +110,6 @@ def apply(
                 f"then `kbuild bootstrap` sees a downgrade to {loaded.settings.versions.kubernetes} and refuses it",
                 phase=PHASE)
     finish(session)
-
-
-def _survey(ctx: Context, max_unavailable: int) -> UpgradePlan:
-    """The plan, from the versions running on every host (recorded in the run log)."""
-    result = survey(ctx, max_unavailable=max_unavailable, known=known_binaries(ctx))
-    ctx.reporter.emit(Event("upgrade.plan", data=result.as_json()))
-    return result
 
 
 def _confirm(result: UpgradePlan, *, yes: bool, as_json: bool) -> None:

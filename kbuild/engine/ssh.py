@@ -7,6 +7,7 @@ lets a host receive all of a run's files in a single round trip.
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import select
@@ -278,11 +279,23 @@ def _close(client: paramiko.SSHClient | None) -> None:
         client.close()
 
 
+REFUSED = "connection refused (the host is up, but nothing listens on that port: is sshd running?)"
+
+
 def _reason(exc: Exception | None) -> str:
     if exc is None:
         return "unknown error"
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out"
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        # paramiko folds every address's failure into "Unable to connect to port N": say which one it was.
+        causes = {e.errno for e in exc.errors.values()}
+        if causes == {errno.ECONNREFUSED}:
+            return REFUSED
+        if causes == {errno.EHOSTUNREACH}:
+            return "no route to host"
+    if isinstance(exc, ConnectionRefusedError):
+        return REFUSED
     text = str(exc) or type(exc).__name__
     if isinstance(exc, paramiko.SSHException) and text in NO_HANDSHAKE:
         return "no SSH handshake (the connection was closed, or nothing answered within the connect timeout)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,14 @@ class Cluster:
     host_key_policy: HostKeyPolicy
     known_hosts: Path
     warnings: tuple[str, ...] = ()
+    state_dir_given: bool = False  # by --state-dir or KBUILD_STATE_DIR, not by the inventory
+
+    def command(self, subcommand: str) -> str:
+        """`kbuild SUBCOMMAND -i INV` as the user would type it again: with the -i and --state-dir they gave."""
+        words = ["kbuild", *subcommand.split(), "-i", str(self.inventory_path)]
+        if self.state_dir_given:
+            words += ["--state-dir", str(self.state_dir)]
+        return shlex.join(words)
 
     # -- host selections -------------------------------------------------
     def host(self, name: str) -> Host:

@@ -41,14 +41,20 @@ SECTIONS: dict[str, type[BaseModel]] = {
 TOP_LEVEL_KEYS = set(InventorySpec.model_fields)
 
 
-def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None) -> Cluster:
+def load_cluster(path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None,
+                 text: str | None = None) -> Cluster:
     """Read, validate and resolve an inventory. Raises InventoryError listing every problem found.
 
     `path` is a kbuild inventory, an Ansible inventory (a file or a directory), the JSON of
-    `inventory check --json` or `ansible-inventory --list`, or a k0sctl.yaml.
+    `inventory check --json` or `ansible-inventory --list`, or a k0sctl.yaml. `text`, when given, is
+    the inventory already read (from stdin, `-i -`): `path` then only names it.
     """
     file = Path(path)
-    text = None if file.is_dir() else read_inventory(file)
+    if text is not None and formats.kind_of(file, text) == "ansible":
+        raise UsageError(f"{file}: an Ansible inventory cannot be read from stdin (its group_vars live beside it)",
+                         hint="pass the Ansible inventory's file or directory with -i PATH")
+    if text is None:
+        text = None if file.is_dir() else read_inventory(file)
     translation = foreign_inventory(file, text)
     if translation is not None:
         return from_translation(translation, file, state_dir, base=file if text is None else None)
@@ -389,6 +395,7 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
         host_key_policy=ssh.host_key_policy,
         known_hosts=known_hosts,
         warnings=warnings,
+        state_dir_given=state_override is not None or bool(os.environ.get("KBUILD_STATE_DIR")),
     )
 
 

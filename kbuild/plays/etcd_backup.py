@@ -23,7 +23,7 @@ from kbuild import __version__
 from kbuild.engine.runner import HostStatus
 from kbuild.engine.shell import Raw
 from kbuild.engine.ssh import Connection
-from kbuild.errors import KbuildError, UsageError
+from kbuild.errors import ExitCode, KbuildError, UnreachableError, UsageError
 from kbuild.inventory import Cluster
 from kbuild.plays.etcd_ops import snapfile
 from kbuild.plays.etcd_ops.commands import (
@@ -86,8 +86,11 @@ def choose_source(probes: dict[str, HostProbe | None]) -> str:
     chosen = followers or healthy
     if not chosen:
         states = "; ".join(f"{name}: {'unreachable' if p is None else p.describe()}" for name, p in probes.items())
-        raise SnapshotError(f"no healthy etcd member to take a snapshot from ({states}); nothing was written",
-                            hint="`kbuild etcd status` shows the members; a snapshot needs a member in quorum")
+        error = SnapshotError(f"no healthy etcd member to take a snapshot from ({states}); nothing was written",
+                              hint="`kbuild etcd status` shows the members; a snapshot needs a member in quorum")
+        if all(p is None for p in probes.values()):
+            error.exit_code = ExitCode.UNREACHABLE  # the README's table: no member could be reached at all
+        raise error
     return chosen[0].name
 
 
@@ -319,9 +322,12 @@ def fetch_newest(ctx, *, host: str | None = None, output: Path | None = None) ->
         found[conn.target.name] = [(p, m) for p, m in parse_remote_list(result.out) if m is not None]
         return f"{len(found[conn.target.name])} snapshot(s) in {cluster.etcd.backup.dir}"
 
-    ctx.runner.each("etcd-fetch", [h.name for h in hosts], listing,
-                    describe=f"scheduled snapshots in {cluster.etcd.backup.dir}")
+    outcomes = ctx.runner.each("etcd-fetch", [h.name for h in hosts], listing,
+                               describe=f"scheduled snapshots in {cluster.etcd.backup.dir}")
     candidates = [(meta["time"], name, path, meta) for name, items in found.items() for path, meta in items]
+    if outcomes and all(o.status is HostStatus.UNREACHABLE for o in outcomes.values()):
+        raise UnreachableError("no etcd host reachable to fetch a snapshot from:\n  " + "\n  ".join(
+            f"{n}: {(o.message or o.status.value).strip()}" for n, o in outcomes.items()))
     if not candidates:
         raise SnapshotError(f"no scheduled snapshot with metadata in {cluster.etcd.backup.dir} on "
                             f"{', '.join(h.name for h in hosts)}",

@@ -47,7 +47,7 @@ def test_an_internal_error_is_logged_there_and_never_through_the_old_shared_path
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "app", boom)
+    monkeypatch.setattr(cli, "_invoke", boom)  # the command itself, as run() calls it
     assert cli.run(["status"]) == 1
     err = capsys.readouterr().err
     assert "internal error" in err and str(state_home) in err

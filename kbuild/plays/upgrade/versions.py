@@ -9,7 +9,8 @@ from functools import total_ordering
 from kbuild import layout
 from kbuild.engine.facts import FACT_FUNCTIONS, q
 from kbuild.engine.ssh import Connection
-from kbuild.errors import KbuildError, UsageError
+from kbuild.engine.runner import HostStatus
+from kbuild.errors import ExitCode, KbuildError, UsageError
 from kbuild.inventory import Cluster, Host
 
 _VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)\.(\d+)")
@@ -213,8 +214,12 @@ def detect(ctx, hosts: list[Host], known: dict[str, dict[str, tuple[str, str]]] 
     bad = {n: o for n, o in outcomes.items() if n not in results}
     if bad:
         lines = [f"  {n}: {o.status.value}: {(o.message or '').strip()}" for n, o in bad.items()]
-        raise KbuildError("cannot read the versions running on every host, so no upgrade can be planned:\n"
-                          + "\n".join(lines), hint="make every host reachable (kbuild ping -i INV) and run again")
+        error = KbuildError("cannot read the versions running on every host, so no upgrade can be planned:\n"
+                            + "\n".join(lines),
+                            hint=f"make every host reachable ({ctx.cluster.command('ping')}) and run again")
+        if any(o.status is HostStatus.UNREACHABLE for o in bad.values()):
+            error.exit_code = ExitCode.UNREACHABLE  # the README's table: an unreachable host is exit 4
+        raise error
     return results
 
 

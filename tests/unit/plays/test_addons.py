@@ -8,7 +8,6 @@ import json
 import types
 
 import pytest
-from rich.console import Console
 
 from kbuild import layout, pki
 from kbuild.artifacts import cluster_artifacts
@@ -232,8 +231,7 @@ def test_unexpected_kubectl_output_is_a_problem_not_a_crash(cluster_of) -> None:
     assert not addon.ok and addon.error.startswith("unexpected kubectl output")
 
 
-def test_without_a_worker_coredns_is_waiting_not_unhealthy_and_the_table_says_why(cluster_of, capsys,
-                                                                                   monkeypatch) -> None:
+def test_without_a_worker_coredns_is_waiting_not_unhealthy_and_the_table_says_why(cluster_of, capsys) -> None:
     idle = json.dumps({"spec": {"replicas": 2}, "status": {}})
     report = collect(cluster_of(MASTER), {"get deployment coredns": idle})
     (addon,) = report.addons
@@ -241,7 +239,6 @@ def test_without_a_worker_coredns_is_waiting_not_unhealthy_and_the_table_says_wh
     assert not [p for p in report.problems if p.startswith("addon")]
     assert report.as_json()["addons"] == [{"name": "coredns", "desired": 2, "available": 0, "error": "",
                                            "waiting": "no worker to run on", "ok": True}]
-    monkeypatch.setattr("kbuild.cli.cluster.Console", lambda **kw: Console(width=200, **kw))
     print_status(report)
     (row,) = [line for line in capsys.readouterr().out.splitlines() if "coredns" in line]
     assert "0/2 (no worker to run on)" in row

@@ -11,7 +11,7 @@ from kbuild.cli import run
 from kbuild.inventory import load_cluster
 from kbuild.pki.store import StateFiles
 
-from .conftest import snapshot, write_inventory
+from tests.unit.pki.conftest import snapshot, write_inventory
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from kbuild.plays import etcd_restore
 from kbuild.plays.etcd_ops import snapfile
 from kbuild.plays.etcd_ops.restore_plan import build_plan
 
-from .etcd_fakes import cluster, write_snapshot
-from .test_etcd_restore_plan import metadata, probes
+from tests.unit.plays.etcd_fakes import cluster, write_snapshot
+from tests.unit.plays.test_etcd_restore_plan import metadata, probes
 
 
 @pytest.fixture

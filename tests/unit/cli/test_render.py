@@ -15,7 +15,7 @@ from kbuild.inventory import load_cluster
 from kbuild.pki import host_files as pki_host_files
 from kbuild.render import host_files
 
-from .conftest import HOSTS, MakeCluster
+from tests.unit.render.conftest import HOSTS, MakeCluster, make_cluster  # noqa: F401 - make_cluster is a fixture
 
 
 def _mode(path: Path) -> int:
