@@ -31,11 +31,12 @@ from kbuild.plays.etcd_ops.commands import (
     SnapshotStatus,
     client_url,
     ctl,
-    parse_endpoint_status,
     parse_snapshot_status,
     snapshot_status,
 )
+from kbuild.plays.clusterfacts import etcd_status
 from kbuild.plays.etcd_ops.probe import MARK, HostProbe, probe_hosts, sections
+from kbuild.plays.phases import Context
 
 REMOTE_TMP = "/var/tmp"
 
@@ -139,7 +140,7 @@ def save_script(cluster: Cluster, *, status_tool: str) -> str:
         f"echo '{MARK} sha256'; sha256sum \"$d/snapshot.db\" | cut -d' ' -f1",
         f"echo '{MARK} size'; stat -c %s \"$d/snapshot.db\"",
         f"echo '{MARK} snapshot-status'; {status} 2>&1",
-        f"echo '{MARK} endpoint-status'; {ctl(cluster, 'endpoint', 'status', '--write-out=json')} 2>/dev/null",
+        f"echo '{MARK} endpoint-status'; {etcd_status.command(cluster)} 2>/dev/null",
     ])
 
 
@@ -166,14 +167,14 @@ def _parse_save(out: str) -> _Remote:
     except (KeyError, IndexError, ValueError) as exc:
         raise SnapshotError(f"the snapshot on the host could not be verified: {exc}") from None
     try:
-        endpoint = parse_endpoint_status(parts.get("endpoint-status", ""))[0]
+        endpoint = etcd_status.parse(parts.get("endpoint-status", ""))[0]
         remote.version, remote.cluster_id, remote.member_id = endpoint.version, endpoint.cluster_id, endpoint.member_id
     except (IndexError, KeyError, TypeError, ValueError):
         pass  # the snapshot itself is fine; the version then comes from the inventory
     return remote
 
 
-def take_snapshot(ctx, *, reason: str, output: Path | None = None,
+def take_snapshot(ctx: Context, *, reason: str, output: Path | None = None,
                   keep: int | None = None) -> Snapshot:
     """Take a verified snapshot from one healthy member into <state_dir>/backups/ (or `output`).
 
@@ -217,7 +218,7 @@ def take_snapshot(ctx, *, reason: str, output: Path | None = None,
     if outcome.status is not HostStatus.OK:
         if outcome.status is HostStatus.FAILED:
             # A failed snapshot says nothing against the host for the rest of the run: the caller decides.
-            ctx.runner.dead.pop(source, None)
+            ctx.session.revive(source)
         raise SnapshotError(f"no snapshot was taken from {source}: {outcome.message}; "
                             "nothing stored was replaced")
     snapshot: Snapshot = result["snapshot"]
@@ -257,7 +258,7 @@ def _receive(conn: Connection, remote_path: str, final: Path, *, sha256: str, si
     return Snapshot(final, meta, snapfile.write_metadata(final, meta))
 
 
-def _download(ctx, conn: Connection, remote: _Remote, final: Path, reason: str,
+def _download(ctx: Context, conn: Connection, remote: _Remote, final: Path, reason: str,
               moment: datetime, member: str, endpoint: str, tool: str) -> Snapshot:
     status = remote.status
     assert status is not None
@@ -303,7 +304,7 @@ def parse_remote_list(text: str) -> list[tuple[str, dict[str, Any] | None]]:
     return found
 
 
-def fetch_newest(ctx, *, host: str | None = None, output: Path | None = None) -> Snapshot:
+def fetch_newest(ctx: Context, *, host: str | None = None, output: Path | None = None) -> Snapshot:
     """Copy the newest verified scheduled snapshot from the etcd hosts (or one host) to the controller."""
     cluster: Cluster = ctx.cluster
     hosts = ctx.selected(cluster.etcd_hosts)

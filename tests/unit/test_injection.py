@@ -29,7 +29,8 @@ from kbuild.plays import control_plane, etcd, node, reset
 from kbuild.plays.bootstrap import api_labels_command
 from kbuild.plays.etcd_backup import list_remote_script, save_script
 from kbuild.plays.etcd_ops import probe as etcd_probe
-from kbuild.plays.etcd_ops.commands import snapshot_status
+from kbuild.plays.clusterfacts import etcd_status
+from kbuild.plays.etcd_ops.commands import member_names, snapshot_status
 from kbuild.plays.etcd_ops.restore_plan import build_plan
 from kbuild.plays.etcd_ops.snapfile import FileCheck
 from kbuild.plays.etcd_restore import (
@@ -261,11 +262,11 @@ def upgrade_commands(cluster: Cluster) -> Iterator[tuple[str, str]]:
             gate = etcdstate.others_healthy_gate(cluster, host.name)
             if gate is not None:
                 yield gate.command, f"upgrade {host.name} others healthy"
-    yield etcdstate.status_command(cluster, etcdstate_urls(cluster)), "upgrade etcd status"
+    yield etcd_status.command(cluster, endpoints=etcdstate_urls(cluster)), "upgrade etcd status"
 
 
 def etcdstate_urls(cluster: Cluster) -> str:
-    return ",".join(etcdstate.endpoints(cluster))
+    return ",".join(member_names(cluster))
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

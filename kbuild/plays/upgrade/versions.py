@@ -2,61 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from functools import total_ordering
 
 from kbuild import layout
 from kbuild.engine.facts import FACT_FUNCTIONS, q
 from kbuild.engine.ssh import Connection
-from kbuild.errors import KbuildError, UsageError
+from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
-
-_VERSION = re.compile(r"(?<![\w.])v?(\d+)\.(\d+)\.(\d+)")
-
-
-@total_ordering
-@dataclass(frozen=True)
-class Version:
-    major: int
-    minor: int
-    patch: int
-
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        """'1.33.5', 'v1.33.5' -> Version; anything else is a UsageError naming the text."""
-        match = _VERSION.fullmatch(str(text).strip())
-        if not match:
-            raise UsageError(f"{text!r} is not a version like 1.37.2")
-        return cls(*(int(part) for part in match.groups()))
-
-    @classmethod
-    def find(cls, output: str) -> Version | None:
-        """The first X.Y.Z in a `--version` output ('Kubernetes v1.33.5', 'etcd Version: 3.4.23',
-        'containerd github.com/containerd/containerd 1.6.20~ds1 …'), or None."""
-        match = _VERSION.search(output)
-        return cls(*(int(part) for part in match.groups())) if match else None
-
-    @property
-    def minor_key(self) -> tuple[int, int]:
-        return (self.major, self.minor)
-
-    def minors_to(self, other: Version) -> int:
-        """How many minor versions `other` is ahead of this one (negative: behind). Majors must match."""
-        return other.minor - self.minor if other.major == self.major else (other.major - self.major) * 1000
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return (self.major, self.minor, self.patch) < (other.major, other.minor, other.patch)
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
-
-    @property
-    def short(self) -> str:
-        return f"{self.major}.{self.minor}"
-
+from kbuild.plays.clusterfacts.version import Version
 
 @dataclass(frozen=True)
 class Component:
