@@ -44,12 +44,18 @@ class Query(Generic[T]):
     def read(self, host: str, result: Result) -> T:
         """The parsed fact, or a QueryError naming `host`, the query and what came back."""
         if not result.ok:
-            said = (result.err or result.out).strip()[-300:] or "no output"
+            # The end of what the tool said is its error (etcdctl logs retries before it).
+            said = one_line(result.err or result.out)[-300:] or "no output"
             raise QueryError(f"{host}: {self.what} failed (exit {result.rc}): {said}")
         try:
             return self.parse(result.out)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise QueryError(f"{host}: unexpected {self.what} output: {exc}") from None
+            raise QueryError(f"{host}: unexpected {self.what} output: {one_line(str(exc))[:400]}") from None
+
+
+def one_line(text: str) -> str:
+    """A host's output quoted in a one-line message: its lines joined, runs of blanks as one."""
+    return " ".join(text.split())
 
 
 @dataclass

@@ -82,7 +82,7 @@ class PlanRecorder(Runner):
 class FakeSession(Session[Host]):
     """The engine session over scripted hosts: `commands` holds (host, command) in the order they ran,
     `inputs` the last stdin each host was sent, `events` every event reported; hosts in `unreachable`
-    cannot be connected to. `runner` makes the runner from (pool, reporter, options): Runner by default."""
+    cannot be connected to (the pool remembers a failed connection until the host is revived with reconnect). `runner` makes the runner from (pool, reporter, options): Runner by default."""
 
     def __init__(self, hosts: Iterable[Host], answer: Answer = silent, *, runner: Callable[..., Runner] = Runner,
                  unreachable: Iterable[str] = (), check: bool = False, **runner_options: Any) -> None:
@@ -90,10 +90,10 @@ class FakeSession(Session[Host]):
         self.commands: list[tuple[str, str]] = []
         self.inputs: dict[str, bytes] = {}
         self.log = EventLog()
-        down = set(unreachable)
+        self.unreachable = set(unreachable)  # may change during a test: a host going down, or coming back
 
         def connect(target: SSHTarget, stats: Stats) -> Connection:
-            if target.name in down:
+            if target.name in self.unreachable:
                 raise UnreachableError(f"{target.name}: connection refused (scripted)")
             return ScriptedHost(target, answer, self.commands, self.inputs)
 

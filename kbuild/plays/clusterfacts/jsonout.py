@@ -18,10 +18,12 @@ def json_document(text: str, key: str | None = None) -> Any:
     whole = text.strip()
     try:
         data = json.loads(whole)
-        if wanted(data):
-            return data
     except ValueError:
         pass
+    else:
+        if wanted(data):
+            return data
+        raise ValueError(f"the JSON has no {key!r}: {whole[:200]}")
     for line in whole.splitlines():
         line = line.strip()
         if not line.startswith(("{", "[")):
