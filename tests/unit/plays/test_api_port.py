@@ -174,7 +174,7 @@ def test_the_upgrade_readiness_gates_ask_the_apiserver_on_the_port(cluster, monk
 def test_preflight_wants_the_port_free_for_the_apiserver(cluster) -> None:
     ports = preflight.required_ports(cluster, cluster.host("m1"))
     assert ports[PORT] == "kube-apiserver" and 6443 not in ports
-    facts = preflight.HostFacts(listening={PORT})
+    facts = preflight.HostFacts(listening=frozenset({PORT}))
     found = [f.message for f in preflight.check_host(cluster, cluster.host("m1"), facts) if f.check == "ports"]
     assert found == [f"port {PORT} (needed by kube-apiserver) is already in use by another program"]
     assert PORT not in preflight.required_ports(cluster, cluster.host("w1"))
