@@ -215,7 +215,7 @@ def ctl_command(
                         "etcd-ctl") as session:
         for candidate in candidates:
             try:
-                result = session.pool.get(candidate.name).run(command, timeout=None)
+                result = session.run("etcd-ctl", candidate.name, command, timeout=None)
             except UnreachableError as exc:
                 errors.append(str(exc))
                 continue

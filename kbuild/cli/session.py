@@ -15,7 +15,6 @@ from kbuild.connect import open_pool, select_hosts
 from kbuild.engine.report import ConsoleSink, Event, JsonLinesSink, Reporter, open_run_log
 from kbuild.engine.runner import Runner
 from kbuild.engine.session import Session as EngineSession
-from kbuild.engine.ssh import ConnectionPool
 from kbuild.errors import ExitCode
 from kbuild.inventory import Cluster, Host
 from kbuild.state import ensure_dir
@@ -48,10 +47,6 @@ class Session(EngineSession[Host]):
 
     cluster: Cluster
     log_path: Path
-
-    @property
-    def pool(self) -> ConnectionPool:
-        return self.runner.pool
 
 
 @contextmanager

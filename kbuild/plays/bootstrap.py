@@ -12,6 +12,7 @@ from kbuild import layout, pki
 from kbuild.engine.facts import q
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
+from kbuild.inventory import Host
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
 from kbuild.plays.desired import INPUTS, HostInputs, prepare_inputs
 from kbuild.plays.phases import Context, Phase, Slot, require_success
@@ -167,7 +168,7 @@ def phase_nodes(ctx: Context) -> None:
 _LABEL_LINES = 'go-template={{range $k, $v := .metadata.labels}}{{$k}}={{$v}}{{"\\n"}}{{end}}'
 
 
-def api_labels_command(host) -> Command | None:  # noqa: ANN001 - Host
+def api_labels_command(host: Host) -> Command | None:
     """The inventory's labels that NodeRestriction keeps the kubelet from setting (node-role.kubernetes.io/...),
     set through the API once the Node exists; run again only when one is missing or has another value."""
     labels = api_labels(host.labels)
@@ -181,7 +182,7 @@ def api_labels_command(host) -> Command | None:  # noqa: ANN001 - Host
                    unless=f"kb_labels=$({listing}) && {present}")
 
 
-def _first_control_plane(ctx: Context, *, selected_only: bool = True):  # noqa: ANN202 - Host | None
+def _first_control_plane(ctx: Context, *, selected_only: bool = True) -> Host | None:
     candidates = ctx.cluster.control_plane_hosts
     if selected_only:
         candidates = ctx.selected(candidates)

@@ -242,7 +242,7 @@ def _receive(conn: Connection, remote_path: str, final: Path, *, sha256: str, si
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             sink = _HashingSink(handle, progress)
-            got = conn.run(f"cat {shlex.quote(remote_path)}", stdout_sink=sink, timeout=3600)  # type: ignore[arg-type]
+            got = conn.run(f"cat {shlex.quote(remote_path)}", stdout_sink=sink, timeout=3600)
             handle.flush()
             os.fsync(handle.fileno())
         if not got.ok:

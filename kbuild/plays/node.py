@@ -7,7 +7,7 @@ from kbuild.engine.facts import q
 from kbuild.engine.resources import Command, Directory, KernelModule, Service, Sysctl
 from kbuild.engine.shell import command
 from kbuild.engine.runner import Gate, Plan
-from kbuild.inventory import Cluster
+from kbuild.inventory import Cluster, Host
 from kbuild.plays.components import health_checks
 from kbuild.plays.desired import (
     HostInputs,
@@ -46,7 +46,7 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
                 gates=gates(cluster))
 
 
-def pod_routes(cluster: Cluster, host) -> list[Command]:  # noqa: ANN001 - Host
+def pod_routes(cluster: Cluster, host: Host) -> list[Command]:
     """Each other node's pod CIDR via that node, set live (the pod-routes unit sets the same at boot); none
     when the pod network is the user's (cluster.cni: none)."""
     routes = []
