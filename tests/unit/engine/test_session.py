@@ -15,14 +15,8 @@ NUMBER = Query("the number", "echo 42", lambda text: int(text.strip()))
 
 
 @pytest.fixture
-def hosts(cluster_from):
-    return cluster_from("""\
-        cluster: {name: t}
-        hosts:
-          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
-          w1: {address: 198.18.0.11, roles: [worker]}
-          w2: {address: 198.18.0.12, roles: [worker]}
-        """).hosts
+def hosts(one_master_two_workers):
+    return one_master_two_workers.hosts
 
 
 def test_a_fact_is_read_through_the_runner(hosts) -> None:

@@ -14,14 +14,8 @@ from tests.unit.plays.test_upgrade_versions import MASTER, WORKER
 
 
 @pytest.fixture
-def cluster(cluster_from):
-    return cluster_from("""\
-        cluster: {name: t}
-        hosts:
-          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
-          w1: {address: 198.18.0.11, roles: [worker]}
-          w2: {address: 198.18.0.12, roles: [worker]}
-        """)
+def cluster(one_master_two_workers):
+    return one_master_two_workers
 
 
 def answer(host: str, command: str) -> str | Result:
