@@ -88,6 +88,13 @@ class Session(Generic[H]):
              describe: str | None = None) -> dict[str, HostOutcome]:
         return self.runner.each(phase, names, task, describe=describe)
 
+    def defer(self, host: str, services: list[str]) -> None:
+        """Owe `services` on `host` a restart, done where a later plan manages them (or by flush_handlers)."""
+        self.runner.defer(host, services)
+
+    def flush_handlers(self, phase: str = "handlers") -> dict[str, HostOutcome]:
+        return self.runner.flush_handlers(phase)
+
     def run(self, phase: str, name: str, command: str, *, timeout: float | None = 600) -> Result:
         """One command on one host outside any plan. A nonzero exit is the caller's to judge; an unreachable
         host is reported and sits out the rest of the run, and the UnreachableError is raised."""

@@ -53,7 +53,7 @@ def initialized_members(ctx: Context) -> set[str]:
         return f"data directory {result.out.strip()}"
 
     names = [h.name for h in ctx.selected(ctx.cluster.etcd_hosts)]
-    outcomes = ctx.runner.each("etcd-members", names, probe, describe="which members already exist")
+    outcomes = ctx.session.each("etcd-members", names, probe, describe="which members already exist")
     require_success("etcd-members", outcomes)
     return found
 

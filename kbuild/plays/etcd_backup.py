@@ -213,7 +213,7 @@ def take_snapshot(ctx: Context, *, reason: str, output: Path | None = None,
         size = int(result["snapshot"].metadata["size"])
         return f"snapshot streamed and verified ({_mb(size)}, sha256 {result['snapshot'].sha256[:12]}…)"
 
-    outcome = ctx.runner.each("etcd-snapshot", [source], work,
+    outcome = ctx.session.each("etcd-snapshot", [source], work,
                               describe=f"etcdctl snapshot save on {source}, streamed and verified")[source]
     if outcome.status is not HostStatus.OK:
         if outcome.status is HostStatus.FAILED:
@@ -320,7 +320,7 @@ def fetch_newest(ctx: Context, *, host: str | None = None, output: Path | None =
         found[conn.target.name] = [(p, m) for p, m in parse_remote_list(result.out) if m is not None]
         return f"{len(found[conn.target.name])} snapshot(s) in {cluster.etcd.backup.dir}"
 
-    ctx.runner.each("etcd-fetch", [h.name for h in hosts], listing,
+    ctx.session.each("etcd-fetch", [h.name for h in hosts], listing,
                     describe=f"scheduled snapshots in {cluster.etcd.backup.dir}")
     candidates = [(meta["time"], name, path, meta) for name, items in found.items() for path, meta in items]
     if not candidates:
@@ -346,7 +346,7 @@ def fetch_newest(ctx: Context, *, host: str | None = None, output: Path | None =
                                       progress=lambda done: None, metadata=metadata)
         return f"fetched {path} -> {final}"
 
-    outcome = ctx.runner.each("etcd-fetch", [name], fetch, describe=f"copy {path} from {name}")[name]
+    outcome = ctx.session.each("etcd-fetch", [name], fetch, describe=f"copy {path} from {name}")[name]
     if outcome.status is not HostStatus.OK:
         raise SnapshotError(f"fetching {path} from {name} failed: {outcome.message}")
     return result["snapshot"]

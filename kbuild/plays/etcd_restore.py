@@ -86,7 +86,7 @@ def _stamp() -> str:
 def _each(ctx: Context, step: str, names: list[str], task: Callable[[Connection], str | None], describe: str,
           *, raise_on_failure: bool = True) -> dict[str, HostOutcome]:
     """A restore step on hosts in parallel; raises _StepFailed naming each host that failed."""
-    outcomes = ctx.runner.each(step, names, task, describe=describe)
+    outcomes = ctx.session.each(step, names, task, describe=describe)
     problems = _problems(ctx, outcomes)
     if problems and raise_on_failure:
         raise _StepFailed(step, problems)
@@ -98,7 +98,7 @@ def _gates(ctx: Context, step: str, gates: dict[str, list[Gate]], describe: str,
     """Wait on health gates per host (even though no resource changed); returns what failed."""
     plans = {name: Plan(gates=[dataclasses.replace(g, always=True) for g in host_gates])
              for name, host_gates in gates.items()}
-    problems = _problems(ctx, ctx.runner.apply(step, plans, describe=describe))
+    problems = _problems(ctx, ctx.session.apply(step, plans, describe=describe))
     if problems and raise_on_failure:
         raise _StepFailed(step, problems)
     return problems

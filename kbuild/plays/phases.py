@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Sequence, TypeVar, cast
 
 from kbuild.engine.report import Event, Reporter
-from kbuild.engine.runner import HostOutcome, HostStatus, Runner
+from kbuild.engine.runner import HostOutcome, HostStatus
 from kbuild.engine.session import Session
 from kbuild.errors import ExitCode, KbuildError, UsageError
 from kbuild.inventory import Cluster, Host
@@ -51,7 +51,7 @@ class State:
 
 @dataclass
 class Phase:
-    """One step of a cluster action. `run` does its work through ctx.runner; it may skip itself.
+    """One step of a cluster action. `run` does its work through ctx.session; it may skip itself.
 
     `needs`: slots an earlier phase must provide; `provides`: slots this phase always puts in the state
     (a phase that puts one only sometimes does not declare it, so no skip can come to rely on it)."""
@@ -72,10 +72,6 @@ class Context:
     check: bool = False
     state: State = field(default_factory=State)  # results phases hand to later phases
     timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def runner(self) -> Runner:
-        return self.session.runner
 
     @property
     def reporter(self) -> Reporter:

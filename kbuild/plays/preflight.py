@@ -145,7 +145,7 @@ def run(ctx: Context) -> list[Finding]:
         f = facts[conn.target.name]
         return f"{ARCH.get(f.arch, f.arch)}, {f.os}, {f.cpus} CPU, {f.mem_mb} MB"
 
-    outcomes = ctx.runner.each("preflight", [h.name for h in ctx.session.hosts], task,
+    outcomes = ctx.session.each("preflight", [h.name for h in ctx.session.hosts], task,
                                describe="checking every host before anything changes")
     unreachable = [n for n, o in outcomes.items() if o.status.value in ("unreachable", "failed")]
     findings: list[Finding] = []

@@ -159,7 +159,7 @@ def forget_nodes(ctx: Context, plans: dict[str, ResetPlan]) -> None:
         result = conn.run(kubectl("delete", "node", "--ignore-not-found", "--wait=false", *nodes))
         return f"deleted Node objects {', '.join(nodes)}" if result.ok else f"could not delete Nodes: {result.err.strip()}"
 
-    ctx.runner.each("forget-nodes", [staying[0].name], delete, describe="Node objects of the reset hosts")
+    ctx.session.each("forget-nodes", [staying[0].name], delete, describe="Node objects of the reset hosts")
 
 
 def run(ctx: Context, plans: dict[str, ResetPlan]) -> None:
@@ -171,5 +171,5 @@ def run(ctx: Context, plans: dict[str, ResetPlan]) -> None:
         kept = [line for line in result.out.splitlines() if line.startswith("etcd data kept")]
         return "; ".join(["reset done", *kept])
 
-    require_success("reset", ctx.runner.each("reset", list(plans), reset, describe="removing what kbuild installed"))
+    require_success("reset", ctx.session.each("reset", list(plans), reset, describe="removing what kbuild installed"))
     forget_nodes(ctx, plans)

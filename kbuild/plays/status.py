@@ -188,7 +188,7 @@ def collect(ctx: Context) -> ClusterStatus:
         bad = [c.unit for c in results[host.name].components if not c.ok]
         return f"unhealthy: {', '.join(bad)}" if bad else "all components healthy"
 
-    outcomes = ctx.runner.each(PHASE, list(hosts), probe, describe="units, health endpoints, versions")
+    outcomes = ctx.session.each(PHASE, list(hosts), probe, describe="units, health endpoints, versions")
     statuses = [results.get(name) or HostStatus(name, reachable=False, error=(o.message or o.status.value))
                 for name, o in outcomes.items()]
     report = ClusterStatus(statuses, expected_nodes=[h.name for h in cluster.kubelet_hosts if h.name in hosts],

@@ -129,7 +129,7 @@ def probe_hosts(ctx: Context, hosts: list[Host], *, phase: str = "etcd-probe",
         results[host.name] = probe
         return probe.describe()
 
-    outcomes = ctx.runner.each(phase, list(by_name), task, describe=describe)
+    outcomes = ctx.session.each(phase, list(by_name), task, describe=describe)
     for name, outcome in outcomes.items():
         if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.SKIPPED):
             results[name] = None

@@ -112,10 +112,10 @@ class Rollout:
         restart): the runner restarts it as if the file had just changed."""
         for change in step.changes:
             if change.action == "restart":
-                self.ctx.runner.defer(change.host, [change.component])
+                self.ctx.session.defer(change.host, [change.component])
 
     def apply(self, step: Step, plans: dict[str, Plan], describe: str) -> None:
-        outcomes = self.ctx.runner.apply(PHASES[step.kind], plans, describe=describe)
+        outcomes = self.ctx.session.apply(PHASES[step.kind], plans, describe=describe)
         require_success(PHASES[step.kind], outcomes)
 
     # -- 1. snapshot ----------------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class Rollout:
 
     def on_control_plane(self, step: Step, task: Callable[[Connection], str | None], describe: str) -> None:
         via = self.kubectl_host()
-        outcomes = self.ctx.runner.each(PHASES[step.kind], [via.name], task, describe=f"{describe} (kubectl on "
+        outcomes = self.ctx.session.each(PHASES[step.kind], [via.name], task, describe=f"{describe} (kubectl on "
                                         f"{via.name})")
         require_success(PHASES[step.kind], outcomes)
 
@@ -269,7 +269,7 @@ class Rollout:
             started[conn.target.name] = nodes.kubelet_started(conn)
             return ""
 
-        require_success(PHASES[step.kind], self.ctx.runner.each(PHASES[step.kind], list(step.hosts), kubelet_started,
+        require_success(PHASES[step.kind], self.ctx.session.each(PHASES[step.kind], list(step.hosts), kubelet_started,
                                                                 describe="when each kubelet started"))
         via = self.kubectl_host()
         self.apply(step, {via.name: Plan(gates=[nodes.ready_gate(n, started[n]) for n in step.hosts])},

@@ -158,7 +158,7 @@ def test_a_failure_after_stopping_puts_the_old_data_back(setup, failing: str, at
     # Every moved data directory goes back (a member whose move failed has nothing to put back).
     moved = ["m1", "m2"] if failing == "move-aside" else ["m1", "m2", "m3"]
     assert sorted(h for s, h in world.log if s == "rollback") == moved
-    assert ctx.runner.dead == {}
+    assert dict(ctx.session.dead) == {}
 
 
 def test_members_serving_another_revision_than_the_snapshots_are_rolled_back(setup) -> None:
