@@ -97,7 +97,7 @@ def print_status(report: status_play.ClusterStatus) -> None:
     if report.etcd_members or report.etcd_error:
         members = Table("member", "endpoint", "leader", "raft index", "db size", "version", title="etcd")
         for m in report.etcd_members:
-            members.add_row(m.name, m.endpoint, "yes" if m.leader else "", str(m.raft_index),
+            members.add_row(m.name, m.endpoint, "yes" if m.is_leader else "", str(m.raft_index),
                             f"{m.db_size / 1024 / 1024:.1f} MiB", m.version)
         console.print(members)
         if report.etcd_error:
@@ -106,7 +106,7 @@ def print_status(report: status_play.ClusterStatus) -> None:
         nodes = Table("node", "ready", "schedulable", "kubelet", title="nodes")
         for n in report.nodes:
             nodes.add_row(n.name, "yes" if n.ready else "[bold red]no[/]", "no (cordoned)" if n.unschedulable
-                          else "yes", n.version)
+                          else "yes", n.kubelet_version)
         console.print(nodes)
     if report.addons:
         addons = Table("addon", "available", title="addons")

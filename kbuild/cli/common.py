@@ -12,8 +12,7 @@ import typer
 from rich.console import Console
 
 from kbuild.errors import UsageError
-from kbuild.inventory import Cluster, load_cluster
-from kbuild.inventory.load import MAX_INVENTORY_BYTES
+from kbuild.inventory import Cluster, load_cluster, textfile
 
 STDIN = Path("-")
 InventoryOption = Annotated[
@@ -56,13 +55,7 @@ def _stdin_state_dir(state_dir: Optional[Path]) -> Path:
 
 
 def _read_stdin() -> str:
-    data = sys.stdin.buffer.read(MAX_INVENTORY_BYTES + 1)
-    if len(data) > MAX_INVENTORY_BYTES:
-        raise UsageError(f"-i -: stdin holds more than {MAX_INVENTORY_BYTES // (1024 * 1024)} MiB; not an inventory")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"-i -: stdin is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return textfile.read_bounded(sys.stdin.buffer, "-i - (stdin)", "inventory")
 
 
 def print_json(data: object) -> None:

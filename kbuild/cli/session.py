@@ -13,8 +13,8 @@ import typer
 from kbuild.cli.common import new_console
 from kbuild.connect import open_pool, select_hosts
 from kbuild.engine.report import ConsoleSink, Event, JsonLinesSink, Reporter, open_run_log
-from kbuild.engine.runner import HostStatus, Runner
-from kbuild.engine.ssh import ConnectionPool
+from kbuild.engine.runner import Runner
+from kbuild.engine.session import Session as EngineSession
 from kbuild.errors import ExitCode
 from kbuild.inventory import Cluster, Host
 from kbuild.state import ensure_dir
@@ -42,25 +42,11 @@ class RunOptions:
 
 
 @dataclass
-class Session:
+class Session(EngineSession[Host]):
+    """The engine's session, plus what a command prints about: its cluster and the run log."""
+
     cluster: Cluster
-    hosts: list[Host]
-    pool: ConnectionPool
-    runner: Runner
-    reporter: Reporter
     log_path: Path
-
-    @property
-    def host_names(self) -> list[str]:
-        return [h.name for h in self.hosts]
-
-    def exit_code(self) -> ExitCode:
-        statuses = set(self.runner.dead.values())
-        if HostStatus.UNREACHABLE in statuses:
-            return ExitCode.UNREACHABLE
-        if HostStatus.FAILED in statuses:
-            return ExitCode.FAILED
-        return ExitCode.OK
 
 
 @contextmanager
@@ -77,7 +63,7 @@ def engine_session(cluster: Cluster, options: RunOptions, command: str) -> Itera
     pool = open_pool(cluster, hosts)
     runner = Runner(pool, reporter, forks=options.forks, check=options.check, diff=options.diff,
                     fail_fast=options.fail_fast)
-    session = Session(cluster, hosts, pool, runner, reporter, log_path)
+    session = Session(hosts=hosts, runner=runner, cluster=cluster, log_path=log_path)
     try:
         yield session
     finally:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from kbuild.engine.facts import FACT_FUNCTIONS, q
 from kbuild.engine.plan import Gate, HostOutcome, HostStatus, Plan
-from kbuild.engine.report import Event
+from kbuild.engine.report import Event, Reporter
 from kbuild.engine.resources import Resource, ResourceError, Service
 from kbuild.engine.ssh import Connection
 from kbuild.engine.tarstream import tar_stream
 from kbuild.errors import KbuildError
-
-if TYPE_CHECKING:
-    from kbuild.engine.runner import Runner
 
 # Extra shell helpers for apply scripts. kb_fetch lets a host pull an artifact with whatever it has.
 APPLY_FUNCTIONS = r"""
@@ -30,10 +27,22 @@ kb_fetch() {
 
 
 
+class RunContext(Protocol):
+    """What one host's run needs of the whole run (the Runner provides it; hostrun never imports the runner)."""
+
+    reporter: Reporter
+    check: bool
+    diff: bool
+
+    def take_deferred(self, host: str) -> list[str]: ...
+
+    def defer(self, host: str, services: list[str]) -> None: ...
+
+
 class HostRun:
     """Facts, diff, apply, handlers and gates for one host in one phase."""
 
-    def __init__(self, runner: Runner, phase: str, name: str, conn: Connection, plan: Plan) -> None:
+    def __init__(self, runner: RunContext, phase: str, name: str, conn: Connection, plan: Plan) -> None:
         self.runner = runner
         self.phase = phase
         self.name = name

@@ -166,12 +166,12 @@ class Reporter:
     def emit(self, event: Event) -> None:
         with self._lock:
             if event.host:
-                self._count(event)
+                self._count(event.host, event)
         for sink in self.sinks:
             sink.emit(event)
 
-    def _count(self, e: Event) -> None:
-        t = self.tally[e.host]  # type: ignore[index]
+    def _count(self, host: str, e: Event) -> None:
+        t = self.tally[host]
         if e.event == "resource":
             if e.status == "ok":
                 t.ok += 1

@@ -14,7 +14,7 @@ from kbuild.engine.facts import q
 from kbuild.engine.hostrun import HostRun
 from kbuild.engine.plan import Gate, HostOutcome, HostStatus, Plan
 from kbuild.engine.report import Event, Reporter
-from kbuild.engine.ssh import Connection, ConnectionPool
+from kbuild.engine.ssh import Connection, ConnectionPool, Result
 from kbuild.errors import HostKeyError, KbuildError, UnreachableError
 
 __all__ = ["Gate", "HostOutcome", "HostStatus", "Plan", "Runner"]
@@ -59,6 +59,25 @@ class Runner:
         self.reporter.emit(Event("phase.end", phase=phase,
                                  data={n: o.status.value for n, o in outcomes.items()}))
         return outcomes
+
+    def run_on(self, phase: str, name: str, command: str, *, timeout: float | None = 600) -> Result:
+        """One command on one host outside any plan (a query, a kubectl call): a nonzero exit is data for the
+        caller; an unreachable host is reported as in `apply`, sits out the rest of the run, and is raised."""
+        if name in self.dead:
+            raise UnreachableError(f"{name}: {self.dead[name].value} earlier in this run, so {phase} skips it")
+        try:
+            return self.pool.get(name).run(command, timeout=timeout)
+        except (UnreachableError, HostKeyError) as exc:
+            self.dead[name] = HostStatus.UNREACHABLE
+            self.reporter.emit(Event("host.unreachable", host=name, phase=phase, status="unreachable",
+                                     message=str(exc)))
+            raise
+
+    def revive(self, name: str, *, reconnect: bool = False) -> None:
+        """Let a host that failed or was unreachable take part again; `reconnect` also drops its connection."""
+        self.dead.pop(name, None)
+        if reconnect:
+            self.pool.forget(name)
 
     def take_deferred(self, host: str) -> list[str]:
         with self._deferred_lock:

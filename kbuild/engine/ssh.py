@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Protocol
 
 import paramiko
 
@@ -54,6 +54,12 @@ class SSHTarget:
     bastion: Jump | None = None
     connect_timeout: float = 10.0
     retries: int = 2
+
+
+class ByteSink(Protocol):
+    """Where a command's stdout goes as it arrives, instead of into memory: a file, or a hashing wrapper."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 @dataclass
@@ -100,7 +106,7 @@ class Connection:
         self.stats = stats
 
     def run(self, command: str, *, stdin: BinaryIO | bytes | None = None, timeout: float | None = 600,
-            stdout_sink: BinaryIO | None = None, progress: Callable[[int], None] | None = None) -> Result:
+            stdout_sink: ByteSink | None = None, progress: Callable[[int], None] | None = None) -> Result:
         """Run `command` under sh (as root through sudo when `become`), feeding `stdin`, and wait for it.
 
         `stdout_sink` receives stdout as it arrives (for large downloads) instead of it being kept.
@@ -143,7 +149,7 @@ class Connection:
         return Result(rc, bytes(out), bytes(err))
 
     def _feed(self, channel: paramiko.Channel, stdin: BinaryIO | bytes, out: bytearray, err: bytearray,
-              sink: BinaryIO | None, progress: Callable[[int], None] | None) -> int:
+              sink: ByteSink | None, progress: Callable[[int], None] | None) -> int:
         sent = 0
         source = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
         while True:
@@ -160,7 +166,7 @@ class Connection:
             self._drain(channel, out, err, sink)
 
     @staticmethod
-    def _drain(channel: paramiko.Channel, out: bytearray, err: bytearray, sink: BinaryIO | None) -> bool:
+    def _drain(channel: paramiko.Channel, out: bytearray, err: bytearray, sink: ByteSink | None) -> bool:
         """Take whatever output is buffered, without blocking."""
         got = False
         while channel.recv_stderr_ready():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from kbuild.errors import KbuildError
 
@@ -25,7 +25,7 @@ class TarStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _generate(self):  # noqa: ANN202 - a generator of byte chunks
+    def _generate(self) -> Iterator[bytes]:
         for name, payload in self._members:
             if isinstance(payload, bytes):
                 data, size = io.BytesIO(payload), len(payload)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from kbuild.errors import UsageError
 
@@ -17,7 +18,7 @@ MAX_BYTES = 8 * 1024 * 1024  # 2000 hosts take about 400 kB
 class UnreadableFile(UsageError):
     """The file and, apart, the reason: Ansible's reader reports the reason at the file's origin."""
 
-    def __init__(self, file: Path, reason: str, *, hint: str | None = None) -> None:
+    def __init__(self, file: Path | str, reason: str, *, hint: str | None = None) -> None:
         super().__init__(f"{file}: {reason}", hint=hint)
         self.reason = reason
 
@@ -35,10 +36,15 @@ def read_text(file: Path, what: str, *, missing_hint: str | None = None, not_reg
         os.close(fd)
         raise UnreadableFile(file, "not a regular file (a device or a FIFO)", hint=not_regular_hint)
     with os.fdopen(fd, "rb") as handle:
-        try:
-            data = handle.read(MAX_BYTES + 1)
-        except OSError as exc:
-            raise UnreadableFile(file, f"cannot read the {what}: {exc.strerror or exc}") from None
+        return read_bounded(handle, file, what)
+
+
+def read_bounded(handle: BinaryIO, file: Path | str, what: str) -> str:
+    """At most MAX_BYTES of UTF-8 text from an open file (or stdin), named `file` in the errors."""
+    try:
+        data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise UnreadableFile(file, f"cannot read the {what}: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
         raise UnreadableFile(file, f"larger than {MAX_BYTES // (1024 * 1024)} MiB; not an {what} file")
     try:

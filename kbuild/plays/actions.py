@@ -76,7 +76,7 @@ def ping(ctx: Context, names: list[str]) -> None:
         system, _, user = rest.rpartition(" ")
         return f"pong ({arch}, {system}, running as {user})"
 
-    ctx.runner.each("ping", names, probe)
+    ctx.session.each("ping", names, probe)
 
 
 def exec_command(ctx: Context, names: list[str], text: str) -> None:
@@ -88,7 +88,7 @@ def exec_command(ctx: Context, names: list[str], text: str) -> None:
             raise KbuildError(f"exit {result.rc}" + (f":\n{output}" if output else ""))
         return output or "(no output)"
 
-    ctx.runner.each("exec", names, run)
+    ctx.session.each("exec", names, run)
 
 
 def etcdctl_hosts(cluster: Cluster, host: str | None) -> list[Host]:
@@ -103,11 +103,11 @@ def etcdctl_hosts(cluster: Cluster, host: str | None) -> list[Host]:
 def etcdctl(ctx: Context, candidates: list[Host], args: list[str]) -> Result:
     """etcdctl on the first candidate that answers, with every member as endpoint."""
     cluster = ctx.cluster
-    command = ctl(cluster, *args, endpoints=all_endpoints(cluster))  # type: ignore[arg-type]
+    command = ctl(cluster, *args, endpoints=all_endpoints(cluster))
     errors = []
     for candidate in candidates:
         try:
-            result = ctx.session.pool.get(candidate.name).run(command, timeout=None)  # type: ignore[attr-defined]
+            result = ctx.session.run("etcd-ctl", candidate.name, command, timeout=None)
         except UnreachableError as exc:
             errors.append(str(exc))
             continue

@@ -9,6 +9,7 @@ from kbuild import layout, pki
 from kbuild.engine.facts import q
 from kbuild.engine.resources import Command
 from kbuild.engine.runner import Gate, Plan
+from kbuild.inventory import Host
 from kbuild.plays import control_plane, etcd, node, preflight, upgrade
 from kbuild.plays.desired import INPUTS, PKI, HostInputs, prepare_inputs
 from kbuild.plays.phases import Context, Phase, require_success
@@ -57,13 +58,13 @@ def phase_etcd(ctx: Context) -> None:
     plans = {h.name: etcd.plan(ctx.cluster, inputs[h.name]) for h in hosts}
     if not initialized:
         # A new cluster: all members at once, since a member reports ready only when a quorum has formed.
-        outcomes = ctx.runner.apply("etcd", plans, describe="new etcd cluster: members started together")
+        outcomes = ctx.session.apply("etcd", plans, describe="new etcd cluster: members started together")
     else:
         joining = [h.name for h in hosts if h.name not in initialized]
         if joining:
             raise etcd.MembershipChange(joining, sorted(initialized))
         # A running cluster: one member at a time, each gated on cluster health, so quorum always holds.
-        outcomes = ctx.runner.apply("etcd", plans, serial=1,
+        outcomes = ctx.session.apply("etcd", plans, serial=1,
                                     describe="running etcd cluster: members one at a time, gated on health")
     require_success("etcd", outcomes)
 
@@ -74,7 +75,7 @@ def phase_control_plane(ctx: Context) -> None:
         return
     inputs = ctx.state.get(INPUTS)
     # One at a time: a changed apiserver certificate or flag must never take every apiserver down at once.
-    outcomes = ctx.runner.apply("control-plane",
+    outcomes = ctx.session.apply("control-plane",
                                 {h.name: control_plane.plan(ctx.cluster, inputs[h.name]) for h in hosts},
                                 serial=1, describe="apiserver, controller-manager, scheduler; one host at a time")
     require_success("control-plane", outcomes)
@@ -101,7 +102,7 @@ def phase_cluster_objects(ctx: Context) -> None:
         return
     apply = apply_manifest(ctx.state.get(INPUTS)[first.name], layout.APISERVER_KUBELET_RBAC,
                            "apiserver-to-kubelet RBAC")
-    outcomes = ctx.runner.apply("cluster-objects", {first.name: Plan([apply])},
+    outcomes = ctx.session.apply("cluster-objects", {first.name: Plan([apply])},
                                 describe=f"RBAC and other API objects, through {first.name}")
     require_success("cluster-objects", outcomes)
 
@@ -134,7 +135,7 @@ def phase_addons(ctx: Context) -> None:
         # scheduled when the first worker joins (the inventory check already warned); nothing to wait on.
         gates = []
         ctx.say("no worker yet: CoreDNS is applied and starts on the first worker added", phase="addons")
-    outcomes = ctx.runner.apply("addons", {first.name: Plan(resources, gates=gates)},
+    outcomes = ctx.session.apply("addons", {first.name: Plan(resources, gates=gates)},
                                 describe=f"CoreDNS ({coredns.replicas} replicas at {ctx.cluster.cluster_dns_ip}), "
                                          f"through {first.name}")
     require_success("addons", outcomes)
@@ -145,7 +146,7 @@ def phase_nodes(ctx: Context) -> None:
     if not hosts:
         return
     inputs = ctx.state.get(INPUTS)
-    outcomes = ctx.runner.apply("nodes", {h.name: node.plan(ctx.cluster, inputs[h.name]) for h in hosts},
+    outcomes = ctx.session.apply("nodes", {h.name: node.plan(ctx.cluster, inputs[h.name]) for h in hosts},
                                 describe="containerd, runc, CNI, kubelet, kube-proxy")
     require_success("nodes", outcomes)
     first = _first_control_plane(ctx, selected_only=False)
@@ -154,12 +155,12 @@ def phase_nodes(ctx: Context) -> None:
     names = " ".join(h.name for h in hosts)
     gate = Gate("nodes registered", always=True, timeout=NODES_REGISTERED_TIMEOUT,
                 command=control_plane.kubectl("get", "nodes", *(h.name for h in hosts), "-o", "name"))
-    outcomes = ctx.runner.apply("nodes-registered", {first.name: Plan(gates=[gate])},
+    outcomes = ctx.session.apply("nodes-registered", {first.name: Plan(gates=[gate])},
                                 describe=f"every kubelet has registered its Node ({names})")
     require_success("nodes-registered", outcomes)
     labels = [command for h in hosts if (command := api_labels_command(h)) is not None]
     if labels:
-        outcomes = ctx.runner.apply("node-labels", {first.name: Plan(labels)},
+        outcomes = ctx.session.apply("node-labels", {first.name: Plan(labels)},
                                     describe="labels a kubelet may not set itself, through the API")
         require_success("node-labels", outcomes)
 
@@ -168,7 +169,7 @@ def phase_nodes(ctx: Context) -> None:
 _LABEL_LINES = 'go-template={{range $k, $v := .metadata.labels}}{{$k}}={{$v}}{{"\\n"}}{{end}}'
 
 
-def api_labels_command(host) -> Command | None:  # noqa: ANN001 - Host
+def api_labels_command(host: Host) -> Command | None:
     """The inventory's labels that NodeRestriction keeps the kubelet from setting (node-role.kubernetes.io/...),
     set through the API once the Node exists; run again only when one is missing or has another value."""
     labels = api_labels(host.labels)
@@ -182,7 +183,7 @@ def api_labels_command(host) -> Command | None:  # noqa: ANN001 - Host
                    unless=f"kb_labels=$({listing}) && {present}")
 
 
-def _first_control_plane(ctx: Context, *, selected_only: bool = True):  # noqa: ANN202 - Host | None
+def _first_control_plane(ctx: Context, *, selected_only: bool = True) -> Host | None:
     candidates = ctx.cluster.control_plane_hosts
     if selected_only:
         candidates = ctx.selected(candidates)
@@ -191,7 +192,7 @@ def _first_control_plane(ctx: Context, *, selected_only: bool = True):  # noqa: 
 
 def phase_handlers(ctx: Context) -> None:
     """Restarts still owed (a file changed in one phase for a service no later phase managed)."""
-    require_success("handlers", ctx.runner.flush_handlers())
+    require_success("handlers", ctx.session.flush_handlers())
 
 
 PHASES = [

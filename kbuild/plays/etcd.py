@@ -11,7 +11,7 @@ from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster
 from kbuild.pki.certlist import remote_path
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
-from kbuild.plays.phases import require_success
+from kbuild.plays.phases import Context, require_success
 
 ETCD_HEALTH_TIMEOUT = 180.0
 
@@ -43,7 +43,7 @@ def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     return Plan([*parents_of(files), data_dir, *files, Service("etcd"), timer], gates=[health_gate(cluster)])
 
 
-def initialized_members(ctx) -> set[str]:  # noqa: ANN001 - kbuild.plays.phases.Context
+def initialized_members(ctx: Context) -> set[str]:
     """etcd hosts whose data directory already holds a member: then the cluster exists and is rolled, not formed."""
     found: set[str] = set()
 
@@ -54,7 +54,7 @@ def initialized_members(ctx) -> set[str]:  # noqa: ANN001 - kbuild.plays.phases.
         return f"data directory {result.out.strip()}"
 
     names = [h.name for h in ctx.selected(ctx.cluster.etcd_hosts)]
-    outcomes = ctx.runner.each("etcd-members", names, probe, describe="which members already exist")
+    outcomes = ctx.session.each("etcd-members", names, probe, describe="which members already exist")
     require_success("etcd-members", outcomes)
     return found
 

@@ -31,11 +31,12 @@ from kbuild.plays.etcd_ops.commands import (
     SnapshotStatus,
     client_url,
     ctl,
-    parse_endpoint_status,
     parse_snapshot_status,
     snapshot_status,
 )
+from kbuild.plays.clusterfacts import etcd_status
 from kbuild.plays.etcd_ops.probe import MARK, HostProbe, probe_hosts, sections
+from kbuild.plays.phases import Context
 
 REMOTE_TMP = "/var/tmp"
 
@@ -142,7 +143,7 @@ def save_script(cluster: Cluster, *, status_tool: str) -> str:
         f"echo '{MARK} sha256'; sha256sum \"$d/snapshot.db\" | cut -d' ' -f1",
         f"echo '{MARK} size'; stat -c %s \"$d/snapshot.db\"",
         f"echo '{MARK} snapshot-status'; {status} 2>&1",
-        f"echo '{MARK} endpoint-status'; {ctl(cluster, 'endpoint', 'status', '--write-out=json')} 2>/dev/null",
+        f"echo '{MARK} endpoint-status'; {etcd_status.command(cluster)} 2>/dev/null",
     ])
 
 
@@ -169,14 +170,14 @@ def _parse_save(out: str) -> _Remote:
     except (KeyError, IndexError, ValueError) as exc:
         raise SnapshotError(f"the snapshot on the host could not be verified: {exc}") from None
     try:
-        endpoint = parse_endpoint_status(parts.get("endpoint-status", ""))[0]
+        endpoint = etcd_status.parse(parts.get("endpoint-status", ""))[0]
         remote.version, remote.cluster_id, remote.member_id = endpoint.version, endpoint.cluster_id, endpoint.member_id
     except (IndexError, KeyError, TypeError, ValueError):
         pass  # the snapshot itself is fine; the version then comes from the inventory
     return remote
 
 
-def take_snapshot(ctx, *, reason: str, output: Path | None = None,
+def take_snapshot(ctx: Context, *, reason: str, output: Path | None = None,
                   keep: int | None = None) -> Snapshot:
     """Take a verified snapshot from one healthy member into <state_dir>/backups/ (or `output`).
 
@@ -215,12 +216,12 @@ def take_snapshot(ctx, *, reason: str, output: Path | None = None,
         size = int(result["snapshot"].metadata["size"])
         return f"snapshot streamed and verified ({_mb(size)}, sha256 {result['snapshot'].sha256[:12]}…)"
 
-    outcome = ctx.runner.each("etcd-snapshot", [source], work,
+    outcome = ctx.session.each("etcd-snapshot", [source], work,
                               describe=f"etcdctl snapshot save on {source}, streamed and verified")[source]
     if outcome.status is not HostStatus.OK:
         if outcome.status is HostStatus.FAILED:
             # A failed snapshot says nothing against the host for the rest of the run: the caller decides.
-            ctx.runner.dead.pop(source, None)
+            ctx.session.revive(source)
         raise SnapshotError(f"no snapshot was taken from {source}: {outcome.message}; "
                             "nothing stored was replaced")
     snapshot: Snapshot = result["snapshot"]
@@ -244,7 +245,7 @@ def _receive(conn: Connection, remote_path: str, final: Path, *, sha256: str, si
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             sink = _HashingSink(handle, progress)
-            got = conn.run(f"cat {shlex.quote(remote_path)}", stdout_sink=sink, timeout=3600)  # type: ignore[arg-type]
+            got = conn.run(f"cat {shlex.quote(remote_path)}", stdout_sink=sink, timeout=3600)
             handle.flush()
             os.fsync(handle.fileno())
         if not got.ok:
@@ -260,7 +261,7 @@ def _receive(conn: Connection, remote_path: str, final: Path, *, sha256: str, si
     return Snapshot(final, meta, snapfile.write_metadata(final, meta))
 
 
-def _download(ctx, conn: Connection, remote: _Remote, final: Path, reason: str,
+def _download(ctx: Context, conn: Connection, remote: _Remote, final: Path, reason: str,
               moment: datetime, member: str, endpoint: str, tool: str) -> Snapshot:
     status = remote.status
     assert status is not None
@@ -306,7 +307,7 @@ def parse_remote_list(text: str) -> list[tuple[str, dict[str, Any] | None]]:
     return found
 
 
-def fetch_newest(ctx, *, host: str | None = None, output: Path | None = None) -> Snapshot:
+def fetch_newest(ctx: Context, *, host: str | None = None, output: Path | None = None) -> Snapshot:
     """Copy the newest verified scheduled snapshot from the etcd hosts (or one host) to the controller."""
     cluster: Cluster = ctx.cluster
     hosts = ctx.selected(cluster.etcd_hosts)
@@ -322,8 +323,8 @@ def fetch_newest(ctx, *, host: str | None = None, output: Path | None = None) ->
         found[conn.target.name] = [(p, m) for p, m in parse_remote_list(result.out) if m is not None]
         return f"{len(found[conn.target.name])} snapshot(s) in {cluster.etcd.backup.dir}"
 
-    outcomes = ctx.runner.each("etcd-fetch", [h.name for h in hosts], listing,
-                               describe=f"scheduled snapshots in {cluster.etcd.backup.dir}")
+    outcomes = ctx.session.each("etcd-fetch", [h.name for h in hosts], listing,
+                                describe=f"scheduled snapshots in {cluster.etcd.backup.dir}")
     candidates = [(meta["time"], name, path, meta) for name, items in found.items() for path, meta in items]
     if outcomes and all(o.status is HostStatus.UNREACHABLE for o in outcomes.values()):
         raise UnreachableError("no etcd host reachable to fetch a snapshot from:\n  " + "\n  ".join(
@@ -351,7 +352,7 @@ def fetch_newest(ctx, *, host: str | None = None, output: Path | None = None) ->
                                       progress=lambda done: None, metadata=metadata)
         return f"fetched {path} -> {final}"
 
-    outcome = ctx.runner.each("etcd-fetch", [name], fetch, describe=f"copy {path} from {name}")[name]
+    outcome = ctx.session.each("etcd-fetch", [name], fetch, describe=f"copy {path} from {name}")[name]
     if outcome.status is not HostStatus.OK:
         raise SnapshotError(f"fetching {path} from {name} failed: {outcome.message}")
     return result["snapshot"]

@@ -30,14 +30,15 @@ from kbuild.plays.etcd_ops import snapfile
 from kbuild.plays.etcd_ops.commands import (
     all_endpoints,
     ctl,
-    parse_member_list,
     parse_snapshot_status,
     restored_revision,
     snapshot_status,
 )
 from kbuild.plays.etcd_ops.health import membership_problems
 from kbuild.plays.etcd_ops.probe import CONTROL_PLANE_SERVICES, probe_hosts
-from kbuild.plays.etcd_ops.restore_plan import RestorePlan, RestoreRefused, build_plan
+from kbuild.plays.clusterfacts import etcd_members
+from kbuild.plays.etcd_ops.restore_plan import MemberPlan, RestorePlan, RestoreRefused, build_plan
+from kbuild.plays.phases import Context
 
 Confirm = Callable[[RestorePlan], bool]
 
@@ -82,33 +83,33 @@ def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
 
-def _each(ctx, step: str, names: list[str], task: Callable[[Connection], str | None], describe: str,  # noqa: ANN001
+def _each(ctx: Context, step: str, names: list[str], task: Callable[[Connection], str | None], describe: str,
           *, raise_on_failure: bool = True) -> dict[str, HostOutcome]:
     """A restore step on hosts in parallel; raises _StepFailed naming each host that failed."""
-    outcomes = ctx.runner.each(step, names, task, describe=describe)
+    outcomes = ctx.session.each(step, names, task, describe=describe)
     problems = _problems(ctx, outcomes)
     if problems and raise_on_failure:
         raise _StepFailed(step, problems)
     return outcomes
 
 
-def _gates(ctx, step: str, gates: dict[str, list[Gate]], describe: str, *,  # noqa: ANN001 - phases.Context
+def _gates(ctx: Context, step: str, gates: dict[str, list[Gate]], describe: str, *,
            raise_on_failure: bool = True) -> dict[str, str]:
     """Wait on health gates per host (even though no resource changed); returns what failed."""
     plans = {name: Plan(gates=[dataclasses.replace(g, always=True) for g in host_gates])
              for name, host_gates in gates.items()}
-    problems = _problems(ctx, ctx.runner.apply(step, plans, describe=describe))
+    problems = _problems(ctx, ctx.session.apply(step, plans, describe=describe))
     if problems and raise_on_failure:
         raise _StepFailed(step, problems)
     return problems
 
 
-def _problems(ctx, outcomes: dict[str, HostOutcome]) -> dict[str, str]:  # noqa: ANN001 - phases.Context
+def _problems(ctx: Context, outcomes: dict[str, HostOutcome]) -> dict[str, str]:
     """What went wrong per host. A failed host stays in the run: the restore handles the failure
     (rollback), so the rollback's steps must still reach it."""
     for name, outcome in outcomes.items():
         if outcome.status is HostStatus.FAILED:
-            ctx.runner.dead.pop(name, None)
+            ctx.session.revive(name)
     return {n: (o.message or o.status.value) for n, o in outcomes.items() if o.status is not HostStatus.OK}
 
 
@@ -147,13 +148,13 @@ def start_command(services: tuple[str, ...]) -> str:
     return f"systemctl reset-failed {names} 2>/dev/null; systemctl start --no-block {names}"
 
 
-def move_aside_command(member) -> str:  # noqa: ANN001 - MemberPlan
+def move_aside_command(member: MemberPlan) -> str:
     data, aside = shlex.quote(member.data_dir), shlex.quote(member.aside)
     return (f"if [ -e {aside} ]; then echo {shlex.quote(member.aside + ' already exists')} >&2; exit 1; fi; "
             f"if [ -e {data} ]; then mv {data} {aside} && echo moved; else echo absent; fi")
 
 
-def restore_command(member) -> str:  # noqa: ANN001 - MemberPlan
+def restore_command(member: MemberPlan) -> str:
     data = shlex.quote(member.data_dir)
     return (f"if [ -e {data} ]; then echo {shlex.quote(member.data_dir + ' exists: it was not moved aside')} >&2; "
             "exit 1; fi; "
@@ -162,7 +163,7 @@ def restore_command(member) -> str:  # noqa: ANN001 - MemberPlan
             f"exit 1; fi; rm -f \"$log\"; chmod 700 {data}")
 
 
-def rollback_command(member, *, restored: bool, moved: bool) -> str:  # noqa: ANN001 - MemberPlan
+def rollback_command(member: MemberPlan, *, restored: bool, moved: bool) -> str:
     """Put the old data directory back. What is at data_dir now came from this restore (or is a partial
     copy of it): the snapshot still exists, so it is removed, never the old data."""
     data, aside = shlex.quote(member.data_dir), shlex.quote(member.aside)
@@ -178,7 +179,7 @@ def rollback_command(member, *, restored: bool, moved: bool) -> str:  # noqa: AN
 # -- the procedure ------------------------------------------------------------------------------------------
 
 
-def restore(ctx, snapshot_path: Path, *, confirm: Confirm) -> RestoreResult:  # noqa: ANN001 - phases.Context
+def restore(ctx: Context, snapshot_path: Path, *, confirm: Confirm) -> RestoreResult:
     """Restore `snapshot_path` onto every etcd member; on failure after anything changed, undo it and raise
     RestoreFailed. Raises RestoreRefused / SnapshotFileError / RestoreAborted with nothing changed."""
     cluster: Cluster = ctx.cluster
@@ -225,7 +226,7 @@ def restore(ctx, snapshot_path: Path, *, confirm: Confirm) -> RestoreResult:  # 
     return RestoreResult(plan, pre, cluster_id, revision)
 
 
-def _upload(ctx, plan: RestorePlan, progress: _Progress) -> int:  # noqa: ANN001
+def _upload(ctx: Context, plan: RestorePlan, progress: _Progress) -> int:
     """Copy the snapshot next to each member's data directory and check it there: same sha256, and the
     restore tool reads the revision the file should have."""
     expected: set[int] = set()
@@ -256,7 +257,7 @@ def _upload(ctx, plan: RestorePlan, progress: _Progress) -> int:  # noqa: ANN001
     return expected.pop()
 
 
-def _cleanup_uploads(ctx, plan: RestorePlan, progress: _Progress) -> None:  # noqa: ANN001
+def _cleanup_uploads(ctx: Context, plan: RestorePlan, progress: _Progress) -> None:
     def remove(conn: Connection) -> str:
         member = plan.member(conn.target.name)
         conn.run(f"rm -f {shlex.quote(member.upload)} {shlex.quote(member.upload + '.partial')}", timeout=120)
@@ -267,7 +268,7 @@ def _cleanup_uploads(ctx, plan: RestorePlan, progress: _Progress) -> None:  # no
               raise_on_failure=False)
 
 
-def _apply(ctx, plan: RestorePlan, progress: _Progress, revision: int) -> str:  # noqa: ANN001
+def _apply(ctx: Context, plan: RestorePlan, progress: _Progress, revision: int) -> str:
     """Steps 3-8; returns the new cluster ID. Raises _StepFailed (or anything) for the rollback."""
     members = [m.host for m in plan.members]
     planes = list(plan.control_planes)
@@ -309,7 +310,7 @@ def _apply(ctx, plan: RestorePlan, progress: _Progress, revision: int) -> str:  
     return cluster_id
 
 
-def _verify(ctx, plan: RestorePlan, revision: int) -> str:  # noqa: ANN001
+def _verify(ctx: Context, plan: RestorePlan, revision: int) -> str:
     """Every member serves the snapshot's revision, bumped (nothing writes before the apiservers start), in
     one cluster whose members are the inventory's. Returns the cluster ID."""
     cluster: Cluster = ctx.cluster
@@ -327,17 +328,16 @@ def _verify(ctx, plan: RestorePlan, revision: int) -> str:  # noqa: ANN001
                               f"(so {served} once restored)")
     if len(ids) > 1:
         problems["cluster"] = f"members report different cluster IDs: {', '.join(sorted(ids))}"
-    listing: dict[str, object] = {}
+    listing: list[etcd_members.MemberList] = []
     first = plan.members[0].host
-    endpoints = all_endpoints(cluster)
+    command = etcd_members.command(cluster, endpoints=all_endpoints(cluster))
 
     def members(conn: Connection) -> str:
-        listing["members"] = parse_member_list(_run(conn, ctl(cluster, "member", "list", "--write-out=json",
-                                                              endpoints=endpoints), "member list"))
+        listing.append(etcd_members.parse(_run(conn, command, "member list")))
         return "member list read"
 
     _each(ctx, "restore-verify", [first], members, "the member list")
-    cluster_id, found = listing["members"]  # type: ignore[misc]
+    cluster_id, found = listing[0].cluster_id, listing[0].members
     for problem in membership_problems(cluster, found):
         problems.setdefault("members", problem)
     if problems:
@@ -345,14 +345,13 @@ def _verify(ctx, plan: RestorePlan, revision: int) -> str:  # noqa: ANN001
     return cluster_id
 
 
-def _rollback(ctx, plan: RestorePlan, progress: _Progress) -> dict[str, str]:  # noqa: ANN001
+def _rollback(ctx: Context, plan: RestorePlan, progress: _Progress) -> dict[str, str]:
     """Put every moved-aside data directory back and start everything again. Returns what is wrong after."""
     members = [m.host for m in plan.members]
     planes = list(plan.control_planes)
     for name in members + planes:
         # Try every host again, even one that failed or dropped its connection during the restore.
-        ctx.runner.dead.pop(name, None)
-        ctx.session.pool.forget(name)
+        ctx.session.revive(name, reconnect=True)
     left: dict[str, str] = {}
     if not progress.stopped:
         return left

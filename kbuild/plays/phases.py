@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar, cast
+from typing import Any, Callable, Generic, Sequence, TypeVar, cast
 
-from kbuild.engine.report import Event
+from kbuild.engine.report import Event, Reporter
 from kbuild.engine.runner import HostOutcome, HostStatus
+from kbuild.engine.session import Session
 from kbuild.errors import ExitCode, KbuildError, UsageError
+from kbuild.inventory import Cluster, Host
 
 PhaseFn = Callable[["Context"], None]
 T = TypeVar("T")
@@ -49,7 +51,7 @@ class State:
 
 @dataclass
 class Phase:
-    """One step of a cluster action. `run` does its work through ctx.runner; it may skip itself.
+    """One step of a cluster action. `run` does its work through ctx.session; it may skip itself.
 
     `needs`: slots an earlier phase must provide; `provides`: slots this phase always puts in the state
     (a phase that puts one only sometimes does not declare it, so no skip can come to rely on it)."""
@@ -65,24 +67,19 @@ class Phase:
 class Context:
     """What every phase of one command works with."""
 
-    cluster: object  # kbuild.inventory.Cluster
-    session: object  # kbuild.cli.session.Session: hosts, pool, runner, reporter
+    cluster: Cluster
+    session: Session[Host]  # the engine's: hosts --limit kept, runner, reporter
     check: bool = False
     state: State = field(default_factory=State)  # results phases hand to later phases
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def runner(self):  # noqa: ANN201 - kbuild.engine.runner.Runner
-        return self.session.runner  # type: ignore[attr-defined]
+    def reporter(self) -> Reporter:
+        return self.session.reporter
 
-    @property
-    def reporter(self):  # noqa: ANN201
-        return self.session.reporter  # type: ignore[attr-defined]
-
-    def selected(self, hosts: list) -> list:
+    def selected(self, hosts: Sequence[Host]) -> list[Host]:
         """The subset of `hosts` that --limit kept."""
-        chosen = {h.name for h in self.session.hosts}  # type: ignore[attr-defined]
-        return [h for h in hosts if h.name in chosen]
+        return self.session.selected(hosts)
 
     def say(self, text: str, *, phase: str | None = None) -> None:
         self.reporter.emit(Event("message", phase=phase, message=text))

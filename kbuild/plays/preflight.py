@@ -1,121 +1,30 @@
 """Preflight: is every host fit to run its roles? One read-only probe per host, every problem reported at once.
 
-The probe is a shell script whose output is `key value` lines (a fact, pyinfra-style); the
-checks are pure functions from those facts, so they are tested with recorded output.
+The probe is a cluster fact (kbuild.plays.clusterfacts.preflight_probe); the checks are pure functions
+from those facts, so they are tested with recorded output.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kbuild.engine.report import Event
+from kbuild.engine.session import one_line
 from kbuild.engine.ssh import Connection
 from kbuild.errors import ExitCode, KbuildError
 from kbuild.inventory import Cluster, Host
+from kbuild.plays.clusterfacts import preflight_probe
+from kbuild.plays.clusterfacts.preflight_probe import BASE_TOOLS, DOWNLOAD_TOOLS, MODULES, WORKER_TOOLS, HostFacts
 from kbuild.plays.components import listening_ports
-from kbuild.plays.phases import PhaseFailed
+from kbuild.plays.phases import Context, PhaseFailed
 from kbuild.render import units_for
 
-# Units kbuild installs: a port they hold is theirs, not a conflict, on a re-run.
-KBUILD_UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-                "containerd")
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 MIN_MEMORY_MB = {"control-plane": 1700, "default": 512}  # kubeadm's control-plane minimum
 MIN_CPUS_CONTROL_PLANE = 2
 MIN_FREE_DISK_MB = 2048
 MAX_CLOCK_SKEW_S = 2.0
-BASE_TOOLS = ("sh", "tar", "sha256sum", "mktemp", "stat", "base64", "systemctl", "mount")
-WORKER_TOOLS = ("iptables",)
-
-PROBE = r"""
-echo "kernel $(uname -s)"
-echo "arch $(uname -m)"
-( . /etc/os-release 2>/dev/null; echo "os ${PRETTY_NAME:-unknown}" )
-if [ -d /run/systemd/system ]; then echo "systemd yes"; else echo "systemd no"; fi
-echo "hostname $(hostname 2>/dev/null || cat /etc/hostname)"
-echo "machine_id $(cat /etc/machine-id 2>/dev/null)"
-echo "cgroupfs $(stat -fc %T /sys/fs/cgroup 2>/dev/null)"
-echo "cpus $(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
-awk '/^MemTotal:/ {print "mem_kb " $2}' /proc/meminfo
-echo "swap_kb $(awk 'NR > 1 {s += $3} END {print s + 0}' /proc/swaps)"
-mkdir -p /var/lib 2>/dev/null; echo "disk_free_kb $(df -Pk /var/lib | awk 'NR == 2 {print $4}')"
-for f in /proc/net/tcp /proc/net/tcp6; do
-  [ -r "$f" ] && awk 'NR > 1 && $4 == "0A" {split($2, a, ":"); print "listen " a[2]}' "$f"
-done
-grep -qw overlay /proc/filesystems 2>/dev/null && echo "module overlay"
-for m in overlay br_netfilter; do
-  if [ -d "/sys/module/$m" ] || grep -q "^$m " /proc/modules 2>/dev/null \
-     || modprobe -n "$m" >/dev/null 2>&1 || grep -qs "/$m.ko" "/lib/modules/$(uname -r)/modules.builtin"; then
-    echo "module $m"
-  fi
-done
-[ -d /proc/sys/net/bridge ] && echo "module br_netfilter"
-for t in sh tar sha256sum mktemp stat base64 systemctl mount iptables curl wget; do
-  command -v "$t" >/dev/null 2>&1 && echo "tool $t"
-done
-for u in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy containerd; do
-  [ "$(systemctl is-active "$u" 2>/dev/null)" = active ] && echo "active $u"
-done
-echo "time $(date +%s.%N)"
-"""
-
-
-@dataclass
-class HostFacts:
-    kernel: str = ""
-    arch: str = ""
-    os: str = ""
-    systemd: bool = False
-    hostname: str = ""
-    machine_id: str = ""
-    cgroupfs: str = ""  # cgroup2fs: cgroup v2; tmpfs: the v1 (or hybrid) layout
-    cpus: int = 0
-    mem_mb: int = 0
-    swap_kb: int = 0
-    disk_free_mb: int = 0
-    listening: set[int] = field(default_factory=set)
-    modules: set[str] = field(default_factory=set)
-    tools: set[str] = field(default_factory=set)
-    active_units: set[str] = field(default_factory=set)
-    clock_offset: float = 0.0  # host clock minus controller clock, seconds (round trip accounted for)
-
-    @classmethod
-    def parse(cls, output: str, *, sent: float = 0.0, received: float = 0.0) -> HostFacts:
-        facts = cls()
-        for line in output.splitlines():
-            key, _, value = line.partition(" ")
-            value = value.strip()
-            if key in ("kernel", "arch", "os", "hostname", "machine_id", "cgroupfs"):
-                setattr(facts, key, value)
-            elif key == "systemd":
-                facts.systemd = value == "yes"
-            elif key == "cpus" and value.isdigit():
-                facts.cpus = int(value)
-            elif key == "mem_kb" and value.isdigit():
-                facts.mem_mb = int(value) // 1024
-            elif key == "swap_kb" and value.isdigit():
-                facts.swap_kb = int(value)
-            elif key == "disk_free_kb" and value.isdigit():
-                facts.disk_free_mb = int(value) // 1024
-            elif key == "listen":
-                try:
-                    facts.listening.add(int(value, 16))
-                except ValueError:
-                    pass
-            elif key == "module":
-                facts.modules.add(value)
-            elif key == "tool":
-                facts.tools.add(value)
-            elif key == "active":
-                facts.active_units.add(value)
-            elif key == "time" and sent:
-                try:
-                    facts.clock_offset = float(value) - (sent + received) / 2
-                except ValueError:
-                    pass
-        return facts
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -165,13 +74,13 @@ def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
                            "it with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or set "
                            "cluster.kubelet_config.failCgroupV1: false to run on v1 anyway")
     if host.runs_kubelet:
-        for module in ("overlay", "br_netfilter"):
+        for module in MODULES:
             if module not in facts.modules:
                 problem("modules", f"kernel module {module} is neither loaded nor available "
                                    f"(containerd and kube-proxy need it)")
     tools = BASE_TOOLS + (WORKER_TOOLS if host.runs_kubelet else ())
     missing = [t for t in tools if t not in facts.tools]
-    if cluster.artifacts.transfer == "pull" and not {"curl", "wget"} & facts.tools:
+    if cluster.artifacts.transfer == "pull" and not set(DOWNLOAD_TOOLS) & facts.tools:
         missing.append("curl or wget (artifacts.transfer: pull)")
     if missing:
         problem("tools", f"missing required tools: {', '.join(missing)}")
@@ -206,12 +115,13 @@ def check_cluster(cluster: Cluster, facts: dict[str, HostFacts]) -> list[Finding
 
 
 def probe(conn: Connection) -> HostFacts:
+    """The host's facts, its clock read against this machine's across the round trip."""
     sent = time.time()
-    result = conn.run(PROBE)
+    result = conn.run(preflight_probe.COMMAND)
     received = time.time()
     if not result.ok and not result.out:
-        raise KbuildError(f"{conn.target.name}: the preflight probe failed: {result.err.strip()}")
-    return HostFacts.parse(result.out, sent=sent, received=received)
+        raise KbuildError(f"{conn.target.name}: the preflight probe failed: {one_line(result.err)[-300:]}")
+    return preflight_probe.parse(result.out, sent=sent, received=received)
 
 
 class PreflightFailed(KbuildError):
@@ -225,7 +135,7 @@ class PreflightFailed(KbuildError):
         self.findings = findings
 
 
-def run(ctx) -> list[Finding]:  # noqa: ANN001 - kbuild.plays.phases.Context
+def run(ctx: Context) -> list[Finding]:
     """Probe every selected host, check them all, and stop with every problem listed before anything changes."""
     cluster = ctx.cluster
     facts: dict[str, HostFacts] = {}
@@ -235,7 +145,7 @@ def run(ctx) -> list[Finding]:  # noqa: ANN001 - kbuild.plays.phases.Context
         f = facts[conn.target.name]
         return f"{ARCH.get(f.arch, f.arch)}, {f.os}, {f.cpus} CPU, {f.mem_mb} MB"
 
-    outcomes = ctx.runner.each("preflight", [h.name for h in ctx.session.hosts], task,
+    outcomes = ctx.session.each("preflight", [h.name for h in ctx.session.hosts], task,
                                describe="checking every host before anything changes")
     unreachable = [n for n, o in outcomes.items() if o.status.value in ("unreachable", "failed")]
     findings: list[Finding] = []

@@ -18,7 +18,7 @@ from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.plays import node
 from kbuild.plays.control_plane import kubectl
-from kbuild.plays.phases import require_success
+from kbuild.plays.phases import Context, require_success
 from kbuild.render import pod_routes, units_for
 
 # Directories that hold nothing but what kbuild put there.
@@ -146,12 +146,12 @@ if [ -S {layout.CONTAINERD_SOCKET} ]; then
 fi"""
 
 
-def forget_nodes(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.plays.phases.Context
+def forget_nodes(ctx: Context, plans: dict[str, ResetPlan]) -> None:
     """When some nodes are reset and a control plane stays, delete their Node objects (as `kubeadm reset`
     users do by hand), so the API does not list ghosts. Best effort: the hosts are reset either way."""
     cluster: Cluster = ctx.cluster
     nodes = [h.name for h in cluster.kubelet_hosts if h.name in plans]
-    staying = [h for h in cluster.control_plane_hosts if h.name not in plans and h.name in ctx.session.pool.targets]
+    staying = [h for h in ctx.selected(cluster.control_plane_hosts) if h.name not in plans]
     if not nodes or not staying:
         return
 
@@ -159,10 +159,10 @@ def forget_nodes(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kb
         result = conn.run(kubectl("delete", "node", "--ignore-not-found", "--wait=false", *nodes))
         return f"deleted Node objects {', '.join(nodes)}" if result.ok else f"could not delete Nodes: {result.err.strip()}"
 
-    ctx.runner.each("forget-nodes", [staying[0].name], delete, describe="Node objects of the reset hosts")
+    ctx.session.each("forget-nodes", [staying[0].name], delete, describe="Node objects of the reset hosts")
 
 
-def run(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.plays.phases.Context
+def run(ctx: Context, plans: dict[str, ResetPlan]) -> None:
     def reset(conn: Connection) -> str:
         p = plans[conn.target.name]
         result = conn.run(script(p))
@@ -171,5 +171,5 @@ def run(ctx, plans: dict[str, ResetPlan]) -> None:  # noqa: ANN001 - kbuild.play
         kept = [line for line in result.out.splitlines() if line.startswith("etcd data kept")]
         return "; ".join(["reset done", *kept])
 
-    require_success("reset", ctx.runner.each("reset", list(plans), reset, describe="removing what kbuild installed"))
+    require_success("reset", ctx.session.each("reset", list(plans), reset, describe="removing what kbuild installed"))
     forget_nodes(ctx, plans)

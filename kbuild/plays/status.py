@@ -10,13 +10,23 @@ import json
 from dataclasses import dataclass, field
 
 from kbuild import layout
+from kbuild.engine.session import QueryError
 from kbuild.engine.ssh import Connection
+from kbuild.errors import UnreachableError
 from kbuild.inventory import Cluster, Host
+from kbuild.plays.clusterfacts import etcd_status
+from kbuild.plays.clusterfacts import nodes as node_facts
+from kbuild.plays.clusterfacts.etcd_status import EndpointStatus
+from kbuild.plays.clusterfacts.nodes import Node
+from kbuild.plays.clusterfacts.version import version_word
 from kbuild.plays.components import health_checks
 from kbuild.plays.control_plane import kubectl
 from kbuild.plays.etcd import etcdctl
 from kbuild.plays.etcd_ops.commands import member_names
+from kbuild.plays.phases import Context
 from kbuild.render import units_for
+
+PHASE = "status"
 
 def health_command(cluster: Cluster, unit: str) -> str | None:
     """A read-only shell test that succeeds when the component answers every health check its gates wait for;
@@ -85,39 +95,12 @@ def parse_probe(host: str, output: str) -> HostStatus:
         if kind == "unit":
             component.active = value.strip() or "inactive"
         elif kind == "version":
-            component.version = _short_version(value.strip())
+            component.version = version_word(value.strip())
         elif kind == "health":
             verdict, _, detail = value.partition(" ")
             component.healthy = verdict == "ok"
             component.detail = detail.strip()
     return HostStatus(host, components=list(components.values()))
-
-
-def _short_version(text: str) -> str:
-    """'Kubernetes v1.33.5' -> 'v1.33.5'; 'etcd Version: 3.5.1' -> '3.5.1'; containerd's third word."""
-    words = text.split()
-    for word in words:
-        if word[:1] in "v0123456789" and any(ch.isdigit() for ch in word) and "." in word:
-            return word
-    return text
-
-
-@dataclass
-class EtcdMember:
-    name: str
-    endpoint: str
-    leader: bool
-    raft_index: int
-    db_size: int
-    version: str
-
-
-@dataclass
-class NodeInfo:
-    name: str
-    ready: bool
-    version: str
-    unschedulable: bool
 
 
 @dataclass
@@ -138,9 +121,9 @@ class AddonStatus:
 @dataclass
 class ClusterStatus:
     hosts: list[HostStatus]
-    etcd_members: list[EtcdMember] = field(default_factory=list)
+    etcd_members: list[EndpointStatus] = field(default_factory=list)  # named after their hosts
     etcd_error: str = ""
-    nodes: list[NodeInfo] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
     nodes_error: str = ""
     expected_nodes: list[str] = field(default_factory=list)
     addons: list[AddonStatus] = field(default_factory=list)
@@ -158,7 +141,7 @@ class ClusterStatus:
                     found.append(f"{host.host}: {c.unit} unhealthy: {why}")
         if self.etcd_error:
             found.append(f"etcd: {self.etcd_error}")
-        elif self.etcd_members and sum(m.leader for m in self.etcd_members) != 1:
+        elif self.etcd_members and sum(m.is_leader for m in self.etcd_members) != 1:
             found.append("etcd: no leader")
         if self.nodes_error:
             found.append(f"nodes: {self.nodes_error}")
@@ -181,45 +164,18 @@ class ClusterStatus:
             "problems": self.problems,
             "hosts": [{"host": h.host, "reachable": h.reachable, "error": h.error or None,
                        "components": [vars(c) | {"ok": c.ok} for c in h.components]} for h in self.hosts],
-            "etcd": {"members": [vars(m) for m in self.etcd_members], "error": self.etcd_error or None},
-            "nodes": {"registered": [vars(n) for n in self.nodes], "expected": self.expected_nodes,
+            "etcd": {"members": [{"name": m.name, "endpoint": m.endpoint, "leader": m.is_leader,
+                                  "raft_index": m.raft_index, "db_size": m.db_size, "version": m.version}
+                                 for m in self.etcd_members], "error": self.etcd_error or None},
+            "nodes": {"registered": [{"name": n.name, "ready": n.ready, "version": n.kubelet_version,
+                                      "unschedulable": n.unschedulable} for n in self.nodes],
+                      "expected": self.expected_nodes,
                       "error": self.nodes_error or None},
             "addons": [vars(a) | {"ok": a.ok} for a in self.addons],
         }
 
 
-def parse_endpoint_status(output: str, names_by_endpoint: dict[str, str]) -> list[EtcdMember]:
-    """`etcdctl endpoint status --cluster -w json` -> members (the JSON shape is shared by 3.4 and 3.5)."""
-    members = []
-    for entry in json.loads(output):
-        header = entry["Status"]["header"]
-        status = entry["Status"]
-        endpoint = entry["Endpoint"]
-        members.append(EtcdMember(
-            name=names_by_endpoint.get(endpoint, endpoint),
-            endpoint=endpoint,
-            leader=status.get("leader") == header.get("member_id"),
-            raft_index=int(status.get("raftIndex", 0)),
-            db_size=int(status.get("dbSize", 0)),
-            version=status.get("version", ""),
-        ))
-    return members
-
-
-def parse_nodes(output: str) -> list[NodeInfo]:
-    nodes = []
-    for item in json.loads(output).get("items", []):
-        conditions = {c["type"]: c["status"] for c in item.get("status", {}).get("conditions", [])}
-        nodes.append(NodeInfo(
-            name=item["metadata"]["name"],
-            ready=conditions.get("Ready") == "True",
-            version=item.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", ""),
-            unschedulable=bool(item.get("spec", {}).get("unschedulable")),
-        ))
-    return nodes
-
-
-def collect(ctx) -> ClusterStatus:  # noqa: ANN001 - kbuild.plays.phases.Context
+def collect(ctx: Context) -> ClusterStatus:
     """Probe every selected host in parallel, then ask etcd and the API about the cluster as a whole."""
     cluster: Cluster = ctx.cluster
     hosts = {h.name: h for h in ctx.session.hosts}
@@ -232,7 +188,7 @@ def collect(ctx) -> ClusterStatus:  # noqa: ANN001 - kbuild.plays.phases.Context
         bad = [c.unit for c in results[host.name].components if not c.ok]
         return f"unhealthy: {', '.join(bad)}" if bad else "all components healthy"
 
-    outcomes = ctx.runner.each("status", list(hosts), probe, describe="units, health endpoints, versions")
+    outcomes = ctx.session.each(PHASE, list(hosts), probe, describe="units, health endpoints, versions")
     statuses = [results.get(name) or HostStatus(name, reachable=False, error=(o.message or o.status.value))
                 for name, o in outcomes.items()]
     report = ClusterStatus(statuses, expected_nodes=[h.name for h in cluster.kubelet_hosts if h.name in hosts],
@@ -244,40 +200,33 @@ def collect(ctx) -> ClusterStatus:  # noqa: ANN001 - kbuild.plays.phases.Context
     return report
 
 
-def _etcd_members(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:  # noqa: ANN001
+def _etcd_members(ctx: Context, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:
     member = next((h for h in cluster.etcd_hosts if h.name in reachable), None)
     if member is None:
         report.etcd_error = "no etcd member reachable"
         return
-    names = member_names(cluster)
-    result = ctx.session.pool.get(member.name).run(etcdctl(cluster, "endpoint", "status", "--cluster", "-w", "json"))
-    if not result.ok:
-        report.etcd_error = f"endpoint status via {member.name} failed: {result.err.strip() or result.out.strip()}"
-        return
     try:
-        report.etcd_members = parse_endpoint_status(result.out, names)
-    except (ValueError, KeyError) as exc:
-        report.etcd_error = f"unexpected etcdctl output: {exc}"
+        statuses = ctx.session.read(PHASE, member.name, etcd_status.query(cluster, every_member=True))
+    except (QueryError, UnreachableError) as exc:
+        report.etcd_error = str(exc)
+        return
+    report.etcd_members = etcd_status.named(statuses, member_names(cluster))
 
 
-def _nodes(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:  # noqa: ANN001
+def _nodes(ctx: Context, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:
     if not report.expected_nodes:
         return
     control = next((h for h in cluster.control_plane_hosts if h.name in reachable), None)
     if control is None:
         report.nodes_error = "no control plane reachable to list nodes"
         return
-    result = ctx.session.pool.get(control.name).run(kubectl("get", "nodes", "-o", "json"))
-    if not result.ok:
-        report.nodes_error = f"listing nodes via {control.name} failed: {result.err.strip()}"
-        return
     try:
-        report.nodes = parse_nodes(result.out)
-    except (ValueError, KeyError) as exc:
-        report.nodes_error = f"unexpected kubectl output: {exc}"
+        report.nodes = list(ctx.session.read(PHASE, control.name, node_facts.QUERY).values())
+    except (QueryError, UnreachableError) as exc:
+        report.nodes_error = str(exc)
 
 
-def _addons(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:  # noqa: ANN001
+def _addons(ctx: Context, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -> None:
     if not cluster.settings.addons.coredns.enabled:
         return
     control = next((h for h in cluster.control_plane_hosts if h.name in reachable), None)
@@ -285,8 +234,12 @@ def _addons(ctx, cluster: Cluster, report: ClusterStatus, reachable: set[str]) -
         report.addons.append(AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0,
                                          "no control plane reachable to ask"))
         return
-    result = ctx.session.pool.get(control.name).run(kubectl("get", "deployment", "coredns", "-n", "kube-system",
-                                                            "-o", "json"))
+    try:
+        result = ctx.session.run(PHASE, control.name, kubectl("get", "deployment", "coredns", "-n", "kube-system",
+                                                              "-o", "json"), timeout=60)
+    except UnreachableError as exc:
+        report.addons.append(AddonStatus("coredns", cluster.settings.addons.coredns.replicas, 0, str(exc)))
+        return
     wanted = cluster.settings.addons.coredns.replicas
     if not result.ok:
         addon = AddonStatus("coredns", wanted, 0, result.err.strip() or "its Deployment is missing")

@@ -27,3 +27,15 @@ def cluster_from(tmp_path: Path) -> Callable[[str], Cluster]:
 def _no_user_artifact_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The default artifact cache (~/.cache/kbuild/artifacts) is this machine's: a unit test never reads it."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture
+def one_master_two_workers(cluster_from: Callable[[str], Cluster]) -> Cluster:
+    """m1 (etcd and control plane), w1 and w2 (workers): the smallest cluster with a host of each kind to spare."""
+    return cluster_from("""\
+        cluster: {name: t}
+        hosts:
+          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
+          w1: {address: 198.18.0.11, roles: [worker]}
+          w2: {address: 198.18.0.12, roles: [worker]}
+        """)

@@ -16,20 +16,20 @@ import re
 import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from kbuild import layout
 from kbuild.engine.resources import Command, KernelModule
-from kbuild.engine.ssh import Result
+from kbuild.engine.ssh import SSHTarget
 from kbuild.errors import InventoryError
 from kbuild.inventory import Cluster, load_cluster
 from kbuild.plays import control_plane, etcd, node, reset
 from kbuild.plays.bootstrap import api_labels_command
 from kbuild.plays.etcd_backup import list_remote_script, save_script
 from kbuild.plays.etcd_ops import probe as etcd_probe
-from kbuild.plays.etcd_ops.commands import snapshot_status
+from kbuild.plays.clusterfacts import etcd_status
+from kbuild.plays.etcd_ops.commands import member_names, snapshot_status
 from kbuild.plays.etcd_ops.restore_plan import build_plan
 from kbuild.plays.etcd_ops.snapfile import FileCheck
 from kbuild.plays.etcd_restore import (
@@ -46,6 +46,7 @@ from kbuild.plays.upgrade.versions import Version
 from kbuild.plays.upgrade.versions import probe_script as versions_probe
 from kbuild.render import host_files
 from kbuild.render.env import TemplateError
+from tests.unit.fakes import Answer, ScriptedHost
 
 MARK = "KBPWN"
 # Each breaks out of a differently quoted context, or starts a new command line.
@@ -232,28 +233,22 @@ def every_script(cluster: Cluster, inputs) -> Iterator[tuple[str, str]]:  # noqa
             yield re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m[1], 16)), argument), "pod-routes unit"
 
 
-class RecordingConnection:
-    """Answers every command with a Node list naming the node asked about, and keeps the commands."""
-
-    def __init__(self, node: str) -> None:
-        self.node, self.commands = node, []
-        self.target = SimpleNamespace(name="m1")
-
-    def run(self, command: str, **_: object) -> Result:
-        self.commands.append(command)
-        nodes = {"items": [{"metadata": {"name": self.node}, "spec": {}, "status": {}}]}
-        return Result(0, json.dumps(nodes).encode(), b"")
+def node_list(node: str) -> Answer:
+    """A host whose every command answers with a Node list naming `node` (what cordon reads first)."""
+    listing = json.dumps({"items": [{"metadata": {"name": node}, "spec": {}, "status": {}}]})
+    return lambda host, command: listing
 
 
 def upgrade_commands(cluster: Cluster) -> Iterator[tuple[str, str]]:
     """The rolling upgrade's commands: cordon, drain, uncordon and the gates, per node and etcd member."""
     version = Version.parse("3.6.16")
     for host in cluster.hosts:
-        conn = RecordingConnection(host.name)
-        upgrade_nodes.cordon(conn, host.name, Version.parse("1.37.2"))  # type: ignore[arg-type]
-        upgrade_nodes.drain(conn, host.name, attempts=1)  # type: ignore[arg-type]
-        upgrade_nodes.uncordon(conn, host.name)  # type: ignore[arg-type]
-        for command in conn.commands:
+        log: list[tuple[str, str]] = []
+        conn = ScriptedHost(SSHTarget("m1", "198.18.0.10"), node_list(host.name), log, {})
+        upgrade_nodes.cordon(conn, host.name, Version.parse("1.37.2"))
+        upgrade_nodes.drain(conn, host.name, attempts=1)
+        upgrade_nodes.uncordon(conn, host.name)
+        for _, command in log:
             yield command, f"upgrade {host.name}"
         yield upgrade_nodes.ready_gate(host.name, 0).command, f"upgrade {host.name} ready gate"
         if host.is_etcd:
@@ -261,11 +256,11 @@ def upgrade_commands(cluster: Cluster) -> Iterator[tuple[str, str]]:
             gate = etcdstate.others_healthy_gate(cluster, host.name)
             if gate is not None:
                 yield gate.command, f"upgrade {host.name} others healthy"
-    yield etcdstate.status_command(cluster, etcdstate_urls(cluster)), "upgrade etcd status"
+    yield etcd_status.command(cluster, endpoints=etcdstate_urls(cluster)), "upgrade etcd status"
 
 
 def etcdstate_urls(cluster: Cluster) -> str:
-    return ",".join(etcdstate.endpoints(cluster))
+    return ",".join(member_names(cluster))
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

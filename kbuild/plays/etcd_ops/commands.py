@@ -1,17 +1,18 @@
-"""etcd command lines (etcdctl/etcdutl on a host) and parsers for their JSON output; pure functions."""
+"""etcd command lines (etcdctl/etcdutl on a host) and the snapshot status parser; pure functions.
+
+The endpoint status and member list are cluster facts: kbuild.plays.clusterfacts.etcd_status, etcd_members."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
-from typing import Any
 
 from kbuild import layout
 from kbuild.artifacts.catalogue import ETCDUTL_SINCE
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.inventory.cluster import format_host
+from kbuild.plays.clusterfacts.jsonout import json_document
 from kbuild.plays.etcd import etcdctl
 from kbuild.render.facts import Facts
 
@@ -118,76 +119,9 @@ class SnapshotStatus:
     total_size: int
 
 
-def _json_object(text: str, key: str | None = None) -> Any:
-    """The JSON document in a tool's output, which may carry log lines (JSON too) around it: the first
-    list, or the first object that has `key`."""
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith(("{", "[")):
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, list) or key is None or (isinstance(data, dict) and key in data):
-            return data
-    raise ValueError(f"no JSON in the output: {text.strip()[:300] or '(empty)'}")
-
-
 def parse_snapshot_status(text: str) -> SnapshotStatus:
-    data = _json_object(text, "revision")
+    data = json_document(text, "revision")
     try:
         return SnapshotStatus(int(data["hash"]), int(data["revision"]), int(data["totalKey"]), int(data["totalSize"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unexpected snapshot status output ({exc}): {text.strip()[:300]}") from None
-
-
-@dataclass(frozen=True)
-class EndpointStatus:
-    endpoint: str
-    cluster_id: str  # hex, as etcdctl prints member IDs in tables
-    member_id: str
-    leader_id: str
-    revision: int
-    raft_term: int
-    raft_index: int
-    db_size: int
-    version: str
-
-    @property
-    def is_leader(self) -> bool:
-        return self.member_id == self.leader_id
-
-
-def parse_endpoint_status(text: str) -> list[EndpointStatus]:
-    """`etcdctl endpoint status -w json` (3.4 and 3.5 share the shape)."""
-    found = []
-    for entry in _json_object(text, "Endpoint"):
-        status = entry["Status"]
-        header = status["header"]
-        found.append(EndpointStatus(
-            endpoint=entry["Endpoint"], cluster_id=f"{int(header['cluster_id']):x}",
-            member_id=f"{int(header['member_id']):x}", leader_id=f"{int(status.get('leader', 0)):x}",
-            revision=int(header.get("revision", 0)), raft_term=int(header.get("raft_term", 0)),
-            raft_index=int(status.get("raftIndex", 0)), db_size=int(status.get("dbSize", 0)),
-            version=str(status.get("version", "")),
-        ))
-    return found
-
-
-@dataclass(frozen=True)
-class Member:
-    id: str
-    name: str
-    peer_urls: tuple[str, ...]
-    client_urls: tuple[str, ...]
-    learner: bool
-
-
-def parse_member_list(text: str) -> tuple[str, list[Member]]:
-    """`etcdctl member list -w json` -> (cluster ID, members). An unstarted member has no name yet."""
-    data = _json_object(text, "members")
-    members = [Member(f"{int(m['ID']):x}", m.get("name", ""), tuple(m.get("peerURLs", [])),
-                      tuple(m.get("clientURLs", [])), bool(m.get("isLearner", False)))
-               for m in data.get("members", [])]
-    return f"{int(data['header']['cluster_id']):x}", members

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kbuild.engine.ssh import Connection
+from kbuild.engine.session import QueryError
+from kbuild.errors import UnreachableError
 from kbuild.inventory import Cluster
-from kbuild.plays.etcd_ops.commands import (
-    Member,
-    all_endpoints,
-    ctl,
-    parse_member_list,
-    peer_url,
-)
+from kbuild.plays.clusterfacts import etcd_members
+from kbuild.plays.clusterfacts.etcd_members import Member
+from kbuild.plays.etcd_ops.commands import all_endpoints, peer_url
 from kbuild.plays.etcd_ops.probe import HostProbe, probe_hosts
+from kbuild.plays.phases import Context
 
 
 @dataclass
 class EtcdClusterStatus:
     probes: dict[str, HostProbe | None]  # by inventory name; None: unreachable
     cluster_id: str = ""
-    members: list[Member] = field(default_factory=list)
+    members: tuple[Member, ...] = ()
     member_list_error: str = ""
     problems: list[str] = field(default_factory=list)
 
@@ -29,7 +27,7 @@ class EtcdClusterStatus:
         return not self.problems
 
 
-def membership_problems(cluster: Cluster, members: list[Member]) -> list[str]:
+def membership_problems(cluster: Cluster, members: tuple[Member, ...]) -> list[str]:
     """How etcd's member list differs from the inventory's etcd hosts (names and peer URLs)."""
     problems = []
     by_name = {m.name: m for m in members if m.name}
@@ -71,7 +69,7 @@ def status_problems(cluster: Cluster, probes: dict[str, HostProbe | None]) -> li
     return problems
 
 
-def cluster_status(ctx) -> EtcdClusterStatus:  # noqa: ANN001 - phases.Context
+def cluster_status(ctx: Context) -> EtcdClusterStatus:
     """Probe every selected etcd host, then ask one healthy member for the member list."""
     cluster: Cluster = ctx.cluster
     hosts = ctx.selected(cluster.etcd_hosts)
@@ -82,21 +80,12 @@ def cluster_status(ctx) -> EtcdClusterStatus:  # noqa: ANN001 - phases.Context
     if asked is None:
         report.member_list_error = "no etcd host reachable"
         return report
-    command = ctl(cluster, "member", "list", "--write-out=json", endpoints=all_endpoints(cluster))
-
-    def ask(conn: Connection) -> str:
-        result = conn.run(command, timeout=60)
-        if not result.ok:
-            report.member_list_error = f"member list via {asked} failed: {(result.err or result.out).strip()[-300:]}"
-            return report.member_list_error
-        try:
-            report.cluster_id, report.members = parse_member_list(result.out)
-        except (ValueError, KeyError, TypeError) as exc:
-            report.member_list_error = f"unexpected member list output: {exc}"
-            return report.member_list_error
-        return f"{len(report.members)} member(s), cluster ID {report.cluster_id}"
-
-    ctx.runner.each("etcd-members", [asked], ask, describe=f"member list, through {asked}")
+    try:
+        listing = ctx.session.read("etcd-members", asked, etcd_members.query(cluster, endpoints=all_endpoints(cluster)))
+        report.cluster_id, report.members = listing.cluster_id, listing.members
+        ctx.say(f"{len(listing.members)} member(s), cluster ID {listing.cluster_id}", phase="etcd-members")
+    except (QueryError, UnreachableError) as exc:
+        report.member_list_error = f"member list via {exc}"
     if report.member_list_error:
         report.problems.append(report.member_list_error)
     else:

@@ -12,8 +12,11 @@ from kbuild.engine.runner import HostStatus
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.inventory import Cluster, Host
+from kbuild.plays.phases import Context
+from kbuild.plays.clusterfacts import etcd_status
+from kbuild.plays.clusterfacts.etcd_status import EndpointStatus
 from kbuild.plays.desired import COMPONENT_SERVICES
-from kbuild.plays.etcd_ops.commands import EndpointStatus, ctl, parse_endpoint_status
+from kbuild.plays.etcd_ops.commands import ctl
 
 MARK = "@@kb-etcd"
 CONTROL_PLANE_SERVICES = COMPONENT_SERVICES["control-plane"]
@@ -50,7 +53,7 @@ def probe_script(cluster: Cluster, host: Host) -> str:
             f"echo '{MARK} health'",
             f"{ctl(cluster, 'endpoint', 'health')} 2>&1; echo \"rc $?\"",
             f"echo '{MARK} status'",
-            f"{ctl(cluster, 'endpoint', 'status', '--write-out=json')} 2>/dev/null",
+            f"{etcd_status.command(cluster)} 2>/dev/null",
             f"echo '{MARK} facts'",
             (f"if [ -d {q(data_dir + '/member')} ]; then echo 'data member'; "
              f"elif [ -d {q(data_dir)} ] && [ -z \"$(ls -A {q(data_dir)})\" ]; then echo 'data empty'; "
@@ -90,7 +93,7 @@ def parse_probe(host: Host, text: str) -> HostProbe:
         if not healthy:
             error = " ".join(line.strip() for line in health[:-1] if line.strip() and not line.startswith("{"))[-300:]
         try:
-            found = parse_endpoint_status(parts.get("status", ""))
+            found = etcd_status.parse(parts.get("status", ""))
             status = found[0] if found else None
         except (ValueError, KeyError, TypeError):
             status = None
@@ -111,7 +114,7 @@ def parse_probe(host: Host, text: str) -> HostProbe:
                      facts.get("mountpoint") == "yes", frozenset(tools), int(free) if free.isdigit() else None, active)
 
 
-def probe_hosts(ctx, hosts: list[Host], *, phase: str = "etcd-probe",
+def probe_hosts(ctx: Context, hosts: list[Host], *, phase: str = "etcd-probe",
                 describe: str = "etcd members and control planes, read only") -> dict[str, HostProbe | None]:
     """Probe `hosts` in parallel; an unreachable host (or one whose probe failed) maps to None."""
     results: dict[str, HostProbe | None] = {}
@@ -126,7 +129,7 @@ def probe_hosts(ctx, hosts: list[Host], *, phase: str = "etcd-probe",
         results[host.name] = probe
         return probe.describe()
 
-    outcomes = ctx.runner.each(phase, list(by_name), task, describe=describe)
+    outcomes = ctx.session.each(phase, list(by_name), task, describe=describe)
     for name, outcome in outcomes.items():
         if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.SKIPPED):
             results[name] = None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 
 from kbuild.engine.runner import Gate
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
+from kbuild.plays.clusterfacts import nodes as node_facts
+from kbuild.plays.clusterfacts.nodes import Node
+from kbuild.plays.clusterfacts.version import Version
 from kbuild.plays.control_plane import kubectl
-from kbuild.plays.upgrade.versions import Version
 
 # Set on a node kbuild cordoned, so a run that stops between drain and uncordon is finished by the next
 # one, and a node an administrator cordoned beforehand is left cordoned (kubespray does the same check).
@@ -21,37 +21,8 @@ DRAIN_PAUSE = 10.0
 READY_TIMEOUT = 180.0
 
 
-@dataclass(frozen=True)
-class NodeState:
-    name: str
-    kubelet: Version | None
-    ready: bool
-    unschedulable: bool
-    cordoned_by_kbuild: bool
-
-
-def parse_nodes(text: str) -> dict[str, NodeState]:
-    """`kubectl get nodes -o json` -> name -> state."""
-    found = {}
-    for item in json.loads(text).get("items", []):
-        meta, spec, status = item.get("metadata", {}), item.get("spec", {}), item.get("status", {})
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
-        raw = status.get("nodeInfo", {}).get("kubeletVersion", "")
-        found[meta["name"]] = NodeState(
-            name=meta["name"], kubelet=Version.find(raw) if raw else None, ready=conditions.get("Ready") == "True",
-            unschedulable=bool(spec.get("unschedulable")),
-            cordoned_by_kbuild=ANNOTATION in (meta.get("annotations") or {}))
-    return found
-
-
-def read_nodes(conn: Connection) -> dict[str, NodeState]:
-    result = conn.run(kubectl("get", "nodes", "-o", "json"))
-    if not result.ok:
-        raise KbuildError(f"{conn.target.name}: listing Nodes failed: {result.err.strip() or result.out.strip()}")
-    try:
-        return parse_nodes(result.out)
-    except (ValueError, KeyError) as exc:
-        raise KbuildError(f"{conn.target.name}: unexpected `kubectl get nodes` output ({exc})") from None
+def cordoned_by_kbuild(node: Node) -> bool:
+    return ANNOTATION in node.annotations
 
 
 def _run(conn: Connection, command: str, what: str, timeout: float | None = None) -> str:
@@ -65,11 +36,11 @@ def _run(conn: Connection, command: str, what: str, timeout: float | None = None
 def cordon(conn: Connection, node: str, target: Version) -> bool:
     """Cordon `node` and mark it as cordoned by kbuild; False (and nothing done) when it already was
     unschedulable before: an administrator's cordon outlives the upgrade."""
-    state = parse_nodes(_run(conn, kubectl("get", "nodes", "-o", "json"), f"reading Node {node}")).get(node)
+    state = node_facts.parse(_run(conn, node_facts.COMMAND, f"reading Node {node}")).get(node)
     if state is None:
         raise KbuildError(f"Node {node} is not registered in the API, so it cannot be drained",
                           hint=f"check the kubelet on {node} (kbuild status -i INV), then run again")
-    if state.cordoned_by_kbuild:
+    if cordoned_by_kbuild(state):
         return True  # an earlier, interrupted run cordoned it
     if state.unschedulable:
         return False

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from kbuild.errors import KbuildError
+from kbuild.engine.session import QueryError
+from kbuild.errors import UnreachableError
 from kbuild.inventory import Cluster
+from kbuild.plays.clusterfacts import etcd_status, etcd_version
+from kbuild.plays.clusterfacts import nodes as node_facts
+from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.plays.phases import Context
-from kbuild.plays.upgrade import etcdstate, nodes, plan, policy
+from kbuild.plays.upgrade import plan, policy
 from kbuild.plays.upgrade.versions import HostVersions, Version, cluster_target, detect
+
+
+PHASE = "upgrade-survey"
 
 
 def survey(ctx: Context, *, max_unavailable: int = 1, known: dict | None = None) -> plan.UpgradePlan:
@@ -43,21 +50,18 @@ def _etcd(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions], tar
                                        "at the current versions) first", policy.ETCD_3_5))
         return None, None
     running = [h for h, i in members.items() if i.active]
-    urls = ",".join(url for url, name in etcdstate.endpoints(cluster).items() if name in running)
+    names = member_names(cluster)
+    urls = ",".join(url for url, name in names.items() if name in running)
     errors = []
     for name in running:
-        conn = ctx.session.pool.get(name)
-        status = conn.run(etcdstate.status_command(cluster, urls))
-        version = conn.run(etcdstate.version_command())
-        if status.ok and version.ok:
-            try:
-                parsed = etcdstate.parse_endpoint_status(status.out, etcdstate.endpoints(cluster))
-            except (ValueError, KeyError) as exc:
-                errors.append(f"{name}: unexpected `etcdctl endpoint status` output ({exc})")
-                continue
-            leader = next((m.host for m in parsed if m.leader), None)
-            return leader, etcdstate.parse_cluster_version(version.out)
-        errors.append(f"{name}: {(status.err or version.err or status.out).strip()[-300:]}")
+        try:
+            statuses = ctx.session.read(PHASE, name, etcd_status.query(cluster, endpoints=urls))
+            cluster_version = ctx.session.read(PHASE, name, etcd_version.QUERY)
+        except (QueryError, UnreachableError) as exc:
+            errors.append(str(exc))
+            continue
+        leader = next((m.name for m in etcd_status.named(statuses, names) if m.is_leader), None)
+        return leader, cluster_version
     findings.append(policy.Finding(policy.REFUSE, "etcd-unhealthy", "etcd does not answer for every running member ("
                                    + "; ".join(errors) + "): etcd is upgraded only from a healthy cluster",
                                    policy.ETCD_3_5))
@@ -65,15 +69,15 @@ def _etcd(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions], tar
 
 
 def _nodes(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions],
-           findings: list[policy.Finding]) -> dict[str, nodes.NodeState]:
+           findings: list[policy.Finding]) -> dict[str, node_facts.Node]:
     if not cluster.kubelet_hosts:
         return {}
     apiservers = _running(observed, "kube-apiserver")
     if not apiservers:
         return {}
     try:
-        return nodes.read_nodes(ctx.session.pool.get(apiservers[0]))
-    except KbuildError as exc:
+        return ctx.session.read(PHASE, apiservers[0], node_facts.QUERY)
+    except (QueryError, UnreachableError) as exc:
         findings.append(policy.Finding(policy.WARN, "nodes-unknown", f"cannot list the Nodes ({exc}): kubelets "
                                        "kbuild does not manage are not checked against the skew policy",
                                        policy.K8S_SKEW))

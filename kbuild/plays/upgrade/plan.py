@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from kbuild.inventory import Cluster
 from kbuild.plays.upgrade import policy
-from kbuild.plays.upgrade.nodes import NodeState
+from kbuild.plays.clusterfacts.nodes import Node
+from kbuild.plays.upgrade.nodes import cordoned_by_kbuild
 from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
 
 # What each kind of step moves, in the order the Kubernetes skew policy prescribes.
@@ -169,7 +170,7 @@ class UpgradePlan:
 
 
 def build(cluster: Cluster, observed: dict[str, HostVersions], target: dict[str, Version], *,
-          etcd_leader: str | None = None, nodes: dict[str, NodeState] | None = None,
+          etcd_leader: str | None = None, nodes: dict[str, Node] | None = None,
           etcd_cluster_version: Version | None = None, max_unavailable: int = 1,
           extra_findings: list[policy.Finding] | None = None) -> UpgradePlan:
     """The ordered steps: snapshot; etcd members (followers, then the leader); kube-apiservers one by one;
@@ -188,7 +189,7 @@ def build(cluster: Cluster, observed: dict[str, HostVersions], target: dict[str,
                 not_installed.append(host)
             return None
         skip = "" if any(c.action != "none" for c in changes) else f"already {', '.join(c.describe() for c in changes)}"
-        unfinished = kind == "workers" and nodes.get(host) is not None and nodes[host].cordoned_by_kbuild
+        unfinished = kind == "workers" and nodes.get(host) is not None and cordoned_by_kbuild(nodes[host])
         if unfinished:
             skip = ""  # an earlier run stopped between upgrading this node and uncordoning it
         return Step(kind, (host,), changes, note, skip, unfinished)

@@ -4,15 +4,19 @@ schedulers, then workers in drained batches. Every host is gated on health befor
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 from kbuild.engine.report import Event
 from kbuild.engine.resources import Service
 from kbuild.engine.runner import Gate, Plan
+from kbuild.engine.session import QueryError
 from kbuild.engine.ssh import Connection
-from kbuild.errors import KbuildError
+from kbuild.errors import KbuildError, UnreachableError
 from kbuild.inventory import Cluster, Host
 from kbuild.plays import control_plane, etcd, node
+from kbuild.plays.clusterfacts import etcd_status
 from kbuild.plays.components import apiserver_get
+from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.plays.phases import Context, require_success
 from kbuild.plays.upgrade import etcdstate, nodes
 from kbuild.plays.upgrade.plan import Step, UpgradePlan
@@ -108,10 +112,10 @@ class Rollout:
         restart): the runner restarts it as if the file had just changed."""
         for change in step.changes:
             if change.action == "restart":
-                self.ctx.runner.defer(change.host, [change.component])
+                self.ctx.session.defer(change.host, [change.component])
 
     def apply(self, step: Step, plans: dict[str, Plan], describe: str) -> None:
-        outcomes = self.ctx.runner.apply(PHASES[step.kind], plans, describe=describe)
+        outcomes = self.ctx.session.apply(PHASES[step.kind], plans, describe=describe)
         require_success(PHASES[step.kind], outcomes)
 
     # -- 1. snapshot ----------------------------------------------------------------------------------
@@ -154,16 +158,17 @@ class Rollout:
             self.etcd_member(step, is_leader=step.hosts[0] == leader)
 
     def etcd_leader(self) -> str | None:
+        """The member that leads now, as the first member that answers sees it (None: none answers)."""
+        query = etcd_status.query(self.cluster, every_member=True)
         for member in self.cluster.etcd_hosts:
-            if member.name in self.ctx.runner.dead:
+            if not self.ctx.session.is_up(member.name):
                 continue
-            result = self.ctx.session.pool.get(member.name).run(etcdstate.status_command(self.cluster))
-            if result.ok:
-                try:
-                    members = etcdstate.parse_endpoint_status(result.out, etcdstate.endpoints(self.cluster))
-                except (ValueError, KeyError):
-                    continue
-                return next((m.host for m in members if m.leader), None)
+            try:
+                statuses = self.ctx.session.read(PHASES["etcd"], member.name, query)
+            except (QueryError, UnreachableError):
+                continue
+            return next((m.name for m in etcd_status.named(statuses, member_names(self.cluster)) if m.is_leader),
+                        None)
         return None
 
     def etcd_member(self, step: Step, *, is_leader: bool) -> None:
@@ -222,14 +227,14 @@ class Rollout:
     # -- 5. workers ---------------------------------------------------------------------------------------
 
     def kubectl_host(self) -> Host:
-        candidates = [h for h in self.cluster.control_plane_hosts if h.name not in self.ctx.runner.dead]
+        candidates = [h for h in self.cluster.control_plane_hosts if self.ctx.session.is_up(h.name)]
         if not candidates:
             raise KbuildError("no control plane is left to run kubectl on, so workers cannot be drained")
         return candidates[0]
 
-    def on_control_plane(self, step: Step, task, describe: str) -> None:  # noqa: ANN001 - Connection -> str
+    def on_control_plane(self, step: Step, task: Callable[[Connection], str | None], describe: str) -> None:
         via = self.kubectl_host()
-        outcomes = self.ctx.runner.each(PHASES[step.kind], [via.name], task, describe=f"{describe} (kubectl on "
+        outcomes = self.ctx.session.each(PHASES[step.kind], [via.name], task, describe=f"{describe} (kubectl on "
                                         f"{via.name})")
         require_success(PHASES[step.kind], outcomes)
 
@@ -264,7 +269,7 @@ class Rollout:
             started[conn.target.name] = nodes.kubelet_started(conn)
             return ""
 
-        require_success(PHASES[step.kind], self.ctx.runner.each(PHASES[step.kind], list(step.hosts), kubelet_started,
+        require_success(PHASES[step.kind], self.ctx.session.each(PHASES[step.kind], list(step.hosts), kubelet_started,
                                                                 describe="when each kubelet started"))
         via = self.kubectl_host()
         self.apply(step, {via.name: Plan(gates=[nodes.ready_gate(n, started[n]) for n in step.hosts])},

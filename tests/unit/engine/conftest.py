@@ -15,6 +15,7 @@ import pytest
 from kbuild.engine.report import Event, Reporter
 from kbuild.engine.runner import Runner
 from kbuild.engine.ssh import ConnectionPool, Result, SSHTarget, Stats
+from tests.unit.fakes import EventLog
 
 SYSTEMCTL = r"""#!/bin/sh
 # A tiny stand-in for systemctl: state lives in files, every call is logged.
@@ -58,16 +59,7 @@ class LocalConnection:
         pass
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
-
+class Recorder(EventLog):
     def of(self, kind: str, status: str | None = None) -> list[Event]:
         return [e for e in self.events if e.event == kind and (status is None or e.status == status)]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import types
 
 import pytest
 
@@ -13,11 +12,13 @@ from kbuild import layout, pki
 from kbuild.artifacts import cluster_artifacts
 from kbuild.cli.cluster import print_status
 from kbuild.engine.resources import Absent, Command, Service
-from kbuild.engine.runner import HostOutcome, HostStatus, Plan
+from kbuild.engine.runner import Plan
 from kbuild.engine.ssh import Result
 from kbuild.plays import bootstrap, control_plane, node, status
 from kbuild.plays.desired import INPUTS, gather_inputs
+from kbuild.inventory import Cluster
 from kbuild.plays.phases import Context
+from tests.unit.fakes import FakeSession, PlanRecorder
 
 MASTER = "  m1: {address: 198.18.0.10, roles: [etcd, control-plane]}\n"
 WORKER = "  w1: {address: 198.18.0.11, roles: [worker]}\n"
@@ -25,40 +26,33 @@ DEPLOYMENT = json.dumps({"spec": {"replicas": 2}, "status": {"replicas": 2, "ava
 
 
 class Recorder:
-    """A runner and a session in one: plans applied, tasks run against hosts that answer `answers`."""
+    """Hosts that answer `answers` (a command containing the key prints the value; None: it fails), and the
+    session over them once `context` made it: plans recorded, not applied."""
 
-    def __init__(self, answers: dict[str, str] | None = None) -> None:
-        self.applied: dict[str, dict[str, Plan]] = {}
-        self.messages: list[str] = []
+    def __init__(self, answers: dict[str, str | None] | None = None) -> None:
         self.answers = answers or {}
-        self.dead: dict[str, HostStatus] = {}
+        self.session: FakeSession | None = None
 
-    def apply(self, phase: str, plans: dict[str, Plan], **_: object) -> dict[str, HostOutcome]:
-        self.applied[phase] = plans
-        return {h: HostOutcome(h, HostStatus.OK) for h in plans}
+    def answer(self, host: str, command: str) -> Result:
+        for needle, answer in self.answers.items():
+            if needle in command:
+                return Result(0 if answer is not None else 1, (answer or "").encode(), b"no such object")
+        return Result(0, b"", b"")
 
-    def each(self, phase: str, names: list[str], task, **_: object) -> dict[str, HostOutcome]:  # noqa: ANN001
-        for name in names:
-            task(self.conn(name))
-        return {n: HostOutcome(n, HostStatus.OK) for n in names}
+    @property
+    def applied(self) -> dict[str, dict[str, Plan]]:
+        assert self.session is not None and isinstance(self.session.runner, PlanRecorder)
+        return dict(self.session.runner.applied)
 
-    def conn(self, name: str) -> types.SimpleNamespace:
-        def run(command: str, **_: object) -> Result:
-            for needle, answer in self.answers.items():
-                if needle in command:
-                    return Result(0 if answer is not None else 1, (answer or "").encode(), b"no such object")
-            return Result(0, b"", b"")
-        return types.SimpleNamespace(target=types.SimpleNamespace(name=name), run=run)
-
-    def emit(self, event) -> None:  # noqa: ANN001
-        if event.message:
-            self.messages.append(event.message)
+    @property
+    def messages(self) -> list[str]:
+        assert self.session is not None
+        return self.session.messages
 
 
-def context(cluster, recorder: Recorder, *, check: bool = False) -> Context:  # noqa: ANN001
-    session = types.SimpleNamespace(runner=recorder, reporter=recorder, hosts=list(cluster.hosts),
-                                    pool=types.SimpleNamespace(get=recorder.conn))
-    ctx = Context(cluster, session, check=check)
+def context(cluster: Cluster, recorder: Recorder, *, check: bool = False) -> Context:
+    recorder.session = FakeSession(cluster.hosts, recorder.answer, runner=PlanRecorder, check=check)
+    ctx = Context(cluster, recorder.session, check=check)
     ctx.state.put(INPUTS, {h.name: gather_inputs(cluster, h, ()) for h in cluster.hosts})
     return ctx
 

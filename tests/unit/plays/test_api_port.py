@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from kbuild import layout, pki
-from kbuild.engine.runner import HostOutcome, HostStatus, Plan
-from kbuild.engine.ssh import Result
+from kbuild.engine.runner import Plan
+from kbuild.inventory import Cluster
 from kbuild.plays import bootstrap, control_plane, preflight, status
 from kbuild.plays.desired import prepare_inputs
 from kbuild.plays.phases import Context
@@ -24,6 +24,7 @@ from kbuild.plays.upgrade import rolling
 from kbuild.plays.upgrade.plan import build
 from kbuild.plays.upgrade.versions import cluster_target
 from tests.unit.artifacts.helpers import write_cluster_mirror
+from tests.unit.fakes import FakeSession, PlanRecorder
 
 from .upgrade_fakes import observed
 
@@ -45,50 +46,33 @@ OTHER_SERVERS = {str(p) for p in (layout.ETCD_CLIENT_PORT, layout.ETCD_PEER_PORT
                                   layout.SCHEDULER_PORT)}
 
 
-class Conn:
-    """A host as kubectl, etcdctl and systemctl answer on it; every command is recorded."""
-
-    def __init__(self, commands: list[str], name: str) -> None:
-        self.commands, self.target = commands, types.SimpleNamespace(name=name)
-
-    def run(self, command: str, **_: object) -> Result:
-        self.commands.append(command)
-        if "endpoint status" in command:
-            out = json.dumps([{"Endpoint": "https://198.18.0.11:2379",
-                               "Status": {"header": {"member_id": 1}, "leader": 1}}])
-        elif "get nodes -o json" in command:
-            out = json.dumps({"items": [{"metadata": {"name": "w1"}, "spec": {}, "status": {}}]})
-        elif "get deployment coredns" in command:
-            out = json.dumps({"spec": {"replicas": 2}, "status": {"availableReplicas": 2}})
-        elif "ExecMainStartTimestamp" in command:
-            out = "@1700000000"
-        else:
-            out = ""
-        return Result(0, out.encode(), b"")
+def answer(host: str, command: str) -> str:
+    """A host as kubectl, etcdctl and systemctl answer on it."""
+    if "endpoint status" in command:
+        return json.dumps([{"Endpoint": "https://198.18.0.11:2379", "Status": {"header": {"member_id": 1}, "leader": 1}}])
+    if "get nodes -o json" in command:
+        return json.dumps({"items": [{"metadata": {"name": "w1"}, "spec": {}, "status": {}}]})
+    if "get deployment coredns" in command:
+        return json.dumps({"spec": {"replicas": 2}, "status": {"availableReplicas": 2}})
+    if "ExecMainStartTimestamp" in command:
+        return "@1700000000"
+    return ""
 
 
-class Runner:
-    """Records every plan it is given and runs every task against recording hosts; everything succeeds."""
+class Recorded:
+    """Every plan given to the runner (recorded, not applied) and every command run; everything succeeds."""
 
-    def __init__(self) -> None:
-        self.commands: list[str] = []
-        self.plans: list[Plan] = []
-        self.dead: dict[str, HostStatus] = {}
+    def __init__(self, session: FakeSession) -> None:
+        self.session = session
 
-    def apply(self, phase: str, plans: dict[str, Plan], **_: object) -> dict[str, HostOutcome]:
-        self.plans += plans.values()
-        return {h: HostOutcome(h, HostStatus.OK) for h in plans}
+    @property
+    def plans(self) -> list[Plan]:
+        assert isinstance(self.session.runner, PlanRecorder)
+        return [plan for _, plans in self.session.runner.applied for plan in plans.values()]
 
-    def each(self, phase: str, names: list[str], task, **_: object) -> dict[str, HostOutcome]:  # noqa: ANN001
-        for name in names:
-            task(Conn(self.commands, name))
-        return {n: HostOutcome(n, HostStatus.OK) for n in names}
-
-    def defer(self, host: str, services: list[str]) -> None:
-        pass
-
-    def flush_handlers(self) -> dict[str, HostOutcome]:
-        return {}
+    @property
+    def commands(self) -> list[str]:
+        return [command for _, command in self.session.commands]
 
     def texts(self) -> list[str]:
         """Every command and file text the plans and tasks would put on a host."""
@@ -113,12 +97,9 @@ def cluster(cluster_from, tmp_path: Path):
     return cluster
 
 
-def context(cluster) -> tuple[Context, Runner]:  # noqa: ANN001
-    runner = Runner()
-    session = types.SimpleNamespace(runner=runner, reporter=types.SimpleNamespace(emit=lambda event: None),
-                                    hosts=list(cluster.hosts),
-                                    pool=types.SimpleNamespace(get=lambda name: Conn(runner.commands, name)))
-    return Context(cluster, session), runner
+def context(cluster: Cluster) -> tuple[Context, Recorded]:
+    session = FakeSession(cluster.hosts, answer, runner=PlanRecorder)
+    return Context(cluster, session), Recorded(session)
 
 
 def apiserver_ports(texts: list[str]) -> list[tuple[str, str]]:
@@ -193,7 +174,7 @@ def test_the_upgrade_readiness_gates_ask_the_apiserver_on_the_port(cluster, monk
 def test_preflight_wants_the_port_free_for_the_apiserver(cluster) -> None:
     ports = preflight.required_ports(cluster, cluster.host("m1"))
     assert ports[PORT] == "kube-apiserver" and 6443 not in ports
-    facts = preflight.HostFacts(listening={PORT})
+    facts = preflight.HostFacts(listening=frozenset({PORT}))
     found = [f.message for f in preflight.check_host(cluster, cluster.host("m1"), facts) if f.check == "ports"]
     assert found == [f"port {PORT} (needed by kube-apiserver) is already in use by another program"]
     assert PORT not in preflight.required_ports(cluster, cluster.host("w1"))

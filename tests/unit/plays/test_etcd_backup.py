@@ -18,7 +18,8 @@ from kbuild.plays.etcd_backup import (
     parse_remote_list,
     save_script,
 )
-from kbuild.plays.etcd_ops.commands import EndpointStatus, Member
+from kbuild.plays.clusterfacts.etcd_members import Member
+from kbuild.plays.clusterfacts.etcd_status import EndpointStatus
 from kbuild.plays.etcd_ops.health import membership_problems, status_problems
 from kbuild.plays.etcd_ops.probe import HostProbe
 from kbuild.plays.etcd_ops.snapfile import FORMAT

@@ -9,6 +9,7 @@ import pytest
 
 from kbuild import layout
 from kbuild.pki.certlist import remote_path
+from kbuild.plays.clusterfacts import etcd_members, etcd_status
 from kbuild.plays.etcd_ops import commands
 from kbuild.plays.etcd_ops.probe import parse_probe
 from kbuild.render import host_files
@@ -87,10 +88,11 @@ def test_snapshot_status_garbage_says_what_came() -> None:
 
 
 def test_endpoint_status_and_member_list() -> None:
-    (status,) = commands.parse_endpoint_status(ENDPOINT)
+    (status,) = etcd_status.parse(ENDPOINT)
     assert status.is_leader and status.revision == 8 and status.version == ETCD_VERSION
     assert status.cluster_id == f"{15118495548433857066:x}"
-    cluster_id, members = commands.parse_member_list(MEMBERS)
+    listing = etcd_members.parse(MEMBERS)
+    cluster_id, members = listing.cluster_id, listing.members
     assert cluster_id == f"{15118495548433857066:x}"
     learner, m1 = members
     assert m1.name == "m1" and m1.peer_urls == ("http://127.0.0.1:23801",) and not m1.learner

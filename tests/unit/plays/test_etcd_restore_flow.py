@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from kbuild.engine.runner import HostOutcome, HostStatus
+from kbuild.engine.runner import HostOutcome, HostStatus, Plan, Runner
 from kbuild.engine.ssh import Result
-from kbuild.errors import KbuildError
 from kbuild.plays import etcd_restore
 from kbuild.plays.etcd_backup import Snapshot
 from kbuild.plays.etcd_ops import commands, snapfile
 from kbuild.plays.etcd_ops.restore_plan import RestoreRefused
 from kbuild.plays.phases import Context
+from tests.unit.fakes import FakeSession
 from tests.unit.supported import ETCD_VERSION
 
 from .etcd_fakes import cluster, write_snapshot
@@ -35,6 +35,7 @@ class World:
     log: list[tuple[str, str]] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
     served: int = commands.restored_revision(REVISION)  # the revision members report
+    inputs: dict[str, bytes] = field(default_factory=dict)  # the last stdin each host was sent (the session's)
 
     def step_of(self, command: str) -> str:
         for marker, step in (("@@kb-etcd health", "probe"), ("cat > ", "upload"), ("sha256sum", "sha256"),
@@ -49,7 +50,7 @@ class World:
                 return step
         raise AssertionError(f"unexpected command: {command[:200]}")
 
-    def run(self, host: str, command: str, stdin: object) -> Result:
+    def run(self, host: str, command: str) -> Result:
         step = self.step_of(command)
         self.log.append((step, host))
         if self.interrupt == (step, host):
@@ -59,7 +60,7 @@ class World:
         if step == "probe":
             return Result(0, self.probe(host).encode(), b"")
         if step == "upload":
-            self.uploads[host] = stdin.read()  # type: ignore[union-attr]
+            self.uploads[host] = self.inputs[host]
             return Result(0, b"", b"")
         if step == "sha256":
             return Result(0, hashlib.sha256(self.uploads[host]).hexdigest().encode() + b"\n", b"")
@@ -89,33 +90,14 @@ class World:
         return out
 
 
-class FakeConn:
-    def __init__(self, world: World, name: str) -> None:
-        self.world = world
-        self.target = type("T", (), {"name": name})()
+class GatedRunner(Runner):
+    """The real runner (one host at a time, so the order is deterministic), with each plan's health gates
+    answered by the world instead of polled."""
 
-    def run(self, command: str, *, stdin=None, timeout=None, stdout_sink=None, progress=None) -> Result:  # noqa: ANN001
-        return self.world.run(self.target.name, command, stdin)
+    world: World
 
-
-class FakeRunner:
-    """Runs tasks host by host (deterministic order) with the real runner's failure semantics."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.dead: dict[str, HostStatus] = {}
-
-    def each(self, phase, names, task, *, describe=None):  # noqa: ANN001, ANN201
-        outcomes = {}
-        for name in names:
-            try:
-                outcomes[name] = HostOutcome(name, HostStatus.OK, message=task(FakeConn(self.world, name)))
-            except KbuildError as exc:
-                outcomes[name] = HostOutcome(name, HostStatus.FAILED, message=str(exc))
-                self.dead[name] = HostStatus.FAILED
-        return outcomes
-
-    def apply(self, phase, plans, *, serial=None, describe=None):  # noqa: ANN001, ANN201
+    def apply(self, phase: str, plans: dict[str, Plan], *, serial: int | None = None,
+              describe: str | None = None) -> dict[str, HostOutcome]:
         outcomes = {}
         for name, plan in plans.items():
             for gate in plan.gates:
@@ -129,23 +111,14 @@ class FakeRunner:
         return outcomes
 
 
-class Silent:
-    def emit(self, event) -> None:  # noqa: ANN001
-        pass
-
-    def status(self, *args) -> None:  # noqa: ANN002
-        pass
-
-
 @pytest.fixture
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     c = cluster(tmp_path)
     world = World(c)
-    session = type("S", (), {})()
-    session.hosts = list(c.hosts)
-    session.runner = FakeRunner(world)
-    session.reporter = Silent()
-    session.pool = type("P", (), {"forget": lambda self, name: None})()
+    session = FakeSession(c.hosts, world.run, runner=GatedRunner, forks=1)
+    assert isinstance(session.runner, GatedRunner)
+    session.runner.world = world
+    world.inputs = session.inputs
     snap = write_snapshot(tmp_path / "s.db")
     check = snapfile.verify_file(snap)
     snapfile.write_metadata(snap, {"format": snapfile.FORMAT, "cluster": "demo", "etcd_version": ETCD_VERSION,
@@ -185,7 +158,7 @@ def test_a_failure_after_stopping_puts_the_old_data_back(setup, failing: str, at
     # Every moved data directory goes back (a member whose move failed has nothing to put back).
     moved = ["m1", "m2"] if failing == "move-aside" else ["m1", "m2", "m3"]
     assert sorted(h for s, h in world.log if s == "rollback") == moved
-    assert ctx.runner.dead == {}
+    assert dict(ctx.session.dead) == {}
 
 
 def test_members_serving_another_revision_than_the_snapshots_are_rolled_back(setup) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kbuild.errors import ExitCode
-from kbuild.plays.etcd_ops.commands import EndpointStatus
+from kbuild.plays.clusterfacts.etcd_status import EndpointStatus
 from kbuild.plays.etcd_ops.probe import HostProbe
 from kbuild.plays.etcd_ops.restore_plan import RestoreRefused, build_plan
 from kbuild.plays.etcd_ops.snapfile import FORMAT, FileCheck

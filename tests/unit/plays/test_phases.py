@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from kbuild.errors import ExitCode, KbuildError, UsageError
 from kbuild.plays import bootstrap
 from kbuild.plays.desired import INPUTS
 from kbuild.plays.phases import Context, Phase, Slot, State, check_skip, run_phases
+from tests.unit.fakes import FakeSession
 
 NEEDING_INPUTS = ["etcd", "control-plane", "cluster-objects", "nodes", "addons"]
 
@@ -52,10 +52,11 @@ def test_run_phases_refuses_before_running_any_phase() -> None:
     built: Slot[int] = Slot("built", "the built thing")
     phases = [Phase("first", "makes it", lambda ctx: ran.append("first"), provides=(built,)),
               Phase("second", "uses it", lambda ctx: ran.append("second"), needs=(built,))]
-    ctx = Context(cluster=None, session=types.SimpleNamespace(reporter=types.SimpleNamespace(emit=ran.append)))
+    session = FakeSession([])
+    ctx = Context(cluster=None, session=session)  # type: ignore[arg-type]  # no phase gets to use it
     with pytest.raises(UsageError, match="phase second needs the built thing, which phase first provides"):
         run_phases(ctx, phases, skip={"first"})
-    assert ran == []
+    assert ran == [] and session.events == []
 
 
 def test_state_hands_a_value_on_and_names_a_missing_one() -> None:

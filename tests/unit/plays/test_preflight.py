@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from kbuild.plays.preflight import PROBE, HostFacts, check_cluster, check_host
+from kbuild.plays.clusterfacts.preflight_probe import COMMAND as PROBE
+from kbuild.plays.clusterfacts.preflight_probe import HostFacts
+from kbuild.plays.preflight import check_cluster, check_host
 
 HEALTHY = """\
 kernel Linux

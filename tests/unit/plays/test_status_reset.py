@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from types import SimpleNamespace
 
 import pytest
 
 from kbuild import layout
-from kbuild.engine.ssh import Result
 from kbuild.plays import reset, status
+from kbuild.plays.phases import Context
+from kbuild.plays.clusterfacts import etcd_status
+from kbuild.plays.clusterfacts import nodes as node_facts
+from tests.unit.fakes import FakeSession
 from tests.unit.supported import ETCD_VERSION, KUBE
 
 
@@ -43,18 +45,18 @@ def test_probe_parsing_and_verdicts():
 
 
 def test_etcd_and_node_parsing():
-    members = status.parse_endpoint_status(json.dumps([
+    members = etcd_status.named(etcd_status.parse(json.dumps([
         {"Endpoint": "https://198.18.0.10:2379",
          "Status": {"header": {"member_id": 1}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": ETCD_VERSION}},
         {"Endpoint": "https://198.18.0.11:2379",
          "Status": {"header": {"member_id": 2}, "leader": 1, "raftIndex": 42, "dbSize": 2048, "version": ETCD_VERSION}},
-    ]), {"https://198.18.0.10:2379": "m1"})
-    assert [(m.name, m.leader, m.raft_index) for m in members] == [("m1", True, 42), ("https://198.18.0.11:2379", False, 42)]
-    nodes = status.parse_nodes(json.dumps({"items": [
+    ])), {"https://198.18.0.10:2379": "m1"})
+    assert [(m.name, m.is_leader, m.raft_index) for m in members] == [("m1", True, 42), ("https://198.18.0.11:2379", False, 42)]
+    nodes = list(node_facts.parse(json.dumps({"items": [
         {"metadata": {"name": "w1"}, "spec": {"unschedulable": True},
          "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": f"v{KUBE}"}}},
         {"metadata": {"name": "w2"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
-    ]}))
+    ]})).values())
     report = status.ClusterStatus([], etcd_members=members, nodes=nodes, expected_nodes=["w1", "w2", "w3"])
     assert report.problems == ["node w2: not Ready", "node w3: not registered"]
     assert status.ClusterStatus([], etcd_members=[members[1]]).problems == ["etcd: no leader"]
@@ -137,8 +139,7 @@ def test_etcd_members_on_ipv6_hosts_are_named(cluster_from):
     # etcdctl names endpoints by their client URL, with an IPv6 address in brackets.
     output = json.dumps([{"Endpoint": f"https://[fd00::1{i}]:2379",
                           "Status": {"header": {"member_id": i}, "leader": 0, "raftIndex": 7}} for i in range(3)])
-    conn = SimpleNamespace(run=lambda command: Result(0, output.encode(), b""))
-    ctx = SimpleNamespace(session=SimpleNamespace(pool=SimpleNamespace(get=lambda name: conn)))
+    ctx = Context(v6, FakeSession(v6.hosts, lambda host, command: output))
     report = status.ClusterStatus([])
     status._etcd_members(ctx, v6, report, {"m1", "m2", "m3"})
     assert [m.name for m in report.etcd_members] == ["m1", "m2", "m3"] and not report.etcd_error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 
 import pytest
 
@@ -17,6 +16,7 @@ from kbuild.plays.upgrade.versions import (
     cluster_target,
 )
 
+from tests.unit.fakes import FakeSession
 from tests.unit.supported import ETCD_VERSION, KUBE, KUBE_PREVIOUS, short, step
 
 from .upgrade_fakes import observed
@@ -51,7 +51,7 @@ def phase(cluster, monkeypatch):
         plan = build(cluster, observed, cluster_target(cluster))
         monkeypatch.setattr(guard, "survey", lambda ctx, known: plan)
         monkeypatch.setattr(guard, "detect", lambda ctx, hosts, known: observed)
-        session = types.SimpleNamespace(hosts=hosts or list(cluster.hosts))
+        session = FakeSession(hosts or cluster.hosts)
         ctx = Context(cluster, session, check=check)
         ctx.say = lambda text, phase=None: said.append(text)  # type: ignore[method-assign]
         guard.bootstrap_phase(ctx)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 
-from kbuild.engine.ssh import Result
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import observe
 from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+from tests.unit.fakes import FakeSession
 from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION
 
 # /version of a 3.5.35 member, recorded before its upgrade.
@@ -30,20 +29,16 @@ def cluster(cluster_from):
 
 
 def run(cluster, monkeypatch, members: dict[str, Installed]):  # noqa: ANN001, ANN201
-    commands = []
-
-    class Conn:
-        def run(self, command: str) -> Result:
-            commands.append(command)
-            if "endpoint status" in command:
-                return Result(0, json.dumps([{"Endpoint": "https://198.18.0.12:2379", "Status": {
-                    "header": {"member_id": 2}, "leader": 2, "version": ETCD_PREVIOUS}}]).encode(), b"")
-            return Result(0, CLUSTER_VERSION, b"")
+    def answer(host: str, command: str) -> str:
+        if "endpoint status" in command:
+            return json.dumps([{"Endpoint": "https://198.18.0.12:2379", "Status": {
+                "header": {"member_id": 2}, "leader": 2, "version": ETCD_PREVIOUS}}])
+        return CLUSTER_VERSION.decode()
 
     observed = {h: HostVersions(h, {"etcd": i}) for h, i in members.items()}
     monkeypatch.setattr(observe, "detect", lambda ctx, hosts, known: observed)
-    session = types.SimpleNamespace(pool=types.SimpleNamespace(get=lambda name: Conn()), hosts=list(cluster.hosts))
-    return observe.survey(Context(cluster, session)), commands
+    session = FakeSession(cluster.hosts, answer)
+    return observe.survey(Context(cluster, session)), [command for _, command in session.commands]
 
 
 OLD, NEW = Version.parse(ETCD_PREVIOUS), Version.parse(ETCD_VERSION)

@@ -6,7 +6,8 @@ import pytest
 
 from kbuild.engine.resources import Artifact, Directory, File, Service
 from kbuild.engine.runner import Plan
-from kbuild.plays.upgrade.nodes import NodeState
+from kbuild.plays.clusterfacts.nodes import Node
+from kbuild.plays.upgrade.nodes import ANNOTATION
 from kbuild.plays.upgrade.plan import build
 from kbuild.plays.upgrade.rolling import APISERVER, CONTROLLERS, split_plan
 from kbuild.plays.upgrade.versions import (
@@ -86,8 +87,8 @@ def test_a_replaced_binary_still_running_the_old_process_gets_its_restart(cluste
 
 def test_a_node_left_cordoned_by_an_interrupted_run_is_finished(cluster):
     state = observed(cluster, kube=NEW, etcd=ETCD_DONE)
-    nodes = {"w2": NodeState("w2", Version.parse(NEW), True, True, cordoned_by_kbuild=True),
-             "w1": NodeState("w1", Version.parse(NEW), True, True, cordoned_by_kbuild=False)}
+    nodes = {"w2": Node("w2", True, True, f"v{NEW}", frozenset({ANNOTATION})),
+             "w1": Node("w1", True, True, f"v{NEW}")}
     plan = build(cluster, state, cluster_target(cluster), nodes=nodes)
     assert order(plan) == [("snapshot", ("m1",)), ("workers", ("w2",))]
     assert "finish" in plan.pending[1].title()
@@ -119,7 +120,7 @@ def test_a_refused_plan_says_why_and_lists_no_steps(cluster):
 
 
 def test_an_unmanaged_node_too_far_behind_refuses_the_plan(cluster):
-    nodes = {"legacy": NodeState("legacy", Version.parse(step(OLD, -3)), True, False, False)}  # 4 behind NEW
+    nodes = {"legacy": Node("legacy", True, False, f"v{step(OLD, -3)}")}  # 4 behind NEW
     plan = build(cluster, observed(cluster, etcd=ETCD_DONE), cluster_target(cluster), nodes=nodes)
     assert [f.rule for f in plan.refusals] == ["skew"]
     assert "node/legacy" in plan.refusals[0].message

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kbuild.engine.runner import HostOutcome, HostStatus, Plan
-from kbuild.engine.ssh import Result
+from kbuild.engine.runner import Plan
 from kbuild.errors import ExitCode
+from kbuild.inventory import Cluster
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import rolling
 from kbuild.plays.upgrade.nodes import ANNOTATION
@@ -29,16 +29,9 @@ from kbuild.plays.upgrade.versions import (
 
 from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION, KUBE
 
+from tests.unit.fakes import FakeSession, PlanRecorder
+
 from .upgrade_fakes import observed
-
-
-class Conn:
-    def __init__(self, world: World, name: str) -> None:
-        self.world, self.target = world, types.SimpleNamespace(name=name)
-
-    def run(self, command: str, **_: object) -> Result:
-        self.world.commands.append((self.target.name, command))
-        return Result(0, self.world.answer(command).encode(), b"")
 
 
 class World:
@@ -51,7 +44,8 @@ class World:
         self.applied: list[tuple[str, tuple[str, ...]]] = []  # (phase, hosts) of plans with resources
         self.on_apply = None
 
-    def answer(self, command: str) -> str:
+    def answer(self, host: str, command: str) -> str:
+        self.commands.append((host, command))
         if "endpoint status --cluster" in command:
             leader = self.leaders.pop(0) if len(self.leaders) > 1 else self.leaders[0]
             ids = {"m1": 1, "m2": 2, "m3": 3}
@@ -66,35 +60,12 @@ class World:
         return ""
 
 
-class Runner:
-    def __init__(self, world: World) -> None:
-        self.world, self.dead, self.deferred = world, {}, {}
-
-    def apply(self, phase: str, plans: dict[str, Plan], **_: object) -> dict[str, HostOutcome]:
-        if any(p.resources for p in plans.values()):
-            self.world.applied.append((phase, tuple(plans)))
-            if self.world.on_apply:
-                self.world.on_apply(phase, tuple(plans))
-        return {h: HostOutcome(h, HostStatus.OK) for h in plans}
-
-    def each(self, phase: str, names: list[str], task, **_: object) -> dict[str, HostOutcome]:
-        for name in names:
-            task(Conn(self.world, name))
-        return {n: HostOutcome(n, HostStatus.OK) for n in names}
-
-    def defer(self, host: str, services: list[str]) -> None:
-        self.deferred.setdefault(host, []).extend(services)
-
-
 class Events:
-    def __init__(self) -> None:
-        self.items = []
-
-    def emit(self, event) -> None:
-        self.items.append(event)
+    def __init__(self, session: FakeSession) -> None:
+        self.session = session
 
     def upgrade(self) -> list[tuple[str, str | None]]:
-        return [(e.data["upgrade"], e.host) for e in self.items if e.data and "upgrade" in e.data]
+        return [(e.data["upgrade"], e.host) for e in self.session.events if e.data and "upgrade" in e.data]
 
 
 @pytest.fixture
@@ -136,11 +107,19 @@ def snapshots(monkeypatch):
     return taken
 
 
-def context(cluster, world: World) -> tuple[Context, Events]:
-    events = Events()
-    session = types.SimpleNamespace(runner=Runner(world), reporter=events, hosts=list(cluster.hosts),
-                                    pool=types.SimpleNamespace(get=lambda name: Conn(world, name)))
-    return Context(cluster, session), events
+def context(cluster: Cluster, world: World) -> tuple[Context, Events]:
+    session = FakeSession(cluster.hosts, world.answer, runner=PlanRecorder)
+
+    def applying(phase: str, plans: dict[str, Plan]) -> None:
+        """Plans with resources are the steps that change hosts: recorded in the world, in order."""
+        if any(p.resources for p in plans.values()):
+            world.applied.append((phase, tuple(plans)))
+            if world.on_apply:
+                world.on_apply(phase, tuple(plans))
+
+    assert isinstance(session.runner, PlanRecorder)
+    session.runner.on_apply = applying
+    return Context(cluster, session), Events(session)
 
 
 def test_every_step_in_order_with_the_leader_last_even_when_leadership_moves(cluster, snapshots):

@@ -9,15 +9,12 @@ import subprocess
 import pytest
 
 from kbuild.errors import UsageError
-from kbuild.plays.upgrade.etcdstate import parse_cluster_version, parse_endpoint_status
-from kbuild.plays.upgrade.nodes import ANNOTATION, parse_nodes
-from kbuild.plays.upgrade.versions import (
-    MARK,
-    Version,
-    host_components,
-    parse_probe,
-    probe_script,
-)
+from kbuild.plays.clusterfacts import etcd_status, etcd_version
+from kbuild.plays.clusterfacts import nodes as node_facts
+from kbuild.plays.upgrade.nodes import ANNOTATION, cordoned_by_kbuild
+from kbuild.plays.clusterfacts.installed import MARK
+from kbuild.plays.clusterfacts.installed import parse as parse_probe
+from kbuild.plays.upgrade.versions import Version, host_components, probe_script
 from tests.unit.supported import CONTAINERD, ETCD_PREVIOUS, ETCD_VERSION, KUBE, KUBE_PREVIOUS, short, step
 
 # The version lines are the test mirror's binaries' `--version`, as the probe prints them (first 3 lines
@@ -145,11 +142,12 @@ def test_a_known_checksum_spares_running_the_binary(cluster, tmp_path):
 
 
 def test_etcd_leader_and_cluster_version_from_recorded_output():
-    members = parse_endpoint_status(MIXED, {"http://127.0.0.1:23791": "m1", "http://127.0.0.1:23792": "m2"})
-    assert [(m.host, m.leader, str(m.version)) for m in members] == [("m1", False, ETCD_PREVIOUS),
+    members = etcd_status.named(etcd_status.parse(MIXED), {"http://127.0.0.1:23791": "m1",
+                                                           "http://127.0.0.1:23792": "m2"})
+    assert [(m.name, m.is_leader, str(m.version)) for m in members] == [("m1", False, ETCD_PREVIOUS),
                                                                       ("m2", True, ETCD_VERSION)]
-    assert parse_cluster_version(MIXED_VERSION) == Version.parse(step(ETCD_PREVIOUS, 0))  # the lowest member's minor
-    assert parse_cluster_version("not json") is None
+    assert etcd_version.parse(MIXED_VERSION) == Version.parse(step(ETCD_PREVIOUS, 0))  # the lowest member's minor
+    assert etcd_version.parse("not json") is None
 
 
 def test_nodes_from_kubectl_json():
@@ -159,7 +157,7 @@ def test_nodes_from_kubectl_json():
                     "conditions": [{"type": "Ready", "status": "True"}]}},
         {"metadata": {"name": "w2"}, "spec": {}, "status": {"conditions": []}},
     ]})
-    nodes = parse_nodes(text)
-    assert nodes["w1"].cordoned_by_kbuild and nodes["w1"].unschedulable and nodes["w1"].ready
+    nodes = node_facts.parse(text)
+    assert cordoned_by_kbuild(nodes["w1"]) and nodes["w1"].unschedulable and nodes["w1"].ready
     assert nodes["w1"].kubelet == Version.parse(KUBE_PREVIOUS)
-    assert not nodes["w2"].ready and nodes["w2"].kubelet is None and not nodes["w2"].cordoned_by_kbuild
+    assert not nodes["w2"].ready and nodes["w2"].kubelet is None and not cordoned_by_kbuild(nodes["w2"])
