@@ -184,7 +184,7 @@ class Poller(threading.Thread):
         super().__init__(daemon=True)
         self.urls = [f"http://{a}:{port}/" for a in addresses]
         self.answered: list[float] = []
-        self.lost = 0
+        self.lost_at: list[float] = []  # wall-clock times, to set against the events of kbuild's runs
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -200,12 +200,28 @@ class Poller(threading.Thread):
                 except OSError:
                     continue
             else:
-                self.lost += 1
+                self.lost_at.append(time.time())
             turn += 1
             time.sleep(0.05)
 
+    @property
+    def lost(self) -> int:
+        return len(self.lost_at)
+
     def longest_gap(self) -> float:
         return max((b - a for a, b in itertools.pairwise(self.answered)), default=0.0)
+
+
+def when_in_the_runs(events: list[dict], moments: list[float]) -> list[str]:
+    """Each moment as the upgrade step or restart that came last before it, e.g. '+1.2s after drained w1'."""
+    marks = sorted((e["time"], e.get("message") or f"restarted {e.get('resource')} on {e.get('host')}")
+                   for e in events if e.get("event") == "handler" and e.get("status") == "restarted"
+                   or e.get("event") == "message" and "upgrade" in (e.get("data") or {}))
+    said = []
+    for moment in moments:
+        before = [m for m in marks if m[0] <= moment]
+        said.append(f"+{moment - before[-1][0]:.1f}s after {before[-1][1]!r}" if before else "before the upgrade")
+    return said
 
 
 def serve_behind_a_pdb(ul: UpgradeLab, kubectl: Path) -> int:
@@ -357,7 +373,8 @@ def test_rolling_upgrade_under_writes_stops_on_ctrl_c_and_resumes(upgrade_lab: U
     # Every request answered: the drains start only once a controller-manager leads again after its restart,
     # so each evicted pod leaves the Service's EndpointSlice (and kube-proxy's rules) while it still serves.
     assert poller.lost == 0, (f"{poller.lost} of {poller.lost + len(poller.answered)} Service requests got no "
-                              f"answer from any worker (longest gap {poller.longest_gap():.2f}s)")
+                              f"answer from any worker (longest gap {poller.longest_gap():.2f}s): "
+                              f"{when_in_the_runs(events, poller.lost_at)}")
 
 
 def step_durations(events: list[dict], kind: str) -> list[float]:
