@@ -29,7 +29,7 @@ import pytest
 
 from kbuild.inventory.model import Versions
 from kbuild.releases import minor_of
-from tests.integration.conftest import LabHandle, inventory_with_mirror, parse_events, run_kbuild
+from tests.integration.conftest import LabHandle, inventory_with_mirror, parse_events, run_kbuild, wait_until
 from tests.integration.kube import Kubectl, busybox_pod
 from tests.mirror.releases import PREVIOUS_ETCD, PREVIOUS_KUBERNETES
 
@@ -247,7 +247,22 @@ def serve_behind_a_pdb(ul: UpgradeLab, kubectl: Path) -> int:
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
          "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
     kube.wait_for("condition=Available", "deployment/web")
-    return kube.json("get", "service", "web")["spec"]["ports"][0]["nodePort"]
+    port = kube.json("get", "service", "web")["spec"]["ports"][0]["nodePort"]
+    # Available is the pods' readiness; kube-proxy writes the new Service's rules up to a sync period later, and
+    # until then the node ports refuse. A client is pointed at a Service once it answers, so the poll starts then.
+    for worker in ul.machines("worker"):
+        url = f"http://{worker.address}:{port}/"
+        assert wait_until(lambda url=url: _serves(url), timeout=60, interval=0.2), \
+            f"the web Service does not answer through {worker.name}:{port}"
+    return port
+
+
+def _serves(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.read().startswith(b"served-by-")
+    except OSError:
+        return False
 
 
 def _b64(text: str) -> str:
