@@ -121,6 +121,11 @@ KUBE_APISERVER = (
     Flag("audit-log-maxage", "30"),
     Flag("audit-log-maxbackup", "10"),
     Flag("audit-log-maxsize", "100"),
+    # On SIGTERM the apiserver stops listening at once but by default leaves its watches open until the HTTP
+    # server's 60 s shutdown deadline: a restart kept the API away for a minute, longer than the 40 s node
+    # grace period, so Nodes that reach the API through this host went NotReady and their pods left every
+    # Service. Watches closed within 10 s make a restart a matter of seconds (k0s does the same).
+    Flag("shutdown-watch-termination-grace-period", "10s"),
     Flag("service-account-issuer", lambda f: f.service_account_issuer),
     Flag("service-account-key-file", _pki("sa.pub")),
     Flag("service-account-signing-key-file", _pki("sa.key")),

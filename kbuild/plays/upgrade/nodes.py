@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from kbuild.engine.runner import Gate
+from kbuild.engine.shell import command
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.plays.clusterfacts import nodes as node_facts
@@ -76,9 +77,14 @@ def uncordon(conn: Connection, node: str) -> None:
     _run(conn, kubectl("annotate", "node", node, f"{ANNOTATION}-"), f"unmarking Node {node}")
 
 
+def start_time_command(unit: str) -> str:
+    """Prints when `unit`'s main process started, as @seconds since the epoch by the host's own clock."""
+    return command("systemctl", "show", "-P", "ExecMainStartTimestamp", "--timestamp=unix", unit)
+
+
 def kubelet_started(conn: Connection) -> int:
     """When the kubelet on this host started, in seconds since the epoch by the host's own clock."""
-    out = _run(conn, "systemctl show -P ExecMainStartTimestamp --timestamp=unix kubelet", "reading the kubelet's "
+    out = _run(conn, start_time_command("kubelet"), "reading the kubelet's "
                f"start time on {conn.target.name}").strip().lstrip("@")
     try:
         return int(out)

@@ -4,7 +4,7 @@ schedulers, then workers in drained batches. Every host is gated on health befor
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable, Collection
 
 from kbuild.engine.report import Event
 from kbuild.engine.resources import Service
@@ -18,17 +18,17 @@ from kbuild.plays.clusterfacts import etcd_status
 from kbuild.plays.components import apiserver_get
 from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.plays.phases import Context, require_success
-from kbuild.plays.upgrade import etcdstate, nodes
+from kbuild.plays.upgrade import etcdstate, leaders, nodes
 from kbuild.plays.upgrade.plan import Step, UpgradePlan
 from kbuild.plays.upgrade.stop import StopRequest, UpgradeStopped
 
 PHASES = {"snapshot": "upgrade-snapshot", "etcd": "upgrade-etcd", "apiserver": "upgrade-apiserver",
           "controllers": "upgrade-controllers", "workers": "upgrade-workers"}
 APISERVER = frozenset({"kube-apiserver"})
-CONTROLLERS = frozenset({"kube-controller-manager", "kube-scheduler"})
+CONTROLLERS = ("kube-controller-manager", "kube-scheduler")  # leader-elected, in start order
 
 
-def split_plan(plan: Plan, services: frozenset[str], *, unowned: bool) -> list:
+def split_plan(plan: Plan, services: Collection[str], *, unowned: bool) -> list:
     """The resources of a control-plane plan that concern `services` (and, with `unowned`, those no service
     reads: directories, kubectl), so apiservers move before controller-managers and schedulers.
 
@@ -39,7 +39,7 @@ def split_plan(plan: Plan, services: frozenset[str], *, unowned: bool) -> list:
         if isinstance(resource, Service):
             keep = resource.name in services
         elif resource.notify:
-            keep = bool(set(resource.notify) & services)
+            keep = bool(set(resource.notify).intersection(services))
         else:
             keep = unowned
         if keep:
@@ -219,7 +219,10 @@ class Rollout:
         self.begin(step)
         self.owe_restarts(step)
         base = control_plane.plan(self.cluster, self.inputs[host.name])
-        gates = always(control_plane.gates(self.cluster, ("kube-controller-manager", "kube-scheduler")))
+        # Healthy is not enough: a restarted leader leaves no controller acting until its Lease expires, and a
+        # drain in that window leaves evicted pods in their Services (kbuild.plays.upgrade.leaders).
+        gates = (always(control_plane.gates(self.cluster, CONTROLLERS))
+                 + [leaders.leading_gate(component) for component in CONTROLLERS])
         self.apply(step, {host.name: Plan(split_plan(base, CONTROLLERS, unowned=False), gates)},
                    f"kube-controller-manager and kube-scheduler on {host.name}")
         self.finish(step)

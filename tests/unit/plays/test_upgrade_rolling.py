@@ -180,3 +180,22 @@ def test_ctrl_c_finishes_the_host_in_progress_then_stops(cluster, snapshots):
     assert world.applied[-1] == ("upgrade-apiserver", ("m1",))  # m1 finished, m2 never started
     assert events.upgrade()[-3:] == [("start", "m1"), ("done", "m1"), ("stopped", None)]
     assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C means Ctrl-C again afterwards
+
+
+def test_each_controllers_step_waits_for_a_leader_before_the_next_step(cluster, snapshots):
+    # A restarted leader leaves no controller acting until its Lease expires: the workers' drains must not
+    # start in that window, so every controllers step ends on a gate per leader-elected component.
+    world = World(leaders=["m1"])
+    ctx, _ = context(cluster, world)
+    gated = []
+    apply = ctx.session.runner.apply
+
+    def recording(phase, plans, **kw):  # noqa: ANN001, ANN202
+        gated.extend((phase, host, g.name) for host, p in plans.items() for g in p.gates if "Lease" in g.name)
+        return apply(phase, plans, **kw)
+
+    ctx.session.runner.apply = recording
+    rolling.run(ctx, build(cluster, observed(cluster), cluster_target(cluster), etcd_leader="m1"),
+                inputs={h.name: h.name for h in cluster.hosts})
+    assert gated == [("upgrade-controllers", h, f"{c} leads (its Lease renewed since the restart)")
+                     for h in ("m1", "m2", "m3") for c in ("kube-controller-manager", "kube-scheduler")]

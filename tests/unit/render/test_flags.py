@@ -95,6 +95,9 @@ def test_apiserver_flags(make_cluster: MakeCluster, kubernetes: str) -> None:
     # m1 runs no kube-proxy, so aggregated APIs are reached by endpoint; m3 runs one.
     assert flags["enable-aggregator-routing"] == "true"
     assert "enable-aggregator-routing" not in unit_flags(cluster, "kube-apiserver", "m3")
+    # A restart closes watches within 10 s instead of holding the API away until the 60 s shutdown deadline
+    # (longer than the node grace period: every Node reaching the API through this host went NotReady).
+    assert flags["shutdown-watch-termination-grace-period"] == "10s"
 
 
 def test_apiserver_without_encryption_at_rest(make_cluster: MakeCluster) -> None:
