@@ -77,11 +77,10 @@ kb_contents() {
   echo "$KB_M path.content"
   [ "$#" -eq 0 ] || cat -- "$@" | base64 | tr -d '\n'; echo
 }
-kb_sysctl() {
-  kb_v=; kb_l=; kb_p=-
-  if [ -r "$1" ] && { IFS= read -r kb_v || [ -n "$kb_v" ]; } < "$1"; then printf 'v%s\n' "$kb_v"; else echo -; fi
-  if [ -f "$2" ]; then
-    while IFS= read -r kb_l || [ -n "$kb_l" ]; do case $kb_l in *=*) kb_p="p${kb_l#*=}"; break;; esac; done < "$2"
+kb_persisted() {
+  kb_l=; kb_p=-
+  if [ -f "$1" ]; then
+    while IFS= read -r kb_l || [ -n "$kb_l" ]; do case $kb_l in *=*) kb_p="p${kb_l#*=}"; break;; esac; done < "$1"
   fi
   printf '%s\n' "$kb_p"
 }
@@ -290,18 +289,25 @@ class SysctlQuery(FactQuery):
 
     @classmethod
     def batch_script(cls, queries: Sequence[SysctlQuery]) -> str:
-        return "\n".join(['echo "$KB_M sysctl"', *(command("kb_sysctl", x.proc_path, x.persist_file)
-                                                    for x in queries)])
+        # One head reads every value: /proc/sys answers a read at an offset with nothing, so the shell's
+        # byte-by-byte `read` would see one character. `-v` names each file, so a missing key is no gap.
+        return "\n".join(['echo "$KB_M sysctl.values"',
+                          command("head", "-v", "-n", "1", "--", *(x.proc_path for x in queries)) + " 2>/dev/null",
+                          'echo "$KB_M sysctl.persisted"',
+                          *(command("kb_persisted", x.persist_file) for x in queries)])
 
     @classmethod
     def batch_parse(cls, sections: Sections, queries: Sequence[SysctlQuery]) -> list[SysctlFact]:
-        lines = _section(sections, "sysctl", 2 * len(queries))
-        facts = []
-        for i in range(len(queries)):
-            value, persisted = lines[2 * i], lines[2 * i + 1]
-            facts.append(SysctlFact(value[1:].replace("\t", " ").strip() if value.startswith("v") else None,
-                                    persisted[1:].lstrip(" ") if persisted.startswith("p") else None))
-        return facts
+        wanted = {f"==> {x.proc_path} <==" for x in queries}
+        values: dict[str, str] = {}
+        lines = sections.get("sysctl.values", [])
+        for i, line in enumerate(lines):
+            if line in wanted and i + 1 < len(lines):
+                values[line[4:-4]] = lines[i + 1]
+        persisted = _section(sections, "sysctl.persisted", len(queries))
+        return [SysctlFact(values[x.proc_path].replace("\t", " ").strip() if x.proc_path in values else None,
+                           p[1:].lstrip(" ") if p.startswith("p") else None)
+                for x, p in zip(queries, persisted)]
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,9 @@ def test_recorded_services_one_block_each():
 def test_recorded_sysctls_modules_guards():
     sysctls = [SysctlQuery("net.ipv4.ip_forward", "/etc/sysctl.d/a.conf"), SysctlQuery("no.such", "/x"),
                SysctlQuery("net.ipv4.ip_local_port_range", "/y")]
-    out = f"{M} sysctl\nv1\np 1\n-\n-\nv32768\t60999\np32768 60999\n"
+    out = (f"{M} sysctl.values\n==> /proc/sys/net/ipv4/ip_forward <==\n1\n\n"
+           "==> /proc/sys/net/ipv4/ip_local_port_range <==\n32768\t60999\n"
+           f"{M} sysctl.persisted\np 1\n-\np32768 60999\n")
     assert answer(sysctls, out) == [SysctlFact("1", "1"), SysctlFact(None, None),
                                     SysctlFact("32768 60999", "32768 60999")]
     modules = [ModuleQuery("br_netfilter", None, "/a"), ModuleQuery("overlay", None, "/b")]
@@ -86,7 +88,7 @@ def test_recorded_sysctls_modules_guards():
 
 def test_kinds_mixed_come_back_in_the_order_asked():
     queries = [SysctlQuery("a.b", "/f"), PathQuery("/p"), GuardQuery(None)]
-    out = f"{M} guard\nno\n{M} path.types\nabsent\n{M} sysctl\n-\n-\n"
+    out = f"{M} guard\nno\n{M} path.types\nabsent\n{M} sysctl.values\n{M} sysctl.persisted\n-\n"
     assert answer(queries, out) == [SysctlFact(None, None), PathFact("absent"), GuardFact(False)]
 
 
@@ -94,7 +96,7 @@ def test_kinds_mixed_come_back_in_the_order_asked():
 
 HOSTILE_NAMES = ["plain.conf", "with space.conf", "new\nline.conf", "quote'd\".conf", "-dash.conf", "back\\slash",
                  "tab\there", "@@kb-test fake marker"]
-PROGRAMS = ("stat", "sha256sum", "cat", "base64", "tr", "sed", "cut", "head", "grep", "sh", "dash", "bash",
+PROGRAMS = ("stat", "head", "sha256sum", "cat", "base64", "tr", "sed", "cut", "grep", "sh", "dash", "bash",
             "systemctl", "test", "printf", "echo")
 
 
@@ -149,6 +151,9 @@ def test_script_reads_hostile_names_exactly(tmp_path, shimmed):
     os.symlink(files[0], tmp_path / "fs" / "link")
     queries = _queries(files, tmp_path) + [PathQuery(str(tmp_path / "fs" / "link"))]
     facts, _ = _run(queries, env)
+    # A number sysctl answers only a read from its start (one byte at a time, as sh's `read`, saw "6" of 600).
+    (pid_max,), _ = _run([SysctlQuery("kernel.pid_max", str(tmp_path / "none"))], env)
+    assert pid_max.value == Path("/proc/sys/kernel/pid_max").read_text().strip() and len(pid_max.value) > 1
     directory, *on_disk = facts[:1 + len(files)]
     assert directory.type == "directory"
     for path, fact in zip(files, on_disk):
@@ -190,8 +195,8 @@ def test_process_starts_do_not_grow_with_the_number_of_files(tmp_path, shimmed, 
     facts, _ = _run(queries, env)
     assert all(f.type == "file" for f in facts[:count])
     starts = log.read_text().split()
-    # One stat, one sha256sum (nothing stamped yet), one systemctl: whatever the number of resources.
-    assert sorted(starts) == ["sha256sum", "stat", "systemctl"], starts
+    # One stat, one sha256sum (nothing stamped yet), one systemctl, one head: whatever the number of resources.
+    assert sorted(starts) == ["head", "sha256sum", "stat", "systemctl"], starts
     log.unlink()
     _run([PathQuery(str(f), content=True) for f in files], env)
     assert sorted(log.read_text().split()) == ["base64", "cat", "sha256sum", "stat", "tr"]  # --diff adds three
