@@ -10,6 +10,7 @@ from pathlib import Path
 from bench import report
 from bench.harness import EngineBench, RunRecord, Summary, summarize, to_json
 from bench.hosts import BenchLab
+from bench.plot import noop_plot
 from bench.tools import TOOLS
 from bench.workload import Workload
 from kbuild.errors import KbuildError
@@ -48,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     eng.add_argument("--files", type=int, default=20, help="templated files per host (M)")
     eng.add_argument("--blob-mib", type=float, default=4, help="size of the binary in MiB")
     eng.add_argument("--tools", type=_tools, default=list(TOOLS), help="comma-separated: kbuild,pyinfra,ansible")
+    eng.add_argument("--ansible-max", type=int, default=100,
+                     help="run Ansible only up to this many hosts (default 100: it takes minutes a run beyond)")
     eng.add_argument("--lab", default="kb9bench", help="lab name (machines are reused if it exists)")
     eng.add_argument("--subnet", default="198.18.0.192/26", help="subnet for a new lab (room for the largest size)")
     eng.add_argument("--existing", action="store_true",
@@ -102,11 +105,12 @@ def engines(args: argparse.Namespace) -> int:
         print(f"error: lab {args.lab!r} has {len(hosts)} machines, fewer than {max(args.sizes)}", file=sys.stderr)
         return 2
     workload = Workload(files=args.files, blob_bytes=int(args.blob_mib * 1024 * 1024))
-    bench = EngineBench(lab, tools, args.workdir, workload=workload, runs=args.runs)
+    bench = EngineBench(lab, tools, args.workdir, workload=workload, runs=args.runs,
+                        max_hosts={"ansible": args.ansible_max})
     payload: dict[str, object] = {
         "kind": "engines", "machine": report.machine_info(), "note": args.note,
         "settings": {"sizes": args.sizes, "runs": args.runs, "files": args.files, "blob_bytes": workload.blob_bytes,
-                     "lab": args.lab},
+                     "lab": args.lab, "ansible_max": args.ansible_max},
         "tools": {t.name: t.version() for t in tools},
     }
     try:
@@ -124,7 +128,8 @@ def engines(args: argparse.Namespace) -> int:
     text = engine_markdown(payload, summarize(bench.records))
     args.out.with_suffix(".md").write_text(text + "\n")
     print(text)
-    print(f"\nresults: {args.out} and {args.out.with_suffix('.md')}")
+    png = noop_plot(summarize(bench.records), args.out.with_name(args.out.stem + "-noop.png"))
+    print(f"\nresults: {args.out} and {args.out.with_suffix('.md')}" + (f", plot {png}" if png else ""))
     return 0 if all(r.valid for r in bench.records) else 1
 
 
@@ -175,6 +180,7 @@ def table(args: argparse.Namespace) -> int:
         if args.out is not None:
             report.write_json(args.out, merged)
             args.out.with_suffix(".md").write_text(text + "\n")
+            noop_plot(summaries, args.out.with_name(args.out.stem + "-noop.png"))
         print(text)
         return 0
     from bench.bootstrap import bootstrap_markdown

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.drivers.config import DriverConfig
+from bench import hostcpu
 from bench.hosts import Access, BenchLab
 from bench.sshdlog import counts_since, cursors
 from bench.tools import Tool
@@ -35,6 +38,9 @@ class RunRecord:
     tool_stats: dict[str, object] = field(default_factory=dict)  # the tool's own counts, where it has them
     problems: list[str] = field(default_factory=list)  # end-state check failures (empty: verified)
     log: str = ""
+    host_cpu_ms: float | None = None  # CPU one host spent on the run (mean over hosts), from its cgroup
+    controller_cpu: float | None = None  # CPU seconds of the tool's process tree on the controller
+    controller_mb: float | None = None  # its peak resident memory (the largest process), MB
 
     @property
     def valid(self) -> bool:
@@ -54,6 +60,10 @@ class Summary:
     connections_per_host: float | None
     round_trips_per_host: float | None
     tool_stats: dict[str, object] = field(default_factory=dict)
+    host_cpu_ms: float | None = None  # per host, median of the runs
+    controller_cpu: float | None = None  # seconds for the whole run, median
+    controller_ms_per_host: float | None = None
+    controller_mb: float | None = None
 
 
 def summarize(records: Sequence[RunRecord]) -> list[Summary]:
@@ -71,17 +81,31 @@ def summarize(records: Sequence[RunRecord]) -> list[Summary]:
             statistics.median(r.connections for r in good) / hosts if good else None,
             statistics.median(r.sessions for r in good) / hosts if good else None,
             good[-1].tool_stats if good else {},
+            _median([r.host_cpu_ms for r in good]),
+            _median([r.controller_cpu for r in good]),
+            _per_host_ms(_median([r.controller_cpu for r in good]), hosts),
+            _median([r.controller_mb for r in good]),
         ))
     return out
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
+
+
+def _per_host_ms(seconds: float | None, hosts: int) -> float | None:
+    return None if seconds is None else round(seconds * 1000 / hosts, 1)
 
 
 class EngineBench:
     """Runs every tool on the first n lab machines, for each n, `runs` times, and keeps every record."""
 
     def __init__(self, lab: BenchLab, tools: Sequence[Tool], workdir: Path, *, workload: Workload, runs: int,
-                 say: Callable[[str], None] = print) -> None:
+                 max_hosts: dict[str, int] | None = None, say: Callable[[str], None] = print) -> None:
         self.lab = lab
-        self.tools = list(tools)
+        self.all_tools = list(tools)
+        self.max_hosts = max_hosts or {}  # a tool runs only at sizes up to its entry (Ansible: minutes a run)
         self.workdir = workdir
         self.workload = workload
         self.runs = runs
@@ -91,6 +115,7 @@ class EngineBench:
 
     def run_size(self, hosts: Sequence[Host], access: Access) -> list[RunRecord]:
         n = len(hosts)
+        self.tools = [t for t in self.all_tools if n <= self.max_hosts.get(t.name, n)]
         self.lab.prepare(hosts)
         configs = {}
         for tool in self.tools:
@@ -125,21 +150,18 @@ class EngineBench:
                 version: int, restarted: bool | None,
                 before: dict[str, HostState] | None) -> tuple[RunRecord, dict[str, HostState]]:
         marks = cursors(self.lab, hosts)
+        cpu_before = hostcpu.cpu_seconds(self.lab.name, hosts)
         invocation = tool.invocation(run_dir, config_path)
         log = run_dir / "logs" / f"{scenario}-{rep + 1}.log"
         with log.open("w") as out, (run_dir / "logs" / f"{scenario}-{rep + 1}.stdout").open("w+") as stdout:
             # The kbuild driver reports how long Python took to start from this moment.
             env = {**os.environ, **invocation.env, "KBBENCH_SPAWNED": repr(time.time())}
             started = time.perf_counter()
-            try:
-                proc = subprocess.run(invocation.argv, env=env, cwd=run_dir, stdout=stdout, stderr=out,
-                                      stdin=subprocess.DEVNULL, timeout=RUN_TIMEOUT, check=False)
-                code = proc.returncode
-            except subprocess.TimeoutExpired:
-                code = -1
+            code, usage = run_measured(invocation.argv, env=env, cwd=run_dir, stdout=stdout, stderr=out)
             wall = time.perf_counter() - started
             stdout.seek(0)
             output = stdout.read()
+        cpu_after = hostcpu.cpu_seconds(self.lab.name, hosts)
         tool.cleanup(run_dir)
         counts = counts_since(self.lab, hosts, marks)
         wants = {h.name: expected(self.workload.with_version(version), h, self.blob_sha256) for h in hosts}
@@ -149,8 +171,26 @@ class EngineBench:
             problems = [f"exit code {code}: {' | '.join(tail)}", *problems]
         record = RunRecord(tool.name, len(hosts), scenario, rep + 1, round(wall, 3), code,
                            sum(c.connections for c in counts.values()), sum(c.sessions for c in counts.values()),
-                           tool.stats(output), problems, str(log))
+                           tool.stats(output), problems, str(log), hostcpu.per_host_ms(cpu_before, cpu_after),
+                           round(usage.ru_utime + usage.ru_stime, 3), round(usage.ru_maxrss / 1024, 1))
         return record, states
+
+
+def run_measured(argv: list[str], **popen: object) -> tuple[int, resource.struct_rusage]:
+    """Run a tool to its end (killed after RUN_TIMEOUT: exit -1) and return its exit code and resource usage.
+
+    wait4 gives the usage of that process and of the children it waited for (Ansible's forks), so the
+    controller's CPU and peak memory are measured the same way for every tool.
+    """
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **popen)  # type: ignore[call-overload]
+    timer = threading.Timer(RUN_TIMEOUT, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    return (-1 if code == -9 else code), usage
 
 
 def to_json(records: Sequence[RunRecord]) -> list[dict[str, object]]:

@@ -3,6 +3,7 @@ resets, end-state checks and reading sshd's log."""
 
 from __future__ import annotations
 
+import resource
 import shlex
 import subprocess
 from collections.abc import Callable, Sequence
@@ -54,6 +55,7 @@ class BenchLab:
         self.lab = Lab(name, say=say)
         self.name = name
         self.say = say
+        self.limits = HostLimits(say)
 
     @property
     def exists(self) -> bool:
@@ -61,6 +63,7 @@ class BenchLab:
 
     def ensure(self, machines: int, subnet: str) -> None:
         """Bring the lab up with at least `machines` machines (1 master + workers; roles mean nothing here)."""
+        self.limits.raise_for(machines)
         state = self.lab.state
         if state is not None and state.masters + state.workers >= machines:
             self.lab.up(state.masters, state.workers, state.subnet)  # starts whatever is stopped
@@ -68,11 +71,11 @@ class BenchLab:
         if state is not None:
             self.say(f"lab {self.name} has {state.masters + state.workers} machines, {machines} needed: recreating it")
             self.lab.down()
-        raise_inotify_limit(machines)
         self.lab.up(1, machines - 1, subnet)
 
     def down(self) -> None:
         self.lab.down()
+        self.limits.give_back()
 
     def hosts(self) -> list[Host]:
         status = self.lab.status(probe=False)
@@ -121,14 +124,45 @@ def parallel(fn: Callable[[Host], T], hosts: Sequence[Host], workers: int = 16) 
         return list(pool.map(fn, hosts))
 
 
-def raise_inotify_limit(machines: int) -> None:
-    """Make room for `machines` more systemd instances (a host-wide limit; raised, never lowered)."""
-    try:
-        current = int(INOTIFY_INSTANCES.read_text())
-    except (OSError, ValueError):
-        return
-    wanted = 1024 + INOTIFY_PER_MACHINE * machines
-    if current < wanted:
-        INOTIFY_INSTANCES.write_text(f"{wanted}\n")
-        print(f"host: raised fs.inotify.max_user_instances {current} -> {wanted} "
-              f"(each lab machine's systemd needs some)")
+class HostLimits:
+    """The limits of the lab's host that a lab of N machines outgrows, raised for the run and given back after.
+
+    - fs.inotify.max_user_instances: each machine's systemd holds a few inotify instances; Debian's
+      128 per user runs out at about 35 machines (other labs count too), and systemd then fails to boot.
+    - open files (RLIMIT_NOFILE) of the bench and the tools it starts: one SSH socket per host, plus
+      Ansible's ControlPersist sockets and pipes; the usual soft limit of 1024 is near at 200 hosts.
+    Each raise is said when it is made and undone by give_back (a limit is never lowered below what it was).
+    """
+
+    def __init__(self, say: Callable[[str], None] = print) -> None:
+        self.say = say
+        self.inotify: int | None = None  # the value before we raised it
+        self.nofile: tuple[int, int] | None = None
+
+    def raise_for(self, machines: int) -> None:
+        try:
+            current = int(INOTIFY_INSTANCES.read_text())
+        except (OSError, ValueError):
+            current = None
+        wanted = 1024 + INOTIFY_PER_MACHINE * machines
+        if current is not None and current < wanted:
+            INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+            self.inotify = current if self.inotify is None else self.inotify
+            self.say(f"host: raised fs.inotify.max_user_instances {current} -> {wanted} for {machines} machines "
+                     f"(given back when the lab goes down)")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted_files = min(hard, max(soft, 4096 + 16 * machines)) if hard != resource.RLIM_INFINITY \
+            else max(soft, 4096 + 16 * machines)
+        if wanted_files > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted_files, hard))
+            self.nofile = self.nofile or (soft, hard)
+            self.say(f"bench: raised the open-files limit {soft} -> {wanted_files} (for this run only)")
+
+    def give_back(self) -> None:
+        if self.inotify is not None:
+            INOTIFY_INSTANCES.write_text(f"{self.inotify}\n")
+            self.say(f"host: fs.inotify.max_user_instances back to {self.inotify}")
+            self.inotify = None
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
+            self.nofile = None

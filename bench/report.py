@@ -13,7 +13,7 @@ from pathlib import Path
 from bench.harness import SCENARIOS, Summary
 from kbuild.state import write_atomic
 
-TOOL_ORDER = ("kbuild", "pyinfra", "ansible")
+from bench.plot import TOOL_ORDER
 
 
 def machine_info() -> dict[str, object]:
@@ -101,6 +101,35 @@ def engine_tables(summaries: Sequence[Summary]) -> str:
                 else:
                     cells.append(f"{s.connections_per_host:g} / {s.round_trips_per_host:g}")
             lines.append("| " + " | ".join([str(n), sc, *cells]) + " |")
+    lines += ["", cost_table(summaries, tools, sizes, scenarios)]
+    return "\n".join(lines)
+
+
+def _number(value: float | None, form: str = "g") -> str:
+    return "—" if value is None else format(value, form)
+
+
+def cost_table(summaries: Sequence[Summary], tools: list[str], sizes: list[int], scenarios: list[str]) -> str:
+    """CPU per host on the hosts (their cgroups) and on the controller (the tool's process tree), and memory."""
+    by = {(s.tool, s.hosts, s.scenario): s for s in summaries}
+    lines = [("Cost per host (medians): host CPU ms per host from each machine's cgroup / controller CPU ms per "
+              "host (the tool's whole process tree, start-up and imports included, divided by N) / the "
+              "controller's peak memory in MB:"), ""]
+    head = ["N", "scenario", *tools]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in sizes:
+        for sc in scenarios:
+            cells = []
+            for t in tools:
+                s = by.get((t, n, sc))
+                cells.append("—" if s is None else f"{_number(s.host_cpu_ms, '.1f')} / "
+                             f"{_number(s.controller_ms_per_host, '.1f')} / {_number(s.controller_mb, '.0f')}")
+            lines.append("| " + " | ".join([str(n), sc, *cells]) + " |")
+    kbuild_apply = [(s.hosts, s.scenario, s.tool_stats.get("profile", {})) for s in summaries if s.tool == "kbuild"]
+    rows = [(n, sc, p) for n, sc, p in kbuild_apply if isinstance(p, dict) and "cpu_apply" in p]
+    if rows:
+        lines += ["", "kbuild's controller CPU without start-up (applying only), ms per host:",
+                  ", ".join(f"N={n} {sc} {p['cpu_apply'] * 1000 / n:.1f}" for n, sc, p in sorted(rows))]
     return "\n".join(lines)
 
 

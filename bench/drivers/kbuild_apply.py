@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -82,6 +83,7 @@ def main(argv: list[str]) -> int:
                for h in config.hosts}
     plans = {h.name: plan(config, h) for h in config.hosts}
     planned = time.time()
+    cpu_planned = time.process_time()
     timings = Timings(Path(config.known_hosts))
     with ConnectionPool(targets, Path(config.known_hosts), strict=True, connector=timings.connector) as pool:
         runner = Runner(pool, Reporter([]), forks=config.forks)
@@ -98,6 +100,10 @@ def main(argv: list[str]) -> int:
         "connect_median": round(_median(timings.connect), 3),
         "connect_max": round(max(timings.connect, default=0.0), 3),
         "round_trip_medians": [round(_median(list(step)), 3) for step in per_step],
+        # The controller's CPU: all of this process, and what applying took (no start-up, no imports).
+        "cpu": round(time.process_time(), 3),
+        "cpu_apply": round(time.process_time() - cpu_planned, 3),
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     summary = {
         "connections": pool.stats.connections,

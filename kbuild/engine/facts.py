@@ -1,20 +1,29 @@
-"""Facts: what a host currently has. Each fact is a shell snippet plus a parser of its output.
+"""Facts: what a host currently has. Each resource asks one query; all queries of a kind are answered together.
 
-All facts of one host are gathered by a single remote script (see runner.py), so every snippet
-here is a call to a small shell function defined once in FACT_FUNCTIONS. Output is plain
-`key value` lines, parsed without guessing; tests feed recorded output to the parsers.
+A no-op run costs a host the processes its fact script starts, so a kind of query is answered by a
+fixed handful of processes however many resources ask: every path of the host by one `stat` and one
+`sha256sum` (of the files whose upload stamp no longer matches), services by one `systemctl show`,
+sysctls and kernel modules by shell builtins alone. The output never carries a file name except
+sha256sum's (which escapes newlines), so hostile names (newlines, spaces, quotes) cannot shift a
+parse; it is read by position, in the order the controller asked. Tests feed recorded output to the
+parsers and run the generated script with a shell.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence
 
-from kbuild.engine.shell import word
+from kbuild.engine.shell import command, word
 
-# Shell functions shared by every fact snippet. POSIX sh only: hosts may have dash as /bin/sh.
-# kb_sum prints a file's sha256, trusting a stamp written at upload time when the file's size and
-# mtime still match it: hashing every large binary on every no-op run would cost seconds.
+# Stamps written at upload time: sha256, then "size mtime", then provenance. While size and mtime
+# still match, the sha256 is trusted instead of hashing every large binary on every no-op run.
+STAMP_DIR = "${KB_STAMPS:-/var/lib/kbuild/sums}"
+
+# Shell functions for fact and apply scripts. POSIX sh only (hosts may have dash as /bin/sh), and
+# builtins wherever a loop runs per item: a process start per file is what made no-op runs costly.
 FACT_FUNCTIONS = r"""
 kb_stamp() { printf '%s/%s' "${KB_STAMPS:-/var/lib/kbuild/sums}" "$(printf '%s' "$1" | tr '/' '_')"; }
 kb_sum() {
@@ -22,34 +31,69 @@ kb_sum() {
   if [ -f "$st" ] && [ "$(sed -n 2p "$st")" = "$now" ]; then sed -n 1p "$st"
   else sha256sum "$1" | cut -c1-64; fi
 }
-kb_path() {
-  if [ -L "$1" ]; then echo "type link"
-  elif [ -f "$1" ]; then echo "type file"; stat -c 'stat %a %U %G %s' "$1"; echo "sha256 $(kb_sum "$1")"
-    if [ "$2" = content ]; then printf 'content '; base64 "$1" | tr -d '\n'; echo; fi
-  elif [ -d "$1" ]; then echo "type directory"; stat -c 'stat %a %U %G %s' "$1"
-  elif [ -e "$1" ]; then echo "type other"
-  else echo "type absent"; fi
+kb_stamp_name() {
+  kb_r=; kb_s=$1
+  while :; do case $kb_s in */*) kb_r="$kb_r${kb_s%%/*}_"; kb_s=${kb_s#*/};; *) kb_r="$kb_r$kb_s"; return;; esac; done
 }
-kb_artifact() {
-  kb_path "$1"; st=$(kb_stamp "$1")
-  if [ -f "$st" ]; then printf 'stamped %s\n' "$(sed -n 1p "$st")"; printf 'source %s\n' "$(sed -n 3p "$st")"; fi
+kb_paths() {
+  kb_n=$#; kb_i=0
+  echo "$KB_M path.types"
+  while [ "$kb_i" -lt "$kb_n" ]; do
+    kb_p=$1; shift; kb_i=$((kb_i + 1))
+    if [ -L "$kb_p" ]; then echo link
+    elif [ -f "$kb_p" ]; then echo file; set -- "$@" "$kb_p"
+    elif [ -d "$kb_p" ]; then echo directory; set -- "$@" "$kb_p"
+    elif [ -e "$kb_p" ]; then echo other
+    else echo absent; fi
+  done
+  [ "$#" -gt 0 ] || return 0
+  echo "$KB_M path.stat"
+  kb_stats=$(stat -c '%s %Y %f %U %G' -- "$@") || { echo "$KB_M path.race"; return 0; }
+  printf '%s\n' "$kb_stats"
+  echo "$KB_M path.stamps"
+  kb_n=$#; kb_i=0
+  while IFS=' ' read -r kb_size kb_mtime kb_raw kb_rest; do
+    kb_p=$1; shift; kb_i=$((kb_i + 1))
+    [ $((0x$kb_raw & 61440)) -eq 32768 ] || continue
+    kb_stamp_name "$kb_p"; kb_st="${KB_STAMPS:-/var/lib/kbuild/sums}/$kb_r"; kb_s1=; kb_s2=; kb_s3=
+    if [ -f "$kb_st" ]; then
+      { IFS= read -r kb_s1; IFS= read -r kb_s2; IFS= read -r kb_s3; } < "$kb_st"
+      if [ "$kb_s2" = "$kb_size $kb_mtime" ]; then echo fresh; else echo stale; set -- "$@" "$kb_p"; fi
+    else echo none; set -- "$@" "$kb_p"; fi
+    printf '%s\n%s\n' "$kb_s1" "$kb_s3"
+  done <<KB_EOF
+$kb_stats
+KB_EOF
+  [ "$#" -gt 0 ] || return 0
+  echo "$KB_M path.sums"
+  sha256sum -- "$@" || echo "$KB_M path.race"
 }
-kb_service() {
-  printf 'enabled %s\n' "$(systemctl is-enabled "$1" 2>/dev/null || true)"
-  printf 'active %s\n' "$(systemctl is-active "$1" 2>/dev/null || true)"
-  printf 'unit %s\n' "$(systemctl show -p LoadState --value "$1" 2>/dev/null || true)"
+kb_contents() {
+  kb_n=$#; kb_i=0
+  while [ "$kb_i" -lt "$kb_n" ]; do
+    kb_p=$1; shift; kb_i=$((kb_i + 1))
+    if [ -f "$kb_p" ] && [ ! -L "$kb_p" ]; then set -- "$@" "$kb_p"; fi
+  done
+  echo "$KB_M path.content"
+  [ "$#" -eq 0 ] || cat -- "$@" | base64 | tr -d '\n'; echo
 }
-kb_sysctl() {
-  f="/proc/sys/$(printf '%s' "$1" | tr '.' '/')"
-  if [ -r "$f" ]; then printf 'value %s\n' "$(tr '\t' ' ' < "$f")"; else echo "value -"; fi
-  if [ -f "$2" ]; then printf 'persisted %s\n' "$(sed -n 's/^[^=]*= *//p' "$2" | head -n1)"; fi
+kb_persisted() {
+  kb_l=; kb_p=-
+  if [ -f "$1" ]; then
+    while IFS= read -r kb_l || [ -n "$kb_l" ]; do case $kb_l in *=*) kb_p="p${kb_l#*=}"; break;; esac; done < "$1"
+  fi
+  printf '%s\n' "$kb_p"
+}
+kb_listed() {
+  [ -r /proc/modules ] || return 1
+  while read -r kb_m kb_l; do [ "$kb_m" = "$1" ] && return 0; done < /proc/modules; return 1
 }
 kb_module() {
-  if [ -d "/sys/module/$1" ] || { [ -n "$2" ] && sh -c "$2" >/dev/null 2>&1; } || grep -q "^$1 " /proc/modules 2>/dev/null
-  then echo "loaded yes"; else echo "loaded no"; fi
-  if [ -f "$3" ]; then echo "persisted yes"; else echo "persisted no"; fi
+  if [ -d "/sys/module/$1" ] || { [ -n "$2" ] && ( eval "$2" ) </dev/null >/dev/null 2>&1; } || kb_listed "$1"
+  then echo yes; else echo no; fi
+  if [ -f "$3" ]; then echo yes; else echo no; fi
 }
-kb_test() { if sh -c "$1" >/dev/null 2>&1; then echo "ok yes"; else echo "ok no"; fi; }
+kb_test() { if ( eval "$1" ) </dev/null >/dev/null 2>&1; then echo yes; else echo no; fi; }
 """
 
 
@@ -57,13 +101,32 @@ kb_test() { if sh -c "$1" >/dev/null 2>&1; then echo "ok yes"; else echo "ok no"
 q = word
 
 
-def _pairs(output: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for line in output.splitlines():
-        key, _, value = line.partition(" ")
-        if key:
-            pairs[key] = value
-    return pairs
+class FactError(Exception):
+    """The host's answer cannot be read: cut short, or the host changed while it was asked."""
+
+
+Sections = dict[str, list[str]]  # the fact script's output: section name -> its lines
+
+
+def _section(sections: Sections, name: str, count: int) -> list[str]:
+    lines = sections.get(name, [])
+    if len(lines) < count:
+        raise FactError(f"the {name} facts came back with {len(lines)} of {count} lines; output was cut short")
+    return lines
+
+
+class FactQuery:
+    """One resource's question. Subclasses answer all queries of their class in one batch."""
+
+    kind: ClassVar[str]
+
+    @classmethod
+    def batch_script(cls, queries: Sequence[Any]) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -78,21 +141,6 @@ class PathFact:
     sha256: str | None = None
     content: bytes | None = None  # only when asked for (--diff)
 
-    @staticmethod
-    def command(path: str, *, with_content: bool = False) -> str:
-        return f"kb_path {q(path)}{' content' if with_content else ''}"
-
-    @classmethod
-    def parse(cls, output: str) -> PathFact:
-        pairs = _pairs(output)
-        kind = pairs.get("type", "absent")
-        mode = owner = group = size = None
-        if "stat" in pairs:
-            mode_text, owner, group, size_text = pairs["stat"].split()
-            mode, size = int(mode_text, 8), int(size_text)
-        content = base64.b64decode(pairs["content"]) if "content" in pairs else None
-        return cls(kind, mode, owner, group, size, pairs.get("sha256") or None, content)
-
 
 @dataclass(frozen=True)
 class ArtifactFact:
@@ -102,14 +150,81 @@ class ArtifactFact:
     stamped_sha256: str | None  # what kbuild wrote; differs from path.sha256 if someone changed the file
     source: str | None  # where it came from (for files pulled from an archive by the host)
 
-    @staticmethod
-    def command(path: str) -> str:
-        return f"kb_artifact {q(path)}"
+
+def stamp_name(path: str) -> str:
+    """The stamp file's name for a path, as kb_stamp and kb_stamp_name spell it."""
+    return path.replace("/", "_")
+
+
+@dataclass(frozen=True)
+class PathQuery(FactQuery):
+    """Type, mode, owner, size and sha256 of a path (and its upload stamp, for artifacts)."""
+
+    path: str
+    content: bool = False  # also its bytes, for --diff
+    artifact: bool = False  # answer with an ArtifactFact
+    kind: ClassVar[str] = "path"
 
     @classmethod
-    def parse(cls, output: str) -> ArtifactFact:
-        pairs = _pairs(output)
-        return cls(PathFact.parse(output), pairs.get("stamped") or None, pairs.get("source") or None)
+    def batch_script(cls, queries: Sequence[PathQuery]) -> str:
+        lines = [command("kb_paths", *(x.path for x in queries))]
+        wanted = [x.path for x in queries if x.content]
+        if wanted:
+            lines.append(command("kb_contents", *wanted))
+        return "\n".join(lines)
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[PathQuery]) -> list[PathFact | ArtifactFact]:
+        if "path.race" in sections:
+            raise FactError("files changed on the host while their facts were read; run again")
+        types = _section(sections, "path.types", len(queries))
+        present = [t in ("file", "directory") for t in types[:len(queries)]]
+        stats = iter(_section(sections, "path.stat", sum(present)))
+        stamps = iter(sections.get("path.stamps", []))
+        sums = iter(sections.get("path.sums", []))
+        facts: list[PathFact | ArtifactFact] = []
+        for query, kind, has_stat in zip(queries, types, present):
+            stamped = source = sha = None
+            mode = owner = group = size = None
+            if has_stat:
+                fields = next(stats).split(" ")
+                if len(fields) < 5:
+                    raise FactError(f"cannot read the stat line of {query.path}: {' '.join(fields)!r}")
+                size, raw, owner, group = int(fields[0]), int(fields[2], 16), fields[3], fields[4]
+                mode = raw & 0o7777
+                kind = {0o100000: "file", 0o040000: "directory", 0o120000: "link"}.get(raw & 0o170000, "other")
+                if kind == "file":
+                    try:
+                        state, stamped_line, source_line = next(stamps), next(stamps), next(stamps)
+                        sha = stamped_line if state == "fresh" else _sum(next(sums))
+                    except StopIteration:
+                        raise FactError(f"no checksum came back for {query.path}; output was cut short") from None
+                    if state != "none":
+                        stamped, source = stamped_line or None, source_line or None
+            fact = PathFact(kind, mode, owner, group, size, sha or None)
+            facts.append(ArtifactFact(fact, stamped, source) if query.artifact else fact)
+        return _with_contents(facts, queries, sections)
+
+
+def _sum(line: str) -> str:
+    # sha256sum marks a line whose file name it had to escape with a leading backslash.
+    return line.removeprefix("\\")[:64]
+
+
+def _with_contents(facts: list[Any], queries: Sequence[PathQuery], sections: Sections) -> list[Any]:
+    """Give each file asked for with content its bytes, cut from the one base64 stream by the sizes stat gave."""
+    wanted = [i for i, x in enumerate(queries) if x.content and not x.artifact and facts[i].type == "file"]
+    if not wanted:
+        return facts
+    data = base64.b64decode("".join(_section(sections, "path.content", 1)))
+    if len(data) != sum(facts[i].size for i in wanted):
+        raise FactError("files changed on the host while their content was read; run again")
+    offset = 0
+    for i in wanted:
+        size = facts[i].size
+        facts[i] = dataclasses.replace(facts[i], content=data[offset:offset + size])
+        offset += size
+    return facts
 
 
 @dataclass(frozen=True)
@@ -117,15 +232,6 @@ class ServiceFact:
     enabled: str  # enabled | disabled | static | masked | not-found | ""
     active: str  # active | inactive | failed | activating | ...
     load_state: str  # loaded | not-found | masked
-
-    @staticmethod
-    def command(name: str) -> str:
-        return f"kb_service {q(name)}"
-
-    @classmethod
-    def parse(cls, output: str) -> ServiceFact:
-        pairs = _pairs(output)
-        return cls(pairs.get("enabled", ""), pairs.get("active", ""), pairs.get("unit", ""))
 
     @property
     def running(self) -> bool:
@@ -137,19 +243,71 @@ class ServiceFact:
 
 
 @dataclass(frozen=True)
+class ServiceQuery(FactQuery):
+    name: str
+    kind: ClassVar[str] = "service"
+
+    @classmethod
+    def batch_script(cls, queries: Sequence[ServiceQuery]) -> str:
+        # One `systemctl show` answers for every unit, a block per unit in the order asked.
+        return (f'echo "$KB_M service"\n'
+                + command("systemctl", "show", "-p", "LoadState", "-p", "ActiveState", "-p", "UnitFileState",
+                          "--", *(x.name for x in queries)) + " 2>/dev/null")
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[ServiceQuery]) -> list[ServiceFact]:
+        blocks: list[dict[str, str]] = [{}]
+        for line in sections.get("service", []):
+            if not line.strip():
+                if blocks[-1]:
+                    blocks.append({})
+                continue
+            key, _, value = line.partition("=")
+            blocks[-1][key] = value.strip()
+        blocks = [b for b in blocks if b]
+        if len(blocks) != len(queries):  # no systemd answering: every service is unknown, as `is-active` says
+            blocks = [{} for _ in queries]
+        return [ServiceFact(b.get("UnitFileState", ""), b.get("ActiveState", ""), b.get("LoadState", ""))
+                for b in blocks]
+
+
+@dataclass(frozen=True)
 class SysctlFact:
     value: str | None  # None: the key does not exist on this kernel/namespace
     persisted: str | None
 
-    @staticmethod
-    def command(key: str, persist_file: str) -> str:
-        return f"kb_sysctl {q(key)} {q(persist_file)}"
+
+@dataclass(frozen=True)
+class SysctlQuery(FactQuery):
+    key: str
+    persist_file: str
+    kind: ClassVar[str] = "sysctl"
+
+    @property
+    def proc_path(self) -> str:
+        return "/proc/sys/" + self.key.replace(".", "/")
 
     @classmethod
-    def parse(cls, output: str) -> SysctlFact:
-        pairs = _pairs(output)
-        value = pairs.get("value", "-")
-        return cls(None if value == "-" else value.strip(), pairs.get("persisted"))
+    def batch_script(cls, queries: Sequence[SysctlQuery]) -> str:
+        # One head reads every value: /proc/sys answers a read at an offset with nothing, so the shell's
+        # byte-by-byte `read` would see one character. `-v` names each file, so a missing key is no gap.
+        return "\n".join(['echo "$KB_M sysctl.values"',
+                          command("head", "-v", "-n", "1", "--", *(x.proc_path for x in queries)) + " 2>/dev/null",
+                          'echo "$KB_M sysctl.persisted"',
+                          *(command("kb_persisted", x.persist_file) for x in queries)])
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[SysctlQuery]) -> list[SysctlFact]:
+        wanted = {f"==> {x.proc_path} <==" for x in queries}
+        values: dict[str, str] = {}
+        lines = sections.get("sysctl.values", [])
+        for i, line in enumerate(lines):
+            if line in wanted and i + 1 < len(lines):
+                values[line[4:-4]] = lines[i + 1]
+        persisted = _section(sections, "sysctl.persisted", len(queries))
+        return [SysctlFact(values[x.proc_path].replace("\t", " ").strip() if x.proc_path in values else None,
+                           p[1:].lstrip(" ") if p.startswith("p") else None)
+                for x, p in zip(queries, persisted)]
 
 
 @dataclass(frozen=True)
@@ -157,14 +315,23 @@ class ModuleFact:
     loaded: bool
     persisted: bool
 
-    @staticmethod
-    def command(name: str, probe: str | None, persist_file: str) -> str:
-        return f"kb_module {q(name)} {q(probe or '')} {q(persist_file)}"
+
+@dataclass(frozen=True)
+class ModuleQuery(FactQuery):
+    name: str
+    probe: str | None
+    persist_file: str
+    kind: ClassVar[str] = "module"
 
     @classmethod
-    def parse(cls, output: str) -> ModuleFact:
-        pairs = _pairs(output)
-        return cls(pairs.get("loaded") == "yes", pairs.get("persisted") == "yes")
+    def batch_script(cls, queries: Sequence[ModuleQuery]) -> str:
+        return "\n".join(['echo "$KB_M module"', *(command("kb_module", x.name, x.probe or "", x.persist_file)
+                                                    for x in queries)])
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[ModuleQuery]) -> list[ModuleFact]:
+        lines = _section(sections, "module", 2 * len(queries))
+        return [ModuleFact(lines[2 * i] == "yes", lines[2 * i + 1] == "yes") for i in range(len(queries))]
 
 
 @dataclass(frozen=True)
@@ -173,10 +340,79 @@ class GuardFact:
 
     ok: bool
 
-    @staticmethod
-    def command(test: str) -> str:
-        return f"kb_test {q(test)}"
+
+@dataclass(frozen=True)
+class GuardQuery(FactQuery):
+    test: str | None  # None: no guard, the command always runs
+    kind: ClassVar[str] = "guard"
 
     @classmethod
-    def parse(cls, output: str) -> GuardFact:
-        return cls(_pairs(output).get("ok") == "yes")
+    def batch_script(cls, queries: Sequence[GuardQuery]) -> str:
+        # A guard runs in a subshell of the fact script (a fork, no new program), with no stdin.
+        return "\n".join(['echo "$KB_M guard"', *(command("kb_test", x.test) if x.test else "echo no"
+                                                   for x in queries)])
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[GuardQuery]) -> list[GuardFact]:
+        lines = _section(sections, "guard", len(queries))
+        return [GuardFact(line == "yes") for line in lines[:len(queries)]]
+
+
+@dataclass(frozen=True)
+class ShellQuery(FactQuery):
+    """A fact of its own kind: a snippet and its parser, one section each (images, and plays' own facts)."""
+
+    snippet: str
+    parse: Callable[[str], Any]
+    kind: ClassVar[str] = "shell"
+
+    @classmethod
+    def batch_script(cls, queries: Sequence[ShellQuery]) -> str:
+        return "\n".join(f'echo "$KB_M shell.{i}"\n{{ {x.snippet} ; }} 2>/dev/null' for i, x in enumerate(queries))
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[ShellQuery]) -> list[Any]:
+        if any(f"shell.{i}" not in sections for i in range(len(queries))):
+            raise FactError("the shell facts came back incomplete; output was cut short")
+        return [x.parse("\n".join(sections[f"shell.{i}"])) for i, x in enumerate(queries)]
+
+
+def fact_script(queries: Sequence[FactQuery], marker: str) -> str:
+    """The one script that answers every query of a host; its output frames sections with `marker`."""
+    lines = [f"KB_M={q(marker)}", "LC_ALL=C; export LC_ALL", FACT_FUNCTIONS]
+    for kind, group in _by_kind(queries).items():
+        lines.append(kind.batch_script([x for _, x in group]))
+    lines.append('echo "$KB_M end"')
+    return "\n".join(lines)
+
+
+def parse_facts(output: str, marker: str, queries: Sequence[FactQuery]) -> list[Any]:
+    """The facts, in the order of the queries, from the output of fact_script."""
+    sections = split_sections(output, marker)
+    if "end" not in sections:
+        raise FactError("the fact script stopped before its end; output was cut short")
+    facts: list[Any] = [None] * len(queries)
+    for kind, group in _by_kind(queries).items():
+        answers = kind.batch_parse(sections, [x for _, x in group])
+        for (i, _), fact in zip(group, answers):
+            facts[i] = fact
+    return facts
+
+
+def split_sections(output: str, marker: str) -> Sections:
+    sections: Sections = {}
+    current: list[str] | None = None
+    head = marker + " "
+    for line in output.split("\n"):
+        if line.startswith(head):
+            current = sections.setdefault(line[len(head):].strip(), [])
+        elif current is not None:
+            current.append(line)
+    return sections
+
+
+def _by_kind(queries: Sequence[FactQuery]) -> dict[type[FactQuery], list[tuple[int, FactQuery]]]:
+    groups: dict[type[FactQuery], list[tuple[int, FactQuery]]] = {}
+    for i, query in enumerate(queries):
+        groups.setdefault(type(query), []).append((i, query))
+    return groups

@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any, Callable, Iterable, Protocol
 
-from kbuild.engine.facts import FACT_FUNCTIONS, q
+from kbuild.engine.facts import FACT_FUNCTIONS, FactError, fact_script, parse_facts, q
 from kbuild.engine.plan import Gate, HostOutcome, HostStatus, Plan
 from kbuild.engine.report import Event, Reporter
 from kbuild.engine.resources import Resource, ResourceError, Service
@@ -104,22 +104,14 @@ class HostRun:
 
     def gather(self, resources: list[Resource]) -> list[Any]:
         self.status(f"gathering facts for {len(resources)} resources")
-        marker = self.marker
-        lines = [FACT_FUNCTIONS]
-        for i, resource in enumerate(resources):
-            lines.append(f"echo '{marker} {i}'")
-            lines.append(f"{{ {resource.fact_command(with_content=self.runner.diff)} ; }} 2>/dev/null")
-        result = self.conn.run("sh -s", stdin="\n".join(lines).encode())
+        queries = [r.fact_query(with_content=self.runner.diff) for r in resources]
+        result = self.conn.run("sh -s", stdin=fact_script(queries, self.marker).encode())
         if not result.ok:
             raise KbuildError(f"{self.name}: gathering facts failed (exit {result.rc}): {result.err.strip()}")
-        sections = _split_sections(result.out, marker)
-        facts = []
-        for i, resource in enumerate(resources):
-            if i not in sections:
-                raise KbuildError(f"{self.name}: no facts came back for {resource.describe()}; output was cut "
-                                  f"short ({result.err.strip() or 'no error output'})")
-            facts.append(resource.parse_fact(sections[i]))
-        return facts
+        try:
+            return parse_facts(result.out, self.marker, queries)
+        except FactError as exc:
+            raise KbuildError(f"{self.name}: {exc} ({result.err.strip() or 'no error output'})") from None
 
     # -- apply ----------------------------------------------------------------------------------
 
@@ -311,14 +303,3 @@ def _check_unique(host: str, resources: Iterable[Resource]) -> None:
             raise KbuildError(f"{host}: two resources manage {resource.key} (a planning bug in kbuild)")
         seen.add(resource.key)
 
-
-def _split_sections(output: str, marker: str) -> dict[int, str]:
-    sections: dict[int, list[str]] = {}
-    current: int | None = None
-    for line in output.splitlines():
-        if line.startswith(marker + " "):
-            current = int(line[len(marker) + 1:].strip())
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
-    return {i: "\n".join(lines) for i, lines in sections.items()}

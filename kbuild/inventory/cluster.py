@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import shlex
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from kbuild.inventory.model import (
     ArtifactSettings,
@@ -17,6 +19,7 @@ from kbuild.inventory.model import (
     Role,
 )
 
+T = TypeVar("T")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -93,27 +96,45 @@ class Cluster:
         return shlex.join(words)
 
     # -- host selections -------------------------------------------------
+    # Asked once per host by render, preflight and the plays: made once (a scan per question made render
+    # of 400 hosts take 50 s). Each property returns a list of its own, which a caller may extend.
+    @cached_property
+    def _by_name(self) -> dict[str, Host]:
+        return {h.name: h for h in self.hosts}
+
+    @cached_property
+    def _selections(self) -> dict[str, tuple[Host, ...]]:
+        return {"etcd": tuple(h for h in self.hosts if h.is_etcd),
+                "control-plane": tuple(h for h in self.hosts if h.is_control_plane),
+                "worker": tuple(h for h in self.hosts if h.is_worker),
+                "kubelet": tuple(h for h in self.hosts if h.runs_kubelet)}
+
     def host(self, name: str) -> Host:
-        for host in self.hosts:
-            if host.name == name:
-                return host
-        raise KeyError(name)
+        return self._by_name[name]
 
     @property
     def etcd_hosts(self) -> list[Host]:
-        return [h for h in self.hosts if h.is_etcd]
+        return list(self._selections["etcd"])
 
     @property
     def control_plane_hosts(self) -> list[Host]:
-        return [h for h in self.hosts if h.is_control_plane]
+        return list(self._selections["control-plane"])
 
     @property
     def worker_hosts(self) -> list[Host]:
-        return [h for h in self.hosts if h.is_worker]
+        return list(self._selections["worker"])
 
     @property
     def kubelet_hosts(self) -> list[Host]:
-        return [h for h in self.hosts if h.runs_kubelet]
+        return list(self._selections["kubelet"])
+
+    def derived(self, key: str, compute: Callable[[Cluster], T]) -> T:
+        """A table derived from this (immutable) cluster, computed on first use and kept with it, so that
+        work done once per host that needs a fact about every host (pod routes) stays linear."""
+        tables = self.__dict__.setdefault("_derived", {})  # not a field: equality and replace() ignore it
+        if key not in tables:
+            tables[key] = compute(self)
+        return tables[key]
 
     # -- derived network facts --------------------------------------------
     @property

@@ -51,12 +51,16 @@ class UnsafeValue(ValueError):
     """A value with a control character reached a template: it would add lines to a unit or a script."""
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every control character but the tab
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_one_line(value: object, where: str = "") -> None:
     """Every string a template is given, however deep: a line break or other control character in one would
     start a new directive in a unit, or a new command after a comment in a script. The inventory refuses them
     at load; this is the second layer, for values from anywhere else."""
     if isinstance(value, str):
-        if any(ord(c) < 32 and c != "\t" or ord(c) == 127 for c in value):
+        if _CONTROL.search(value):
             raise UnsafeValue(f"{where or 'a value'}: {value[:80]!r} contains a line break or control character")
     elif isinstance(value, dict):
         for key, item in value.items():
@@ -75,7 +79,7 @@ def systemd_escape(value: object) -> str:
     quoted = text.replace("\\", "\\\\").replace('"', '\\"')
     # A control character (a newline above all) would end the line, and so the directive: systemd reads
     # C escapes inside quotes, so it gets the character back as part of the argument.
-    quoted = "".join(f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c for c in quoted)
+    quoted = _ANY_CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", quoted)
     return '"' + quoted + '"'
 
 
@@ -100,12 +104,21 @@ def environment(user_dir: str | None) -> jinja2.Environment:
     return env
 
 
-def render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
-    """Render template `name` with `context`; any failure is a TemplateError."""
+def check_context(name: str, context: dict[str, Any]) -> None:
+    """Refuse a context with a multi-line value, naming the template it was for (see check_one_line)."""
     try:
         check_one_line(context)
     except UnsafeValue as exc:
         raise TemplateError(name, None, None, str(exc), hint="values in units and scripts are one line each") from None
+
+
+def render(env: jinja2.Environment, name: str, context: dict[str, Any], *, checked: frozenset[str] = frozenset()) -> str:
+    """Render template `name` with `context`; any failure is a TemplateError.
+
+    `checked` names top-level variables the caller already passed through check_context: a host's
+    shared context (all the other nodes' routes among it) is checked once, not once per template.
+    """
+    check_context(name, {k: v for k, v in context.items() if k not in checked})
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:

@@ -28,21 +28,32 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def node_pod_cidr(cluster: Cluster, host: Host) -> IPNetwork:
     """The pod network of one kubelet host: block <index of host among kubelet hosts> of pod_cidr."""
-    names = [h.name for h in cluster.kubelet_hosts]
-    if host.name not in names:
+    cidrs = cluster.derived("node_pod_cidrs", _node_pod_cidrs)
+    if host.name not in cidrs:
         raise UsageError(f"host {host.name} runs no kubelet, so it has no pod CIDR")
+    return cidrs[host.name]
+
+
+def _node_pod_cidrs(cluster: Cluster) -> dict[str, IPNetwork]:
     pod = cluster.settings.pod_cidr
     mask = node_mask(cluster)
     if mask < pod.prefixlen:
         raise UsageError(f"cluster.node_cidr_mask_size: /{mask} is larger than cluster.pod_cidr {pod}")
-    index = names.index(host.name)
     blocks = 2 ** (mask - pod.prefixlen)
-    if index >= blocks:
-        raise UsageError(f"cluster.pod_cidr: {pod} holds {blocks} blocks of /{mask}, "
-                         f"too few for {len(names)} nodes (host {host.name} is number {index + 1})")
     size = 2 ** (pod.max_prefixlen - mask)
-    first = ipaddress.ip_address(int(pod.network_address) + index * size)
-    return ipaddress.ip_network(f"{first}/{mask}")
+    cidrs: dict[str, IPNetwork] = {}
+    for index, host in enumerate(cluster.kubelet_hosts):
+        if index >= blocks:
+            raise UsageError(f"cluster.pod_cidr: {pod} holds {blocks} blocks of /{mask}, too few for "
+                             f"{len(cluster.kubelet_hosts)} nodes (host {host.name} is number {index + 1})")
+        cidrs[host.name] = ipaddress.ip_network((int(pod.network_address) + index * size, mask))
+    return cidrs
+
+
+def cluster_pod_routes(cluster: Cluster) -> list[dict[str, str]]:
+    """The route to every kubelet host's pod network, via that host (each host's unit takes all but its own)."""
+    return [{"name": h.name, "cidr": str(node_pod_cidr(cluster, h)), "via": str(h.address)}
+            for h in cluster.kubelet_hosts]
 
 
 def node_mask(cluster: Cluster) -> int:

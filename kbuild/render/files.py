@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import jinja2
 import tomli_w
 import yaml
 
@@ -20,7 +21,7 @@ from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
 from kbuild.render import env as jinja_env
 from kbuild.render import flags as flag_tables
-from kbuild.render.facts import Facts, node_pod_cidr, paths
+from kbuild.render.facts import Facts, cluster_pod_routes, node_pod_cidr, paths
 from kbuild.releases import COREDNS_IMAGE
 from kbuild.render.versions import ClusterVersions, cluster_versions, show
 
@@ -152,6 +153,13 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
     facts = Facts(cluster, host)
     environment = jinja_env.environment(user_templates_dir(cluster))
     base = context(facts, versions)
+    jinja_env.check_context(f"the templates of {host.name}", base)
+    if gets_pod_routes(host):
+        # Checked when the cluster's table was rendered; walking n-1 lines again for each host is what made
+        # render quadratic. A control-plane host without a kubelet has no line of its own: it takes them all.
+        lines, position = _pod_route_lines(cluster, environment)
+        mine = position.get(host.name)
+        base["pod_route_lines"] = lines if mine is None else lines[:mine] + lines[mine + 1:]
     rendered: list[RenderedFile] = []
     backup = [("etcd", spec) for spec in ETCD_BACKUP_FILES] if host.is_etcd and cluster.etcd.backup.enabled else []
     for role, spec in _role_specs(host) + backup:
@@ -161,12 +169,27 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
         if spec.component:
             ctx["binary"] = str(layout.binary_path(spec.component))
             ctx["flags"] = flag_tables.build(spec.component, facts, versions)
-        text = jinja_env.render(environment, spec.template, ctx)
+        text = jinja_env.render(environment, spec.template, ctx, checked=frozenset(base))
         if spec.overrides:
             text = merge_overrides(text, getattr(cluster.settings, spec.overrides), f"cluster.{spec.overrides}",
                                    toml=spec.path.suffix == ".toml")
         rendered.append(RenderedFile(spec.path, text, spec.mode, spec.services, spec.template, role))
     return rendered
+
+
+def _pod_route_lines(cluster: Cluster, environment: jinja2.Environment) -> tuple[list[str], dict[str, int]]:
+    """Every kubelet host's line of the pod-routes unit (rendered from _pod_routes.j2 once per cluster), and
+    each host's position in them."""
+    def render_table(c: Cluster) -> tuple[list[str], dict[str, int]]:
+        table = cluster_pod_routes(c)
+        text = jinja_env.render(environment, "_pod_routes.j2", {"routes": table})
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) != len(table):
+            raise jinja_env.TemplateError("_pod_routes.j2", None, None,
+                                          f"rendered {len(lines)} lines for {len(table)} routes; it must write one each")
+        return lines, {route["name"]: i for i, route in enumerate(table)}
+
+    return cluster.derived(f"pod_route_lines:{user_templates_dir(cluster)}", render_table)
 
 
 def merge_overrides(text: str, overrides: dict[str, Any], setting: str, *, toml: bool = False) -> str:
@@ -285,8 +308,7 @@ def context(facts: Facts, versions: ClusterVersions) -> dict[str, Any]:
                                               "kubernetes.io/name": "CoreDNS"},
         },
     }
-    if gets_pod_routes(host):
-        ctx["pod_routes"] = [{"cidr": str(r.cidr), "via": r.via} for r in pod_routes(cluster, host)]
+    # pod_route_lines: added by host_files once this context is checked (see _pod_route_lines)
     if host.runs_kubelet:
         pod_net = node_pod_cidr(cluster, host)
         ctx["node"] = {

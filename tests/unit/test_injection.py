@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from kbuild import layout
+from kbuild.engine import facts
 from kbuild.engine.resources import Command, KernelModule
 from kbuild.engine.ssh import SSHTarget
 from kbuild.errors import InventoryError
@@ -165,17 +166,24 @@ def hostile(cluster: Cluster, payload: str) -> Cluster:
     return dataclasses.replace(cluster, etcd=etcd_settings, hosts=tuple(hosts))
 
 
+def nothing_there(query: facts.FactQuery) -> object:
+    """The fact of a host that has none of it yet: what the first run's actions start from."""
+    if isinstance(query, facts.PathQuery):
+        absent = facts.PathFact("absent")
+        return facts.ArtifactFact(absent, None, None) if query.artifact else absent
+    if isinstance(query, facts.ShellQuery):
+        return query.parse("")
+    return {facts.ServiceQuery: facts.ServiceFact("", "", ""), facts.SysctlQuery: facts.SysctlFact(None, None),
+            facts.ModuleQuery: facts.ModuleFact(False, False), facts.GuardQuery: facts.GuardFact(False)}[type(query)]
+
+
 def resource_scripts(plan, where: str) -> Iterator[tuple[str, str]]:  # noqa: ANN001 - engine Plan
     for resource in plan.resources:
         name = f"{where}: {resource.key}"
-        yield resource.fact_command(), f"{name} fact"
-        yield resource.fact_command(with_content=True), f"{name} fact with content"
-        try:
-            fact = resource.parse_fact("")
-        except (ValueError, KeyError, IndexError):
-            fact = None
-        if fact is not None:
-            yield resource.action(fact).script, f"{name} action"
+        for with_content in (False, True):
+            query = resource.fact_query(with_content=with_content)
+            yield facts.fact_script([query], "@@kb-marker"), f"{name} fact{' with content' if with_content else ''}"
+        yield resource.action(nothing_there(query)).script, f"{name} action"
         # Guards run through `sh -c` on the host: they are scripts of their own.
         if isinstance(resource, Command) and resource.unless:
             yield resource.unless, f"{name} guard"

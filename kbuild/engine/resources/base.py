@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from kbuild.engine.facts import q
+from kbuild.engine.facts import FactQuery, q
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,8 @@ class Resource(ABC):
         return self.key
 
     @abstractmethod
-    def fact_command(self, *, with_content: bool = False) -> str:
-        """A snippet (using facts.FACT_FUNCTIONS) printing this resource's fact."""
-
-    @abstractmethod
-    def parse_fact(self, output: str) -> Any: ...
+    def fact_query(self, *, with_content: bool = False) -> FactQuery:
+        """What to ask the host; the runner answers all queries of a kind in one batch (facts.py)."""
 
     @abstractmethod
     def changes(self, fact: Any) -> list[str]:

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kbuild.engine.facts import ArtifactFact, PathFact, q
+from kbuild.engine.facts import ArtifactFact, PathFact, PathQuery, q
 from kbuild.engine.redact import redact
 from kbuild.engine.resources.base import Action, Ownership, Payload, Resource, ResourceError, install_file
 
@@ -49,11 +49,8 @@ class File(Resource):
     def ownership(self) -> Ownership:
         return Ownership(self.mode, self.owner, self.group)
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return PathFact.command(self.path, with_content=with_content and not self.secret)
-
-    def parse_fact(self, output: str) -> PathFact:
-        return PathFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> PathQuery:
+        return PathQuery(self.path, content=with_content and not self.secret)
 
     def changes(self, fact: PathFact) -> list[str]:
         if fact.type == "absent":
@@ -101,11 +98,8 @@ class Absent(Resource):
     def key(self) -> str:
         return f"absent:{self.path}"
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return PathFact.command(self.path)
-
-    def parse_fact(self, output: str) -> PathFact:
-        return PathFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> PathQuery:
+        return PathQuery(self.path)
 
     def changes(self, fact: PathFact) -> list[str]:
         return [] if fact.type == "absent" else [f"remove {fact.type}"]
@@ -130,11 +124,8 @@ class Directory(Resource):
     def key(self) -> str:
         return f"directory:{self.path}"
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return PathFact.command(self.path)
-
-    def parse_fact(self, output: str) -> PathFact:
-        return PathFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> PathQuery:
+        return PathQuery(self.path)
 
     def changes(self, fact: PathFact) -> list[str]:
         if fact.type == "absent":
@@ -190,11 +181,8 @@ class Artifact(Resource):
             return f"{self.archive_sha256}:{self.member}"
         return self.sha256 or ""
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return ArtifactFact.command(self.path)
-
-    def parse_fact(self, output: str) -> ArtifactFact:
-        return ArtifactFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> PathQuery:
+        return PathQuery(self.path, artifact=True)
 
     def changes(self, fact: ArtifactFact) -> list[str]:
         current = fact.path

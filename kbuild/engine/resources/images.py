@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kbuild.engine.facts import q
+from kbuild.engine.facts import ShellQuery, q
 from kbuild.engine.resources.base import Action, Payload, Resource
 from kbuild.engine.resources.files import verify_sha256
 
@@ -59,9 +59,9 @@ class ContainerImage(Resource):
     def _listed(self) -> str:
         return f"{self._ctr('images', 'ls', '-q', q(f'name=={self.ref}'))} | grep -qxF {q(self.ref)}"
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return (f"if {self._listed()}; then echo listed=yes; else echo listed=no; fi\n"
-                f"echo stamp=$(cat {q(self.stamp_file)} 2>/dev/null)")
+    def fact_query(self, *, with_content: bool = False) -> ShellQuery:
+        return ShellQuery(f"if {self._listed()}; then echo listed=yes; else echo listed=no; fi\n"
+                          f"echo stamp=$(cat {q(self.stamp_file)} 2>/dev/null)", self.parse_fact)
 
     def parse_fact(self, output: str) -> ImageFact:
         values = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)

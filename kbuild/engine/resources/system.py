@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kbuild.engine.facts import ModuleFact, ServiceFact, SysctlFact, GuardFact, q
+from kbuild.engine.facts import (GuardFact, GuardQuery, ModuleFact, ModuleQuery, ServiceFact, ServiceQuery, SysctlFact,
+                                 SysctlQuery, q)
 from kbuild.engine.resources.base import Action, Resource
 
 
@@ -26,11 +27,8 @@ class Service(Resource):
     def key(self) -> str:
         return f"service:{self.name}"
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return ServiceFact.command(self.name)
-
-    def parse_fact(self, output: str) -> ServiceFact:
-        return ServiceFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> ServiceQuery:
+        return ServiceQuery(self.name)
 
     def changes(self, fact: ServiceFact) -> list[str]:
         found = []
@@ -75,11 +73,8 @@ class Sysctl(Resource):
     def persist_file(self) -> str:
         return f"/etc/sysctl.d/90-kbuild-{self.name}.conf"
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return SysctlFact.command(self.name, self.persist_file)
-
-    def parse_fact(self, output: str) -> SysctlFact:
-        return SysctlFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> SysctlQuery:
+        return SysctlQuery(self.name, self.persist_file)
 
     def changes(self, fact: SysctlFact) -> list[str]:
         want = " ".join(str(self.value).split())
@@ -93,7 +88,7 @@ class Sysctl(Resource):
         return found
 
     def action(self, fact: SysctlFact) -> Action:
-        proc = "/proc/sys/" + self.name.replace(".", "/")
+        proc = SysctlQuery(self.name, self.persist_file).proc_path
         tmp = f"{self.persist_file}.kbuild-new"
         return Action("\n".join([
             f"if [ ! -e {q(proc)} ]; then echo 'no kernel parameter {self.name} "
@@ -126,11 +121,8 @@ class KernelModule(Resource):
     def persist_file(self) -> str:
         return f"/etc/modules-load.d/kbuild-{self.name}.conf"
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        return ModuleFact.command(self.name, self.probe, self.persist_file)
-
-    def parse_fact(self, output: str) -> ModuleFact:
-        return ModuleFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> ModuleQuery:
+        return ModuleQuery(self.name, self.probe, self.persist_file)
 
     def changes(self, fact: ModuleFact) -> list[str]:
         return (["load"] if not fact.loaded else []) + (["persist"] if not fact.persisted else [])
@@ -167,12 +159,8 @@ class Command(Resource):
             return f"test -e {q(self.creates)}"
         return self.unless
 
-    def fact_command(self, *, with_content: bool = False) -> str:
-        guard = self._guard()
-        return GuardFact.command(guard) if guard else "echo 'ok no'"
-
-    def parse_fact(self, output: str) -> GuardFact:
-        return GuardFact.parse(output)
+    def fact_query(self, *, with_content: bool = False) -> GuardQuery:
+        return GuardQuery(self._guard())
 
     def changes(self, fact: GuardFact) -> list[str]:
         if fact.ok:

@@ -25,7 +25,14 @@ cmd=$1; shift
 case "$cmd" in
   is-enabled) [ -f "$state/enabled/$1" ] && { echo enabled; exit 0; }; echo disabled; exit 1 ;;
   is-active) [ -f "$state/active/$1" ] && { echo active; exit 0; }; echo inactive; exit 3 ;;
-  show) echo loaded ;;
+  show)  # `show -p ... -- unit...`: one block per unit, as systemd prints them
+    while [ "$1" != "--" ]; do shift; done; shift; first=1
+    for u in "$@"; do
+      [ $first = 1 ] || echo; first=0
+      [ -f "$state/enabled/$u" ] && e=enabled || e=disabled
+      [ -f "$state/active/$u" ] && a=active || a=inactive
+      printf 'LoadState=loaded\nActiveState=%s\nUnitFileState=%s\n' "$a" "$e"
+    done ;;
   enable) touch "$state/enabled/$1" ;;
   disable) rm -f "$state/enabled/$1" ;;
   start) [ -f "$state/broken-$1" ] && { echo "Job for $1.service failed." >&2; exit 1; }; touch "$state/active/$1" ;;

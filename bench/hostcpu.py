@@ -1,0 +1,47 @@
+"""Host CPU of a run, from each lab machine's own cgroup accounting (read on the lab's host, never over SSH).
+
+Everything a run costs a machine is counted: sshd, the shells and programs the tool starts, and the
+systemd work its queries cause (systemctl asks PID 1). An idle machine adds next to nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.workload import Host
+from kbuild.lab import cgroups
+
+
+def _usage_seconds(directory: Path, cgroup_v1: bool) -> float | None:
+    try:
+        if cgroup_v1:
+            return int((directory / "cpuacct.usage").read_text()) / 1e9
+        for line in (directory / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) / 1e6
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def cpu_seconds(lab: str, hosts: Sequence[Host]) -> dict[str, float | None]:
+    """Each machine's CPU seconds so far (None where this host keeps no CPU accounting for it)."""
+    usable = [h for h in cgroups.current_hierarchies()
+              if not h.is_v1 or "cpuacct" in h.controllers.split(",")]
+    found: dict[str, float | None] = {}
+    for host in hosts:
+        found[host.name] = None
+        for hierarchy, directory in cgroups.machine_cgroups(usable, lab, host.name):
+            value = _usage_seconds(directory, hierarchy.is_v1)
+            if value is not None:
+                found[host.name] = value
+                break
+    return found
+
+
+def per_host_ms(before: dict[str, float | None], after: dict[str, float | None]) -> float | None:
+    """CPU milliseconds a machine spent between the two readings, averaged over the machines."""
+    spent = [(after[n] - b) * 1000 for n, b in before.items() if b is not None and after.get(n) is not None]
+    return round(sum(spent) / len(spent), 1) if spent else None
