@@ -235,7 +235,7 @@ def _ca(run: _Run, inst: CertInstance, pair: Pair, force: bool, require: bool, s
                                 "must be redeployed)")
         if require:
             raise PKIError(f"{paths[0]}: CA {inst.name} does not exist, so there is nothing to renew",
-                           hint="create the PKI first: kbuild certs generate -i INVENTORY")
+                           hint=f"create the PKI first: {run.cluster.command('certs generate')}")
         if signed:
             # A lost CA whose certificates are still around is most likely deployed: a new one would
             # silently cut every host off from the others.

@@ -57,7 +57,7 @@ def upgrade_survey(ctx: Context, max_unavailable: int) -> UpgradePlan:
 def upgrade(ctx: Context, plan: UpgradePlan) -> list[str]:
     """Roll the hosts through `plan`, after the PKI and the binaries are ready; the steps done."""
     if plan.refusals:
-        raise UpgradeRefused(plan, command="kbuild upgrade apply")
+        raise UpgradeRefused(plan, command="kbuild upgrade apply", plan_command=ctx.cluster.command("upgrade plan"))
     run_phases(ctx, _phases(UPGRADE_PREPARATION))
     return run_upgrade(ctx, plan, ctx.state.get(INPUTS))
 

@@ -253,7 +253,7 @@ def upgrade_commands(cluster: Cluster) -> Iterator[tuple[str, str]]:
     for host in cluster.hosts:
         log: list[tuple[str, str]] = []
         conn = ScriptedHost(SSHTarget("m1", "198.18.0.10"), node_list(host.name), log, {})
-        upgrade_nodes.cordon(conn, host.name, Version.parse("1.37.2"))
+        upgrade_nodes.cordon(conn, host.name, Version.parse("1.37.2"), status_command=cluster.command("status"))
         upgrade_nodes.drain(conn, host.name, attempts=1)
         upgrade_nodes.uncordon(conn, host.name)
         for _, command in log:

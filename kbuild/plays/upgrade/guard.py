@@ -28,12 +28,12 @@ class UpgradeRefused(KbuildError):
 
     exit_code = ExitCode.BAD_INPUT
 
-    def __init__(self, plan: UpgradePlan, *, command: str) -> None:
+    def __init__(self, plan: UpgradePlan, *, command: str, plan_command: str) -> None:
         lines = [f"{command}: the upgrade is refused, nothing was changed:"]
         lines += [f"  - {f.message} ({f.source})" for f in plan.refusals]
         super().__init__("\n".join(lines), hint="fix cluster.versions in the inventory"
                                                 f"{' (or --to)' if 'upgrade' in command else ''}, then "
-                                                "`kbuild upgrade plan -i INV` shows the steps")
+                                                f"`{plan_command}` shows the steps")
         self.plan = plan
 
 
@@ -65,7 +65,7 @@ def bootstrap_phase(ctx: Context) -> None:
         return
     plan = survey(ctx, known=known)
     if plan.refusals:
-        raise UpgradeRefused(plan, command="kbuild bootstrap")
+        raise UpgradeRefused(plan, command="kbuild bootstrap", plan_command=cluster.command("upgrade plan"))
     if not plan.upgrading:
         # Units merely stopped, or restarts owed, with every version right: the phases below repair those.
         for warning in plan.warnings:
@@ -91,5 +91,5 @@ def _limited(ctx: Context, known: dict) -> None:
         raise UsageError(f"kbuild bootstrap --limit: {', '.join(behind[:6])} differ from the inventory's versions; "
                           "an upgrade is planned over every host (the skew policy spans the cluster), never "
                           "under --limit; nothing was changed",
-                          hint="run `kbuild bootstrap` without --limit, or `kbuild upgrade apply -i INV`")
+                          hint=f"run `kbuild bootstrap` without --limit, or `{ctx.cluster.command('upgrade apply')}`")
     ctx.say("the selected hosts run the inventory's versions", phase=PHASE)

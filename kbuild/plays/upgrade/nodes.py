@@ -34,13 +34,13 @@ def _run(conn: Connection, command: str, what: str, timeout: float | None = None
     return result.out
 
 
-def cordon(conn: Connection, node: str, target: Version) -> bool:
+def cordon(conn: Connection, node: str, target: Version, *, status_command: str) -> bool:
     """Cordon `node` and mark it as cordoned by kbuild; False (and nothing done) when it already was
     unschedulable before: an administrator's cordon outlives the upgrade."""
     state = node_facts.parse(_run(conn, node_facts.COMMAND, f"reading Node {node}")).get(node)
     if state is None:
         raise KbuildError(f"Node {node} is not registered in the API, so it cannot be drained",
-                          hint=f"check the kubelet on {node} (kbuild status -i INV), then run again")
+                          hint=f"check the kubelet on {node} ({status_command}), then run again")
     if cordoned_by_kbuild(state):
         return True  # an earlier, interrupted run cordoned it
     if state.unschedulable:

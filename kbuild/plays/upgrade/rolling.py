@@ -248,7 +248,7 @@ class Rollout:
 
         def cordon_and_drain(conn: Connection) -> str:
             for name in step.hosts:
-                if nodes.cordon(conn, name, target):
+                if nodes.cordon(conn, name, target, status_command=self.cluster.command("status")):
                     ours.append(name)
                     self.event(step, "cordoned", f"cordoned {name}", host=name)
                 else:

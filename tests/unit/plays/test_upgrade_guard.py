@@ -80,8 +80,11 @@ def test_a_forbidden_upgrade_is_refused_before_anything_changes(phase, cluster):
     with pytest.raises(guard.UpgradeRefused) as refused:
         phase(running(cluster, step(KUBE, -2)))
     assert refused.value.exit_code == ExitCode.BAD_INPUT and f"skips {short(KUBE_PREVIOUS)}" in str(refused.value)
+    # The hint is the command to type next, with the -i (and any --state-dir) the user gave.
+    assert f"`{cluster.command('upgrade plan')}` shows the steps" in refused.value.hint
 
 
 def test_an_upgrade_is_never_planned_under_limit(phase, cluster):
-    with pytest.raises(UsageError, match="never under --limit"):
+    with pytest.raises(UsageError, match="never under --limit") as refused:
         phase(running(cluster, KUBE_PREVIOUS), hosts=[cluster.host("w1")])
+    assert f"`{cluster.command('upgrade apply')}`" in refused.value.hint
