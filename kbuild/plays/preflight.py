@@ -121,7 +121,7 @@ def probe(conn: Connection) -> HostFacts:
     received = time.time()
     if not result.ok and not result.out:
         raise KbuildError(f"{conn.target.name}: the preflight probe failed: {one_line(result.err)[-300:]}")
-    return preflight_probe.parse(result.out, sent=sent, received=received)
+    return HostFacts.parse(result.out, sent=sent, received=received)
 
 
 class PreflightFailed(KbuildError):

@@ -9,7 +9,9 @@ import pytest
 
 from kbuild.plays.clusterfacts.preflight_probe import COMMAND as PROBE
 from kbuild.plays.clusterfacts.preflight_probe import HostFacts
-from kbuild.plays.preflight import check_cluster, check_host
+from kbuild.engine.ssh import Result, SSHTarget
+from kbuild.plays.preflight import check_cluster, check_host, probe
+from tests.unit.fakes import ScriptedHost
 
 HEALTHY = """\
 kernel Linux
@@ -164,3 +166,16 @@ def test_the_probe_reports_this_machine_s_cgroup_filesystem():
     # statfs names a cgroup v2 mount cgroup2fs; the v1 (and hybrid) layout is a tmpfs of per-controller mounts.
     expected = {"cgroup2": "cgroup2fs"}.get(cgroup_mount_type(), cgroup_mount_type())
     assert HostFacts.parse(out, sent=0.0, received=0.0).cgroupfs == expected
+
+
+def test_probe_runs_the_script_on_the_host_and_reads_its_answer():
+    # The whole path bootstrap takes: the script sent over the connection, run by a POSIX sh, its output parsed.
+    def run_locally(host: str, command: str) -> Result:
+        proc = subprocess.run(["sh", "-c", command], capture_output=True)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    log: list[tuple[str, str]] = []
+    facts = probe(ScriptedHost(SSHTarget("m1", "198.18.0.10"), run_locally, log, {}))
+    assert log == [("m1", PROBE)]
+    assert facts.cpus >= 1 and facts.mem_mb > 0 and "sh" in facts.tools
+    assert abs(facts.clock_offset) < 5  # this machine's clock against itself
