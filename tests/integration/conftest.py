@@ -327,9 +327,15 @@ class ClusterLab:
 
 
 def run_kbuild(args: Sequence[str], *, timeout: float = 600, json_events: bool = True) -> tuple[int, list[dict], str]:
+    """(exit code, events, what kbuild said went wrong): its stderr and, with --json, the error object it ends
+    stdout with, in the words it prints without --json."""
     argv = [sys.executable, "-m", "kbuild", *args] + (["--json"] if json_events else [])
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, parse_events(proc.stdout), proc.stderr
+    events = parse_events(proc.stdout)
+    said = [proc.stderr] + [f"error: {e['error']['message']}" + (f"\n  hint: {e['error']['hint']}"
+                                                               if e["error"].get("hint") else "")
+                            for e in events if isinstance(e.get("error"), dict)]
+    return proc.returncode, events, "\n".join(said)
 
 
 def parse_events(text: str) -> list[dict]:
