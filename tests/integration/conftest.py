@@ -331,11 +331,11 @@ def run_kbuild(args: Sequence[str], *, timeout: float = 600, json_events: bool =
     stdout with, in the words it prints without --json."""
     argv = [sys.executable, "-m", "kbuild", *args] + (["--json"] if json_events else [])
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    events = parse_events(proc.stdout)
-    said = [proc.stderr] + [f"error: {e['error']['message']}" + (f"\n  hint: {e['error']['hint']}"
-                                                               if e["error"].get("hint") else "")
-                            for e in events if isinstance(e.get("error"), dict)]
-    return proc.returncode, events, "\n".join(said)
+    lines = parse_events(proc.stdout)
+    errors = [e["error"] for e in lines if isinstance(e.get("error"), dict)]
+    said = [proc.stderr] + [f"error: {e['message']}" + (f"\n  hint: {e['hint']}" if e.get("hint") else "")
+                            for e in errors]
+    return proc.returncode, [e for e in lines if "event" in e], "\n".join(said)
 
 
 def parse_events(text: str) -> list[dict]:
@@ -343,9 +343,11 @@ def parse_events(text: str) -> list[dict]:
     events = []
     for line in text.splitlines():
         try:
-            events.append(json.loads(line))
+            value = json.loads(line)
         except ValueError:
-            pass
+            continue
+        if isinstance(value, dict):
+            events.append(value)
     return events
 
 
