@@ -11,9 +11,10 @@ from kbuild.engine.shell import command
 from kbuild.pki.certlist import remote_path
 from kbuild.plays.clusterfacts.version import Version
 
-COMMAND = command("curl", "-fsS", "--max-time", "5", f"--cacert={remote_path('etcd-ca.crt')}",
-                  f"--cert={remote_path('etcd-healthcheck-client.crt')}",
-                  f"--key={remote_path('etcd-healthcheck-client.key')}",
+# curl takes an option's value as the next word (it has no --option=value form).
+COMMAND = command("curl", "-fsS", "--max-time", "5", "--cacert", remote_path("etcd-ca.crt"),
+                  "--cert", remote_path("etcd-healthcheck-client.crt"),
+                  "--key", remote_path("etcd-healthcheck-client.key"),
                   f"https://127.0.0.1:{layout.ETCD_CLIENT_PORT}/version")
 
 

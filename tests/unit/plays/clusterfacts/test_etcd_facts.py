@@ -3,13 +3,15 @@ what comes back when a member cannot be reached or the output is garbage."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from kbuild.engine.session import QueryError
 from kbuild.engine.ssh import Result
-from kbuild.plays.clusterfacts import etcd_members, etcd_status
+from kbuild.plays.clusterfacts import etcd_members, etcd_status, etcd_version
+from kbuild.plays.clusterfacts.version import Version
 from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.plays.etcd_ops.health import membership_problems
 
@@ -121,3 +123,12 @@ def test_json_log_lines_before_the_document_are_skipped() -> None:
     log = '{"level":"warn","ts":"2026-12-03T05:38:40Z","msg":"retrying of unary invoker failed"}\n'
     assert len(etcd_status.parse(log + recorded("etcd-3.6-endpoint-status.json"))) == 3
     assert etcd_members.parse(log + recorded("etcd-3.6-member-list.json")).cluster_id == CLUSTER_ID
+
+
+def test_the_version_query_is_a_command_curl_accepts() -> None:
+    # Run by the real curl: against this machine's port 2379, where nothing listens, it gets as far as
+    # connecting. Exit 2 is curl refusing its own arguments (it has no --option=value form).
+    proc = subprocess.run(["sh", "-c", etcd_version.COMMAND], capture_output=True, text=True, timeout=30)
+    assert proc.returncode not in (0, 2), proc.stderr
+    assert "is unknown" not in proc.stderr and "try 'curl --help'" not in proc.stderr, proc.stderr
+    assert etcd_version.parse('{"etcdserver":"3.6.16","etcdcluster":"3.6.0"}') == Version.parse("3.6.0")
