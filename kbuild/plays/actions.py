@@ -17,6 +17,9 @@ from kbuild.plays.upgrade.guard import known_binaries
 
 # What an upgrade needs of bootstrap before it rolls hosts: the PKI, and the binaries fetched and verified.
 UPGRADE_PREPARATION = ("pki", "artifacts")
+# The addons after the hosts: applied again if their manifest changed, and waited for. Draining the only
+# worker evicts every CoreDNS replica, so without this the upgrade would end while names do not resolve.
+UPGRADE_FINISH = ("addons",)
 PING_PROBE = ('printf "%s %s %s\\n" "$(uname -m)" "$(. /etc/os-release 2>/dev/null; '
               'echo "${PRETTY_NAME:-unknown OS}")" "$(id -un)"')
 
@@ -59,7 +62,9 @@ def upgrade(ctx: Context, plan: UpgradePlan) -> list[str]:
     if plan.refusals:
         raise UpgradeRefused(plan, command="kbuild upgrade apply", plan_command=ctx.cluster.command("upgrade plan"))
     run_phases(ctx, _phases(UPGRADE_PREPARATION))
-    return run_upgrade(ctx, plan, ctx.state.get(INPUTS))
+    done = run_upgrade(ctx, plan, ctx.state.get(INPUTS))
+    run_phases(ctx, _phases(UPGRADE_FINISH))
+    return done
 
 
 def reset_plans(cluster: Cluster, hosts: list[Host], *, purge_data: bool) -> dict[str, reset_play.ResetPlan]:
