@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -89,20 +89,23 @@ def engine_tables(summaries: Sequence[Summary]) -> str:
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", ("SSH connections / round trips per host and run, counted in each host's sshd log "
                    "(a round trip = a session sshd started: one remote command or one SFTP session):"), ""]
-    head2 = ["N", "scenario", *tools]
-    lines += ["| " + " | ".join(head2) + " |", "|" + "---|" * len(head2)]
-    for n in sizes:
-        for sc in scenarios:
-            cells = []
-            for t in tools:
-                s = by.get((t, n, sc))
-                if s is None or s.connections_per_host is None:
-                    cells.append("—")
-                else:
-                    cells.append(f"{s.connections_per_host:g} / {s.round_trips_per_host:g}")
-            lines.append("| " + " | ".join([str(n), sc, *cells]) + " |")
+    lines += _tool_grid(summaries, tools, sizes, scenarios, lambda s: "—" if s.connections_per_host is None else
+                        f"{s.connections_per_host:g} / {s.round_trips_per_host:g}")
     lines += ["", cost_table(summaries, tools, sizes, scenarios)]
     return "\n".join(lines)
+
+
+def _tool_grid(summaries: Sequence[Summary], tools: list[str], sizes: list[int], scenarios: list[str],
+               cell: Callable[[Summary], str]) -> list[str]:
+    """A Markdown table with a row per (size, scenario) and a column per tool; — where a tool has no run."""
+    by = {(s.tool, s.hosts, s.scenario): s for s in summaries}
+    head = ["N", "scenario", *tools]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in sizes:
+        for sc in scenarios:
+            cells = ["—" if by.get((t, n, sc)) is None else cell(by[(t, n, sc)]) for t in tools]
+            lines.append("| " + " | ".join([str(n), sc, *cells]) + " |")
+    return lines
 
 
 def _number(value: float | None, form: str = "g") -> str:
@@ -111,20 +114,11 @@ def _number(value: float | None, form: str = "g") -> str:
 
 def cost_table(summaries: Sequence[Summary], tools: list[str], sizes: list[int], scenarios: list[str]) -> str:
     """CPU per host on the hosts (their cgroups) and on the controller (the tool's process tree), and memory."""
-    by = {(s.tool, s.hosts, s.scenario): s for s in summaries}
     lines = [("Cost per host (medians): host CPU ms per host from each machine's cgroup / controller CPU ms per "
               "host (the tool's whole process tree, start-up and imports included, divided by N) / the "
               "controller's peak memory in MB:"), ""]
-    head = ["N", "scenario", *tools]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for n in sizes:
-        for sc in scenarios:
-            cells = []
-            for t in tools:
-                s = by.get((t, n, sc))
-                cells.append("—" if s is None else f"{_number(s.host_cpu_ms, '.1f')} / "
-                             f"{_number(s.controller_ms_per_host, '.1f')} / {_number(s.controller_mb, '.0f')}")
-            lines.append("| " + " | ".join([str(n), sc, *cells]) + " |")
+    lines += _tool_grid(summaries, tools, sizes, scenarios, lambda s: f"{_number(s.host_cpu_ms, '.1f')} / "
+                        f"{_number(s.controller_ms_per_host, '.1f')} / {_number(s.controller_mb, '.0f')}")
     kbuild_apply = [(s.hosts, s.scenario, s.tool_stats.get("profile", {})) for s in summaries if s.tool == "kbuild"]
     rows = [(n, sc, p) for n, sc, p in kbuild_apply if isinstance(p, dict) and "cpu_apply" in p]
     if rows:
