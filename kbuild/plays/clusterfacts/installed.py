@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from kbuild.engine.facts import FACT_FUNCTIONS, q
+from kbuild.engine import shell
 from kbuild.plays.clusterfacts.version import Version
 
 MARK = "@@kbuild-version"
@@ -60,6 +61,11 @@ class Probed:
     unit: str
 
 
+def start_time_command(unit: str) -> str:
+    """Prints when `unit`'s main process started, as @seconds since the epoch by the host's own clock."""
+    return shell.command("systemctl", "show", "-P", "ExecMainStartTimestamp", "--timestamp=unix", unit)
+
+
 def command(components: Iterable[Probed], known: dict[str, tuple[str, str]] | None = None) -> str:
     """Version, unit state, process start and binary mtime of each component.
 
@@ -81,7 +87,7 @@ def command(components: Iterable[Probed], known: dict[str, tuple[str, str]] | No
             f'printf "{MARK} {name} version %s\\n" "$v"',
             f'printf "{MARK} {name} active %s\\n" "$(systemctl is-active {unit} 2>/dev/null || true)"',
             (f'printf "{MARK} {name} started %s\\n" '
-             f'"$(systemctl show -P ExecMainStartTimestamp --timestamp=unix {unit} 2>/dev/null || true)"'),
+             f'"$({start_time_command(component.unit)} 2>/dev/null || true)"'),
             f'printf "{MARK} {name} mtime %s\\n" "$(stat -c %Y {b} 2>/dev/null || true)"',
         ]
     return "\n".join(lines)

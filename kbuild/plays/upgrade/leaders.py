@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kbuild.engine.runner import Gate
 from kbuild.plays.control_plane import kubectl
-from kbuild.plays.upgrade.nodes import start_time_command
+from kbuild.plays.clusterfacts.installed import start_time_command
 
 LEASE_NAMESPACE = "kube-system"
 LEADER_TIMEOUT = 120.0  # a lease duration, a takeover and the new leader's start, with room

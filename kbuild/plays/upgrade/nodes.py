@@ -9,6 +9,7 @@ from kbuild.engine.shell import command
 from kbuild.engine.ssh import Connection
 from kbuild.errors import KbuildError
 from kbuild.plays.clusterfacts import nodes as node_facts
+from kbuild.plays.clusterfacts.installed import start_time_command
 from kbuild.plays.clusterfacts.nodes import Node
 from kbuild.plays.clusterfacts.version import Version
 from kbuild.plays.control_plane import kubectl
@@ -75,11 +76,6 @@ def drain(conn: Connection, node: str, *, attempts: int = DRAIN_ATTEMPTS, pause:
 def uncordon(conn: Connection, node: str) -> None:
     _run(conn, kubectl("uncordon", node), f"uncordoning Node {node}")
     _run(conn, kubectl("annotate", "node", node, f"{ANNOTATION}-"), f"unmarking Node {node}")
-
-
-def start_time_command(unit: str) -> str:
-    """Prints when `unit`'s main process started, as @seconds since the epoch by the host's own clock."""
-    return command("systemctl", "show", "-P", "ExecMainStartTimestamp", "--timestamp=unix", unit)
 
 
 def kubelet_started(conn: Connection) -> int:
