@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.engine.session import QueryError
 from kbuild.engine.ssh import Connection
@@ -38,11 +39,10 @@ def health_command(cluster: Cluster, unit: str) -> str | None:
 
 
 def version_command(unit: str) -> str | None:
-    binary = layout.binary_path(unit)
-    return {
-        "etcd": f"{binary} --version | head -n1",
-        "containerd": f"{binary} --version",
-    }.get(unit, f"{binary} --version" if unit.startswith("kube") else None)
+    row = table.BY_NAME.get(unit)  # kbuild's own units (the pod routes) have no version
+    if row is None or row.version_command is None:
+        return None
+    return f"{layout.binary_path(unit)} {row.version_command}"
 
 
 def probe_script(cluster: Cluster, host: Host) -> str:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kbuild import components as table
 from kbuild import layout as L
 from kbuild.errors import UsageError
 from kbuild.layout import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT
@@ -299,11 +300,8 @@ class FlagError(UsageError):
 
 
 def component_minor(component: str, versions: ClusterVersions) -> Minor:
-    if component == "etcd":
-        return versions.etcd
-    if component == "containerd":
-        return versions.containerd
-    return versions.kubernetes
+    """The minor of the release the component comes from (its flags change with that release's)."""
+    return getattr(versions, str(table.component(component).release))
 
 
 def extra_flags(facts: Facts, component: str) -> dict[str, tuple[str, str]]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbuild.components import SERVICES
+
 # Units kbuild installs: a port they hold is theirs, not a conflict, on a re-run.
-KBUILD_UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-                "containerd")
+KBUILD_UNITS = SERVICES
 BASE_TOOLS = ("sh", "tar", "sha256sum", "mktemp", "stat", "base64", "systemctl", "mount")
 WORKER_TOOLS = ("iptables",)
 DOWNLOAD_TOOLS = ("curl", "wget")  # one of them, for artifacts.transfer: pull

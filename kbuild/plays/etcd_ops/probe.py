@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.engine.facts import q
 from kbuild.engine.runner import HostStatus
@@ -15,11 +16,10 @@ from kbuild.inventory import Cluster, Host
 from kbuild.plays.phases import Context
 from kbuild.plays.clusterfacts import etcd_status
 from kbuild.plays.clusterfacts.etcd_status import EndpointStatus
-from kbuild.plays.desired import COMPONENT_SERVICES
 from kbuild.plays.etcd_ops.commands import ctl
 
 MARK = "@@kb-etcd"
-CONTROL_PLANE_SERVICES = COMPONENT_SERVICES["control-plane"]
+CONTROL_PLANE_SERVICES = table.role_services(table.CONTROL_PLANE)
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ def probe_script(cluster: Cluster, host: Host) -> str:
         ]
     else:
         lines.append(f"echo '{MARK} facts'")
-    services = (("etcd",) if host.is_etcd else ()) + (CONTROL_PLANE_SERVICES if host.is_control_plane else ())
-    for service in services:
+    roles = (table.ETCD, table.CONTROL_PLANE)
+    for service in (s for role in roles if table.host_has_role(host, role) for s in table.role_services(role)):
         lines.append(f"echo \"active {service} $(systemctl is-active {service} 2>/dev/null || true)\"")
     return "\n".join(lines)
 

@@ -6,19 +6,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kbuild import components as table
 from kbuild.inventory import Cluster
 from kbuild.plays.upgrade import policy
 from kbuild.plays.clusterfacts.nodes import Node
 from kbuild.plays.upgrade.nodes import cordoned_by_kbuild
 from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
 
-# What each kind of step moves, in the order the Kubernetes skew policy prescribes.
+# What each kind of step moves (the component table's upgrade steps), in the order the skew policy prescribes.
 STEP_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "etcd": ("etcd",),
-    "apiserver": ("kube-apiserver",),
-    "controllers": ("kube-controller-manager", "kube-scheduler"),
-    "workers": ("containerd", "kubelet", "kube-proxy"),
-}
+    step: tuple(c.name for c in table.upgraded(step)) for step in table.UPGRADE_STEPS}
 KINDS = ("snapshot", *STEP_COMPONENTS)
 
 

@@ -137,7 +137,7 @@ def check_transitions(current: Mapping[Key, Version], target: Mapping[str, Versi
         want = target.get(key[1])
         if want is None or version == want or key not in chosen:
             continue
-        family = BY_NAME[key[1]].follows
+        family = BY_NAME[key[1]].release
         rule = UPGRADE_RULES[family]
         if want < version:
             kind = "downgrade"
