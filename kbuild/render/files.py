@@ -23,7 +23,7 @@ from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
 from kbuild.render import env as jinja_env
 from kbuild.render import flags as flag_tables
-from kbuild.render.facts import Facts, cluster_pod_routes, node_pod_cidr, paths
+from kbuild.render.host_values import Facts, cluster_pod_routes, node_pod_cidr, paths
 from kbuild.releases import COREDNS_IMAGE
 from kbuild.render.versions import ClusterVersions, cluster_versions, show
 

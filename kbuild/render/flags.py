@@ -26,7 +26,7 @@ from kbuild import layout as L
 from kbuild.errors import UsageError
 from kbuild.layout import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT
 from kbuild.pki.certlist import remote_path
-from kbuild.render.facts import Facts, node_mask
+from kbuild.render.host_values import Facts, node_mask
 from kbuild.render.flagdata import BOOL, BOOL_VALUES, known_flags
 from kbuild.render.versions import ClusterVersions, Minor, show
 
@@ -163,7 +163,7 @@ KUBE_CONTROLLER_MANAGER = (
     Flag("leader-elect", "true"),
     Flag("service-cluster-ip-range", lambda f: str(f.cluster.settings.service_cidr)),
     Flag("cluster-cidr", lambda f: str(f.cluster.settings.pod_cidr)),
-    # kbuild assigns each node's pod block itself (see kbuild.render.facts); the allocator would
+    # kbuild assigns each node's pod block itself (see kbuild.render.host_values); the allocator would
     # hand out different blocks in registration order.
     Flag("allocate-node-cidrs", "false"),
     Flag("node-cidr-mask-size", lambda f: str(node_mask(f.cluster)),

@@ -14,7 +14,7 @@ from kbuild import components as table
 from kbuild import layout
 from kbuild.artifacts.catalogue import component_binaries, component_version, host_binaries
 from kbuild.errors import InventoryError
-from kbuild.plays import control_plane, node, preflight, reset, status
+from kbuild.plays import control_plane, node, preflight, reset, cluster_status
 from kbuild.plays.clusterfacts.preflight_probe import COMMAND as PREFLIGHT_PROBE
 from kbuild.plays.components import health_checks, listening_ports, probe_command
 from kbuild.plays.desired import artifact_role
@@ -72,7 +72,7 @@ def test_the_apiserver_port_setting_reaches_every_check_and_preflight(cluster_fr
     cluster = cluster_from(EVERYTHING.format(port=8443))
     host = cluster.host("m1")
     checks = [g.command for g in control_plane.gates(cluster) + node.gates(cluster)]
-    probe = status.probe_script(cluster, host)
+    probe = cluster_status.probe_script(cluster, host)
     assert any(":8443/readyz" in c for c in checks) and ":8443/readyz" in probe
     assert not [c for c in checks if "6443" in c] and "6443" not in probe
     assert preflight.required_ports(cluster, host)[8443] == "kube-apiserver"
@@ -81,7 +81,7 @@ def test_the_apiserver_port_setting_reaches_every_check_and_preflight(cluster_fr
 
 def test_every_health_check_is_what_both_the_gates_and_status_ask(everything) -> None:
     gates = {g.name: g.command for g in control_plane.gates(everything) + node.gates(everything)}
-    probe = status.probe_script(everything, everything.host("m1"))
+    probe = cluster_status.probe_script(everything, everything.host("m1"))
     with_checks = [row for row in table.COMPONENTS if row.health]
     assert {row.name for row in with_checks} == set(table.SERVICES) - {"etcd"}  # etcd's gate asks the cluster
     for row in with_checks:
@@ -95,7 +95,8 @@ def test_every_health_check_is_what_both_the_gates_and_status_ask(everything) ->
 def test_every_service_has_a_flags_table_a_version_command_and_takes_extra_flags(cluster_from) -> None:
     for name in table.SERVICES:
         assert name in FLAGS, name
-        assert status.version_command(name) == f"{layout.binary_path(name)} {table.component(name).version_command}"
+        binary, arguments = layout.binary_path(name), table.component(name).version_command
+        assert cluster_status.version_command(name) == f"{binary} {arguments}"
         cluster_from(f"cluster: {{name: t, extra_flags: {{{name}: {{v: '2'}}}}}}\n"
                      "hosts: {m1: {address: 198.18.0.10, roles: [etcd, control-plane, worker]}}\n")
     assert set(FLAGS) == set(table.SERVICES)
