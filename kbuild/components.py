@@ -101,6 +101,7 @@ class Component:
     health: tuple[Probe, ...] = ()  # in the order a gate waits for them
     version_command: str | None = None  # the arguments that make its binary print its version
     upgrade_step: str | None = None  # the UPGRADE_STEPS entry that moves it; None: not moved by an upgrade
+    host_tools: tuple[str, ...] = ()  # programs it runs that the host must have (preflight checks for them)
 
     @property
     def unit(self) -> FileSpec | None:
@@ -214,6 +215,7 @@ COMPONENTS: tuple[Component, ...] = (
         health=(Probe("http", "/healthz", Port(layout.KUBE_PROXY_HEALTHZ_PORT)),),
         version_command=_KUBERNETES_VERSION,
         upgrade_step="workers",
+        host_tools=("iptables",),  # it writes the Services' rules with iptables-restore (proxy_mode iptables)
     ),
     # Executed afresh for each container or command: nothing restarts when they change.
     Component("runc", NODE, "runc", ("runc",), service=False),
@@ -248,6 +250,11 @@ def host_components(host: Host) -> list[Component]:
     """The components the host's roles run, in table order."""
     roles = host_roles(host)
     return [c for c in COMPONENTS if c.role in roles]
+
+
+def host_tools(host: Host) -> tuple[str, ...]:
+    """The programs the host's components need from the host, each once."""
+    return tuple(dict.fromkeys(tool for c in host_components(host) for tool in c.host_tools))
 
 
 def upgraded(step: str | None = None) -> tuple[Component, ...]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from kbuild import components as table
 from kbuild.engine.report import Event
 from kbuild.engine.session import one_line
 from kbuild.engine.ssh import Connection
 from kbuild.errors import ExitCode, KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.plays.clusterfacts import preflight_probe
-from kbuild.plays.clusterfacts.preflight_probe import BASE_TOOLS, DOWNLOAD_TOOLS, MODULES, WORKER_TOOLS, HostFacts
+from kbuild.plays.clusterfacts.preflight_probe import BASE_TOOLS, DOWNLOAD_TOOLS, MODULES, HostFacts
 from kbuild.plays.components import listening_ports
 from kbuild.plays.phases import Context, PhaseFailed
 from kbuild.render import units_for
@@ -78,7 +79,7 @@ def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Preflight
             if module not in facts.modules:
                 problem("modules", f"kernel module {module} is neither loaded nor available "
                                    f"(containerd and kube-proxy need it)")
-    tools = BASE_TOOLS + (WORKER_TOOLS if host.runs_kubelet else ())
+    tools = BASE_TOOLS + table.host_tools(host)
     missing = [t for t in tools if t not in facts.tools]
     if cluster.artifacts.transfer == "pull" and not set(DOWNLOAD_TOOLS) & facts.tools:
         missing.append("curl or wget (artifacts.transfer: pull)")

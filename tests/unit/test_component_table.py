@@ -129,6 +129,10 @@ def test_unit_order_preflight_reset_and_the_upgrade_steps_are_the_tables(everyth
     assert units_for(host, everything) == [*table.SERVICES, "kbuild-pod-routes"]
     for service in table.SERVICES:
         assert f" {service} " in f" {PREFLIGHT_PROBE.split('for u in ')[1].split(';')[0]} "
+    probed_tools = PREFLIGHT_PROBE.split("for t in ")[1].split(";")[0].split()
+    for row in table.COMPONENTS:
+        assert set(row.host_tools) <= set(probed_tools), row.name
+    assert table.host_tools(everything.host("w1")) == ("iptables",)  # kube-proxy's
     stops = reset.plan(everything, host, stamp="x").stop_units
     assert [u.removesuffix(".service") for u in stops[:len(table.SERVICES) + 1]] == [
         "kbuild-pod-routes", *reversed(table.SERVICES)]
