@@ -15,7 +15,8 @@ verified before use: the suite's InRelease by gpgv against Debian's archive keyr
 the sha256 InRelease lists, the .dsc by the sha256 Sources lists, the tarballs by the .dsc's (dpkg-source
 checks them again). The build is cached under <builds>/busybox-<version>-<key>/ (bin/busybox, the .config,
 BUILD.json, build.log), keyed by the source version, the config changes and the compiler; like the Go
-builds it is made in a temporary directory and renamed into place only when complete.
+builds it is made in a temporary directory and renamed into place only when complete. The Debian mirror is
+the lab image's (KBUILD_LAB_MIRROR, else deb.debian.org).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from debian import deb822
 
+from kbuild.artifacts.checksums import sha256_file
 from kbuild.artifacts.errors import DownloadError
 from kbuild.artifacts.transport import Transport
 from kbuild.lab.image import mirror_from_env
@@ -149,7 +151,7 @@ def checksums(paragraph: deb822.Deb822, where: str) -> dict[str, tuple[str, int]
 
 def verify(path: Path, expected: tuple[str, int], where: str) -> None:
     """`path` has the sha256 and size `where` lists, or the build stops naming both."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     size = path.stat().st_size
     if (digest, size) != expected:
         raise MirrorBuildError(f"{path.name} has sha256 {digest} ({size} bytes) but {where} lists "
