@@ -15,9 +15,10 @@ What goes in (linux/amd64; versions in tests.mirror.releases, kbuild's defaults 
                   .sha256 beside each
 
 The slow part, compiling, is cached per build (module, version, Go version, flags: see
-tests.mirror.gobuild; busybox by source version, config and compiler: tests.mirror.busybox), so a mirror for new inputs costs only the builds that changed; the mirror
-itself is cached under a key of every build and of the packing code. Both are made in a
-temporary directory and renamed into place when complete.
+tests.mirror.gobuild; busybox by source version, config and compiler: tests.mirror.busybox), so a
+mirror for new inputs costs only the builds that changed; the mirror itself is cached under a key
+of every build and of the packing code. Both are made in a temporary directory and renamed into
+place when complete.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def ensure_mirror(*, force: bool = False, log: Log = lambda line: print(line, fi
     root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     go = GoTool.find()
-    # busybox compiles in a few minutes at most, beside the Go builds rather than after them.
+    # busybox compiles in a minute or two (C, no Go): beside the Go builds rather than after them.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="busybox-build") as pool:
         busybox_future = pool.submit(ensure_busybox, root / "builds", log)
         builds = build_all(BuildCache(root / "builds", go, log), releases.all_builds(), log)
