@@ -128,8 +128,8 @@ def sources_paragraph(package: str, version: str) -> str:
 
 
 def test_the_source_entry_is_the_exact_version_or_the_error_lists_what_is_there() -> None:
-    text = "\n".join([sources_paragraph("busybox-w32", "1:1.35.0-4+deb12u1"), sources_paragraph("busybox", "1:1.35.0-3"),
-                      sources_paragraph("busybox", "1:1.35.0-4+deb12u1")])
+    text = "\n".join([sources_paragraph("busybox-w32", "1:1.35.0-4+deb12u1"),
+                      sources_paragraph("busybox", "1:1.35.0-3"), sources_paragraph("busybox", "1:1.35.0-4+deb12u1")])
     entry = busybox.source_entry(text, DebianSource("busybox", "1:1.35.0-4+deb12u1", "bookworm"))
     assert busybox.checksums(entry, "Sources") == {"busybox_1.35.0-4+deb12u1.dsc": ("a" * 64, 2321)}
     with pytest.raises(MirrorBuildError, match=r"bookworm's Sources index has no busybox 1:1.36.1-1 \(it lists: "
