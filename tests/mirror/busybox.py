@@ -31,10 +31,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from debian import deb822
+from debian import deb822, debian_support
 
 from kbuild.artifacts.checksums import sha256_file
 from kbuild.artifacts.errors import DownloadError
@@ -130,12 +130,17 @@ def index_checksum(release_text: str, suite: str, path: str) -> tuple[str, int]:
 
 
 def source_entry(sources_text: str, source: DebianSource) -> deb822.Sources:
-    """The Sources paragraph of `source` at exactly its version; an error names the versions listed instead."""
+    """The Sources paragraph of `source` at its version or, once a stable update has replaced it in the archive
+    (which keeps only the current one), at the newest Debian revision of the same upstream version; an error
+    names the versions listed when there is neither."""
     head = f"Package: {source.package}\n"
     found = [deb822.Sources(p) for p in sources_text.split("\n\n") if p.lstrip("\n").startswith(head)]
     for paragraph in found:
         if paragraph["Version"] == source.version:
             return paragraph
+    same_upstream = [p for p in found if replace(source, version=p["Version"]).upstream == source.upstream]
+    if same_upstream:
+        return max(same_upstream, key=lambda p: debian_support.Version(p["Version"]))
     listed = ", ".join(p["Version"] for p in found) or "none"
     raise MirrorBuildError(f"{source.suite}'s Sources index has no {source.package} {source.version} (it lists: "
                            f"{listed}); set BUSYBOX_SOURCE_VERSION in tests/mirror/releases.py to one it lists")
@@ -194,8 +199,10 @@ class _Fetcher:
         return path
 
 
-def fetch_source(source: DebianSource, dest: Path, log: Log, archive: str | None = None) -> Path:
-    """Download and verify `source`'s .dsc and tarballs into `dest`; return the .dsc."""
+def fetch_source(source: DebianSource, dest: Path, log: Log, archive: str | None = None
+                 ) -> tuple[Path, DebianSource]:
+    """Download and verify `source`'s .dsc and tarballs into `dest`; return the .dsc and the source it is of
+    (a later Debian revision of the same upstream version when the archive no longer has `source`'s)."""
     if not KEYRING.is_file():
         raise MirrorBuildError(f"{KEYRING} is missing: it verifies Debian's archive; apt-get install "
                                "debian-archive-keyring gpgv")
@@ -216,6 +223,10 @@ def fetch_source(source: DebianSource, dest: Path, log: Log, archive: str | None
     index = fetch.get(f"dists/{source.suite}/{SOURCES_INDEX}")
     verify(index, expected, f"{source.suite}'s InRelease")
     entry = source_entry(lzma.decompress(index.read_bytes()).decode("utf-8"), source)
+    if entry["Version"] != source.version:
+        log(f"{source.suite} no longer has {source.package} {source.version}: building {entry['Version']}, "
+            "its stable update")
+        source = replace(source, version=entry["Version"])
     listed = checksums(entry, f"{source.suite}'s Sources entry of {source.package}")
     dsc_name = f"{source.package}_{source.unepoched}.dsc"
     if dsc_name not in listed:
@@ -224,7 +235,7 @@ def fetch_source(source: DebianSource, dest: Path, log: Log, archive: str | None
     verify(dsc, listed[dsc_name], f"{source.suite}'s Sources index")
     for name, expected_file in checksums(deb822.Dsc(dsc.read_text()), dsc_name).items():
         verify(fetch.get(f"{entry['Directory']}/{name}"), expected_file, dsc_name)
-    return dsc
+    return dsc, source
 
 
 # -- building ----------------------------------------------------------------------------------------------
@@ -291,13 +302,15 @@ def ensure_busybox(root: Path, log: Log, *, source: DebianSource = SOURCE, archi
     root.mkdir(parents=True, exist_ok=True)
     with locked(root / f".{source.package}.lock"):
         if (target / "BUILD.json").is_file():
-            return BuiltBusybox(source, target, key, json.loads((target / "BUILD.json").read_text())["seconds"])
+            done = json.loads((target / "BUILD.json").read_text())
+            return BuiltBusybox(replace(source, version=done["version"]), target, key, done["seconds"])
         started = time.monotonic()
         work = Path(tempfile.mkdtemp(dir=root, prefix=f".{target.name}."))
         try:
             steps = _Steps(work / "build.log", root / f"{target.name}.failed.log")
             scratch = work / "scratch"
-            dsc = fetch_source(source, scratch / "source", log, archive)
+            # Cached under the pinned version's key; what was built is in BUILD.json and the binary's banner.
+            dsc, source = fetch_source(source, scratch / "source", log, archive)
             log(f"building busybox from {dsc.name} ({FLAVOUR} config with {', '.join(CONFIG_CHANGES)})")
             binary, config = build(source, dsc, scratch, steps)
             (work / "bin").mkdir()

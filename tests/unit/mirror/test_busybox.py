@@ -137,6 +137,17 @@ def test_the_source_entry_is_the_exact_version_or_the_error_lists_what_is_there(
         busybox.source_entry(text, DebianSource("busybox", "1:1.36.1-1", "bookworm"))
 
 
+def test_a_stable_update_of_the_same_upstream_version_stands_in_for_the_pinned_one() -> None:
+    """Debian's archive keeps only a package's current version: after a stable update the pinned revision is gone,
+    and a cold build takes the newest revision of the same upstream version instead of failing."""
+    text = "\n".join([sources_paragraph("busybox", "1:1.35.0-4+deb12u2"),
+                      sources_paragraph("busybox", "1:1.35.0-4+deb12u3")])
+    entry = busybox.source_entry(text, DebianSource("busybox", "1:1.35.0-4+deb12u1", "bookworm"))
+    assert entry["Version"] == "1:1.35.0-4+deb12u3"
+    with pytest.raises(MirrorBuildError, match="has no busybox 1:1.34.1-1"):
+        busybox.source_entry(text, DebianSource("busybox", "1:1.34.1-1", "bookworm"))
+
+
 def test_a_file_whose_checksum_differs_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "busybox_1.35.0.orig.tar.bz2"
     path.write_bytes(b"not the tarball")
