@@ -23,17 +23,31 @@ import yaml
 from bench import report
 from bench.bootstrap import check_cluster, fresh_lab, mirror_command
 
-SIGS = ("api-machinery", "network", "node")
+SIGS = ("api-machinery", "apps", "network", "node")
 FOCUS = r"\[sig-(" + "|".join(re.escape(s) for s in SIGS) + r")\].*\[Conformance\]"
+# The framework's AgnhostPrev: no tagged k8s.io/kubernetes carries agnhost 2.55 (v1.34.0-alpha.0 has 2.53,
+# alpha.1 has 2.56), so its source at that tag cannot be had from the module proxy; 2.56 renamed would be
+# another program under its name.
+AGNHOST_PREV = ("runs agnhost 2.55, the previous agnhost tag, which no tagged k8s.io/kubernetes holds (2.53 in "
+                "v1.34.0-alpha.0, 2.56 in alpha.1): not built here")
 # Conformance specs of those SIGs that run an image no one can build here (registry.k8s.io/e2e-test-images
 # ships them; this machine reaches no image registry): spec text -> why.
 SKIPPED = {
     "Should be able to support the 1.17 Sample API Server using the current Aggregator":
         "runs the sample-apiserver image (k8s.io/sample-apiserver, not built here)",
-    "should create Endpoints for Pods matching a Service": "runs nginx pods",
-    "should create Endpoints and EndpointSlices for Pods matching a Service": "runs nginx pods",
-    "should run through the lifecycle of Pods and PodStatus": "runs agnhost 2.55 (the previous agnhost tag)",
-    "pod generation should start at 1 and increment per update": "updates a pod to the nginx image",
+    "should run through the lifecycle of Pods and PodStatus": AGNHOST_PREV,
+    # e2e's StatefulSet fixture runs agnhost 2.55; these specs wait for its pods to run.
+    **{f"[StatefulSetBasic] {text}": AGNHOST_PREV for text in (
+        "Burst scaling should run to completion even with unhealthy pods",
+        "Scaling should happen in predictable order and halt if any stateful pod is unhealthy",
+        "Should recreate evicted statefulset", "should have a working scale subresource",
+        "should list, patch and delete a collection of StatefulSets",
+        "should perform canary updates and phased rolling updates of template modifications",
+        "should perform rolling updates and roll backs of template modifications",
+        "should validate Statefulset Status endpoints")},
+    "RecreateDeployment should delete old pods and create new ones": AGNHOST_PREV,
+    "should run the lifecycle of a Deployment": AGNHOST_PREV,
+    "should update pod when spec was updated and update strategy is RollingUpdate": AGNHOST_PREV,
     "should not allow privilege escalation when false": "runs the nonewprivs image",
     "should succeed with pod and pull policy of Always":
         "mounts the kitten image as a volume with pullPolicy Always: needs a registry",

@@ -11,6 +11,11 @@ What goes in, all for kbuild's default Kubernetes release:
                                       (dig, curl, nc, ss, iperf, socat) and the CoreDNS the mirror builds
                    glibc-dns-testing  the same Debian base (glibc's resolver, dig) and CoreDNS
                    busybox            the mirror's busybox test image (tests.mirror.busybox), renamed
+                   nginx              Debian's nginx package on a Debian base, configured as upstream's image
+                                      (nginx:1.27-alpine mirrored as is) serves: the default page on port 80,
+                                      `nginx -g 'daemon off;'`, logs to stdout/stderr, stopped by SIGQUIT. Debian's
+                                      nginx is older (bookworm: 1.22.1) than the tag says; the specs that run it only
+                                      need an nginx that runs and serves
                  the pause image is the mirror's own (the cluster's sandbox image is the one e2e expects).
 
 The Go builds are cached like the mirror's (tests.mirror.gobuild, by module, version, Go version and
@@ -44,12 +49,16 @@ HERE = Path(__file__).resolve()
 KUBERNETES = "k8s.io/kubernetes"
 GINKGO = "github.com/onsi/ginkgo/v2"
 MANIFEST_GO = "test/utils/image/manifest.go"
-# The images this build provides, by the framework's name for each; the rest of its list cannot be built here.
-PROVIDED = ("agnhost", "busybox", "glibc-dns-testing")
+# The images this build provides: the framework's ImageID (its key in manifest.go's table) -> the image's name.
+# By ID, since one name has several rows (Agnhost and AgnhostPrev, Nginx and NginxNew, each its own tag); the
+# rest of the table cannot be built here.
+PROVIDED = {"Agnhost": "agnhost", "BusyBox": "busybox", "GlibcDnsTesting": "glibc-dns-testing", "Nginx": "nginx"}
 # What agnhost's Dockerfile installs from Alpine, from Debian: bind-tools, curl, netcat-openbsd, iproute2,
 # iperf, socat (bash and util-linux are in the base).
 BASE_SUITE = "bookworm"
 BASE_PACKAGES = ("bind9-dnsutils", "curl", "iperf", "iproute2", "netcat-openbsd", "socat")
+# The nginx image's base: Debian's nginx (the server itself, with nginx-common), nothing else added.
+NGINX_PACKAGES = ("nginx",)
 BASE_MIRROR = "http://deb.debian.org/debian"
 # Documentation and caches: megabytes no test reads.
 TRIMMED = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "var/cache/apt",
@@ -90,10 +99,10 @@ class Conformance:
 def e2e_image_refs(manifest_go: str, where: str) -> dict[str, str]:
     """The framework's name -> full reference for each PROVIDED image, read from manifest.go's config table."""
     registry = re.search(r'PromoterE2eRegistry:\s*"([^"]+)"', manifest_go)
-    found = {name: tag for name, tag in re.findall(
-        r'configs\[\w+\]\s*=\s*Config\{list\.PromoterE2eRegistry,\s*"([^"]+)",\s*"([^"]+)"\}', manifest_go)
-        if name in PROVIDED}
-    missing = [name for name in PROVIDED if name not in found]
+    found = {name: tag for image_id, name, tag in re.findall(
+        r'configs\[(\w+)\]\s*=\s*Config\{list\.PromoterE2eRegistry,\s*"([^"]+)",\s*"([^"]+)"\}', manifest_go)
+        if PROVIDED.get(image_id) == name}
+    missing = [name for name in PROVIDED.values() if name not in found]
     if registry is None or missing:
         raise MirrorBuildError(f"{where}: no {'registry' if registry is None else ', '.join(missing)} in the "
                                "e2e image table; the framework's image list changed: update tests.mirror.conformance")
@@ -122,15 +131,16 @@ def go_builds(version: str, agnhost_tag: str, ginkgo_version: str) -> list[GoBui
 # -- the Debian base of agnhost and glibc-dns-testing --------------------------------------------------------
 
 
-def base_key() -> str:
-    blob = json.dumps({"suite": BASE_SUITE, "packages": sorted(BASE_PACKAGES), "trimmed": TRIMMED, "arch": "amd64",
+def base_key(packages: tuple[str, ...] = BASE_PACKAGES) -> str:
+    blob = json.dumps({"suite": BASE_SUITE, "packages": sorted(packages), "trimmed": TRIMMED, "arch": "amd64",
                        "variant": "minbase"}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def ensure_base(cache: Path, log: Log) -> Path:
-    """The debootstrap'ed Debian tree, made once (in a temporary directory renamed into place when complete)."""
-    target = cache / f"{BASE_SUITE}-{base_key()}"
+def ensure_base(cache: Path, log: Log, packages: tuple[str, ...] = BASE_PACKAGES) -> Path:
+    """The debootstrap'ed Debian tree with `packages`, made once (in a temporary directory renamed into place
+    when complete)."""
+    target = cache / f"{BASE_SUITE}-{base_key(packages)}"
     if (target / "rootfs.json").is_file():
         return target / "rootfs"
     if shutil.which("debootstrap") is None:
@@ -139,9 +149,9 @@ def ensure_base(cache: Path, log: Log) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=cache, prefix=f".{target.name}."))
     try:
-        log(f"debootstrap {BASE_SUITE} with {', '.join(BASE_PACKAGES)} for the e2e images (about two minutes)")
+        log(f"debootstrap {BASE_SUITE} with {', '.join(packages)} for the e2e images (about two minutes)")
         argv = ["debootstrap", "--variant=minbase", "--arch=amd64", "--components=main",
-                f"--include={','.join(BASE_PACKAGES)}", BASE_SUITE, str(work / "rootfs"), BASE_MIRROR]
+                f"--include={','.join(packages)}", BASE_SUITE, str(work / "rootfs"), BASE_MIRROR]
         with (work / "debootstrap.log").open("w") as out:
             code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
         if code != 0:
@@ -152,7 +162,7 @@ def ensure_base(cache: Path, log: Log) -> Path:
                                    f"{lines[-1] if lines else 'no output'} (full log: {kept})")
         for part in TRIMMED:
             shutil.rmtree(work / "rootfs" / part, ignore_errors=True)
-        (work / "rootfs.json").write_text(json.dumps({"suite": BASE_SUITE, "packages": BASE_PACKAGES,
+        (work / "rootfs.json").write_text(json.dumps({"suite": BASE_SUITE, "packages": packages,
                                                       "mirror": BASE_MIRROR}, indent=2))
         os.replace(work, target)
     finally:
@@ -203,6 +213,38 @@ def glibc_dns_image(ref: str, base: Path, coredns: Path) -> images.ImageArchive:
     return images.image_archive(ref, entries, entrypoint=[], cmd=["/bin/sh"])
 
 
+# Upstream's image serves nginx's default page on port 80 (IPv4; its entrypoint adds [::]:80 only where the
+# kernel has IPv6) from /usr/share/nginx/html; Debian's default site also listens on [::]:80, which fails
+# in a pod without IPv6, so the image gets this site instead, serving Debian's default page.
+NGINX_SITE = b"""server {
+    listen 80 default_server;
+    server_name localhost;
+    root /var/www/html;
+    index index.html index.htm index.nginx-debian.html;
+    location / {
+        try_files $uri $uri/ =404;
+    }
+}
+"""
+NGINX_SITE_PATH = "etc/nginx/sites-enabled/default"
+
+
+def nginx_image(ref: str, base: Path) -> images.ImageArchive:
+    """As upstream's nginx image runs: `nginx -g 'daemon off;'` in the foreground (nginx.conf is Debian's: a
+    www-data worker per core), its access and error logs linked to the container's stdout and stderr (so
+    `kubectl logs` shows them), stopped gracefully by SIGQUIT."""
+    if not (base / "usr/sbin/nginx").is_file():
+        raise MirrorBuildError(f"{base} has no usr/sbin/nginx: the nginx image's Debian tree is incomplete; "
+                               f"remove {base.parent} and build again")
+    entries = [e for e in tree_entries(base) if e.path != NGINX_SITE_PATH and not e.path.startswith("var/log/nginx")]
+    entries += [images.Entry(NGINX_SITE_PATH, NGINX_SITE, mode=0o644),
+                images.Entry("var/log", kind="dir"), images.Entry("var/log/nginx", kind="dir"),
+                images.Entry("var/log/nginx/access.log", kind="symlink", target="/dev/stdout"),
+                images.Entry("var/log/nginx/error.log", kind="symlink", target="/dev/stderr")]
+    return images.image_archive(ref, entries, entrypoint=[], cmd=["nginx", "-g", "daemon off;"],
+                                stop_signal="SIGQUIT")
+
+
 def renamed(archive_path: Path, ref: str) -> images.ImageArchive:
     """An OCI layout archive with its image named `ref` instead (same manifest, config and layer)."""
     members: list[tuple[tarfile.TarInfo, bytes]] = []
@@ -245,7 +287,8 @@ def ensure_conformance(mirror: Mirror | None = None, *, root: Path, log: Log) ->
     built: dict[str, Built] = {}
     for build in go_builds(version, refs["agnhost"].rsplit(":", 1)[1], ginkgo_version):
         built[build.name] = cache.ensure(build)
-    key = hashlib.sha256(json.dumps({"builds": sorted(b.key for b in built.values()), "base": base_key(),
+    key = hashlib.sha256(json.dumps({"builds": sorted(b.key for b in built.values()),
+                                     "base": [base_key(), base_key(NGINX_PACKAGES)],
                                      "mirror": mirror.manifest["key"], "code": hashlib.sha256(HERE.read_bytes()
                                                                                               ).hexdigest()},
                                     sort_keys=True).encode()).hexdigest()[:16]
@@ -253,6 +296,7 @@ def ensure_conformance(mirror: Mirror | None = None, *, root: Path, log: Log) ->
     if (target / "CONFORMANCE.json").is_file():
         return Conformance(target, json.loads((target / "CONFORMANCE.json").read_text()))
     base = ensure_base(root / "conformance" / "rootfs", log)
+    nginx_base = ensure_base(root / "conformance" / "rootfs", log, NGINX_PACKAGES)
     # The mirror's own CoreDNS build (cached with the mirror's builds), as the images' /coredns.
     coredns = BuildCache(root / "builds", go, log).ensure(releases.coredns(releases.COREDNS_VERSION)).binary("coredns")
     log(f"packing the e2e images in {target}")
@@ -266,6 +310,7 @@ def ensure_conformance(mirror: Mirror | None = None, *, root: Path, log: Log) ->
         archives = [agnhost_image(refs["agnhost"], base, built["agnhost"].binary("agnhost"), coredns,
                                   module_dir / "test/images/agnhost/porter"),
                     glibc_dns_image(refs["glibc-dns-testing"], base, coredns),
+                    nginx_image(refs["nginx"], nginx_base),
                     renamed(mirror.root / mirror.images[mirror.test_image]["path"], refs["busybox"])]
         placed = {}
         for archive in archives:

@@ -81,14 +81,17 @@ def _tar(entries: Iterable[Entry]) -> bytes:
 
 
 def image_archive(ref: str, entries: list[Entry], *, entrypoint: list[str], cmd: list[str] | None = None,
-                  user: str = "", env: list[str] | None = None) -> ImageArchive:
+                  user: str = "", env: list[str] | None = None, stop_signal: str = "") -> ImageArchive:
     """An OCI layout tar holding one linux/amd64 image of `entries`, named `ref`."""
     layer_tar = _tar(entries)
     layer = gzip.compress(layer_tar, compresslevel=6, mtime=0)
+    runtime = {"Entrypoint": entrypoint, "Cmd": cmd, "User": user,
+               "Env": env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+    if stop_signal:  # only where asked, so the other images keep their digests
+        runtime["StopSignal"] = stop_signal
     config = _json({
         "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
-        "config": {"Entrypoint": entrypoint, "Cmd": cmd, "User": user,
-                   "Env": env or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "config": runtime,
         "rootfs": {"type": "layers", "diff_ids": [_digest(layer_tar)]},
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "kbuild test mirror"}],
     })

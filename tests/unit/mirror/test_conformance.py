@@ -29,6 +29,8 @@ MANIFEST_GO = textwrap.dedent("""\
         configs[Agnhost] = Config{list.PromoterE2eRegistry, "agnhost", "2.66.1"}
         configs[BusyBox] = Config{list.PromoterE2eRegistry, "busybox", "1.37.0-2"}
         configs[GlibcDnsTesting] = Config{list.PromoterE2eRegistry, "glibc-dns-testing", "2.1.1"}
+        configs[Nginx] = Config{list.PromoterE2eRegistry, "nginx", "1.27.0-2"}
+        configs[NginxNew] = Config{list.PromoterE2eRegistry, "nginx", "1.28.0-2"}
         configs[Pause] = Config{list.GcRegistry, "pause", "3.10.2"}
     }
     """)
@@ -39,6 +41,7 @@ def test_image_names_are_the_ones_the_framework_asks_for():
         "agnhost": "registry.k8s.io/e2e-test-images/agnhost:2.66.1",  # the current tag, not AgnhostPrev's
         "busybox": "registry.k8s.io/e2e-test-images/busybox:1.37.0-2",
         "glibc-dns-testing": "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.1.1",
+        "nginx": "registry.k8s.io/e2e-test-images/nginx:1.27.0-2",  # Nginx, the first of the two nginx rows
     }
 
 
@@ -134,3 +137,55 @@ def test_renaming_an_image_changes_its_name_and_nothing_else(tmp_path):
     assert index["manifests"][0]["annotations"] == {
         "io.containerd.image.name": "registry.k8s.io/e2e-test-images/busybox:1.37.0-2",
         "org.opencontainers.image.ref.name": "1.37.0-2"}
+
+
+def nginx_tree(root: Path) -> Path:
+    """The parts of a Debian tree with nginx installed that the image changes or needs."""
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "usr/sbin/nginx").write_bytes(b"ELF nginx")
+    (root / "etc/nginx/sites-available").mkdir(parents=True)
+    (root / "etc/nginx/sites-available/default").write_text("server { listen 80; listen [::]:80; }\n")
+    (root / "etc/nginx/sites-enabled").mkdir()
+    (root / "etc/nginx/sites-enabled/default").symlink_to("/etc/nginx/sites-available/default")
+    (root / "var/log/nginx").mkdir(parents=True)
+    (root / "var/log/nginx/access.log").write_text("")
+    return root
+
+
+def layer_and_config(archive: images.ImageArchive) -> tuple[dict[str, tarfile.TarInfo], dict[str, bytes], dict]:
+    with tarfile.open(fileobj=io.BytesIO(archive.data)) as tar:
+        blob = lambda digest: tar.extractfile(f"blobs/sha256/{digest[7:]}").read()  # type: ignore[union-attr]
+        manifest = json.loads(blob(archive.manifest_digest))
+        config = json.loads(blob(archive.config_digest))
+        layer = blob(manifest["layers"][0]["digest"])
+    with tarfile.open(fileobj=io.BytesIO(layer), mode="r:gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        data = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    return members, data, config
+
+
+def test_the_nginx_image_runs_nginx_in_the_foreground_on_port_80_logging_to_the_container(tmp_path):
+    ref = "registry.k8s.io/e2e-test-images/nginx:1.27.0-2"
+    archive = conformance.nginx_image(ref, nginx_tree(tmp_path / "rootfs"))
+    members, data, config = layer_and_config(archive)
+    assert config["config"]["Cmd"] == ["nginx", "-g", "daemon off;"] and config["config"]["Entrypoint"] == []
+    assert config["config"]["StopSignal"] == "SIGQUIT"  # nginx's graceful stop, as upstream's image has
+    site = data["etc/nginx/sites-enabled/default"].decode()  # Debian's site (and its [::]:80) replaced
+    assert "listen 80 default_server;" in site and "[::]" not in site
+    assert members["var/log/nginx/access.log"].linkname == "/dev/stdout"
+    assert members["var/log/nginx/error.log"].linkname == "/dev/stderr"
+    assert data["usr/sbin/nginx"] == b"ELF nginx"
+    # The other images' configs have no StopSignal: their digests stay as they were.
+    other = images.image_archive("kbuild.test/x:1", [], entrypoint=["/x"])
+    assert "StopSignal" not in layer_and_config(other)[2]["config"]
+
+
+def test_a_tree_without_nginx_is_one_line_saying_what_to_remove(tmp_path):
+    (tmp_path / "base/rootfs").mkdir(parents=True)
+    with pytest.raises(MirrorBuildError, match=r"rootfs has no usr/sbin/nginx: .*; remove .*/base and build again$"):
+        conformance.nginx_image("registry.k8s.io/e2e-test-images/nginx:1.27.0-2", tmp_path / "base/rootfs")
+
+
+def test_each_debian_tree_is_keyed_by_its_packages():
+    assert conformance.base_key() == conformance.base_key(conformance.BASE_PACKAGES)
+    assert conformance.base_key(conformance.NGINX_PACKAGES) != conformance.base_key()
