@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kbuild import layout
 from kbuild.engine.facts import q
-from kbuild.engine.resources import Absent, Command, Resource, Service
+from kbuild.engine.resources import Absent, Command, Resource, Route, Service
 from kbuild.engine.shell import command
 from kbuild.inventory import Cluster, Host
 from kbuild.render import gets_pod_routes, pod_routes, pod_routes_role
@@ -19,10 +19,9 @@ def route_resources(cluster: Cluster, host: Host, role: str) -> list[Resource]:
     resources: list[Resource] = [Service("kbuild-pod-routes")]
     wanted = []
     for route in pod_routes(cluster, host):
-        cidr, via = route.cidr, route.via
-        wanted.append(f"{cidr} {via}")
-        resources.append(Command(f"route {cidr} via {route.node}", command("ip", "route", "replace", cidr, "via", via),
-                                 unless=f"{command('ip', 'route', 'show', cidr)} | {command('grep', '-qF', f'via {via} ')}"))
+        wanted.append(f"{route.cidr} {route.via}")
+        # A Route, not a guarded command: the host's table is read once for all peers, not twice per peer.
+        resources.append(Route(str(route.cidr), str(route.via), name=f"route {route.cidr} via {route.node}"))
     # Routes into the pod network that no node of the inventory explains any more (a node removed, or
     # renumbered): gone, so its old block never shadows a new node's.
     family = f"-{cluster.settings.pod_cidr.version}"

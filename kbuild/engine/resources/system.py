@@ -1,12 +1,14 @@
-"""System state: systemd services, sysctls, kernel modules, and guarded commands."""
+"""System state: systemd services, sysctls, kernel modules, routes, and guarded commands."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
-from kbuild.engine.facts import (GuardFact, GuardQuery, ModuleFact, ModuleQuery, ServiceFact, ServiceQuery, SysctlFact,
-                                 SysctlQuery, q)
+from kbuild.engine.facts import (ExistsQuery, FactQuery, GuardFact, GuardQuery, ModuleFact, ModuleQuery, RouteFact,
+                                 RouteQuery, ServiceFact, ServiceQuery, SysctlFact, SysctlQuery, q)
 from kbuild.engine.resources.base import Action, Resource
+from kbuild.engine.shell import command
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,48 @@ class KernelModule(Resource):
 
 
 @dataclass(frozen=True)
+class Route(Resource):
+    """A route in the main table to `destination` (a CIDR) via the gateway `via`, set live.
+
+    A route to the destination that goes another way is replaced (`ip route replace`), as is one of
+    another type (a blackhole). `name` is how reports call it. Every route of a host is read from one
+    listing of the table (RouteQuery), so a node's cost does not grow with its peers.
+    """
+
+    destination: str
+    via: str
+    name: str = ""
+    notify: tuple[str, ...] = field(default=())
+    kind = "route"
+
+    def __post_init__(self) -> None:
+        # Both reach the host's `ip` as words: a value that is no network or address is a plan's bug.
+        ipaddress.ip_network(self.destination, strict=False)
+        ipaddress.ip_address(self.via)
+
+    @property
+    def key(self) -> str:
+        return f"route:{self.destination}"
+
+    def describe(self) -> str:
+        return self.name or f"route {self.destination} via {self.via}"
+
+    def fact_query(self, *, with_content: bool = False) -> RouteQuery:
+        return RouteQuery(self.destination)
+
+    def changes(self, fact: RouteFact) -> list[str]:
+        if fact.goes_via(self.via):
+            return []
+        if not fact.routes:
+            return [f"add via {self.via}"]
+        found = sorted(fact.gateways)
+        return [f"via {', '.join(found)} -> via {self.via}" if found else f"{fact.routes[0][0]} -> via {self.via}"]
+
+    def action(self, fact: RouteFact) -> Action:
+        return Action(command("ip", "route", "replace", self.destination, "via", self.via))
+
+
+@dataclass(frozen=True)
 class Command(Resource):
     """A command run only when its guard says the work is not done yet.
 
@@ -159,8 +203,9 @@ class Command(Resource):
             return f"test -e {q(self.creates)}"
         return self.unless
 
-    def fact_query(self, *, with_content: bool = False) -> GuardQuery:
-        return GuardQuery(self._guard())
+    def fact_query(self, *, with_content: bool = False) -> FactQuery:
+        # A `creates` path is tested by the fact script's shell itself; an `unless` test runs in a subshell.
+        return ExistsQuery(self.creates) if self.creates is not None else GuardQuery(self.unless)
 
     def changes(self, fact: GuardFact) -> list[str]:
         if fact.ok:
