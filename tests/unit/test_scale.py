@@ -146,3 +146,23 @@ def test_the_facts_script_of_a_node_starts_the_same_few_processes_for_3_or_40_of
     # fixed guard of the stale-routes command (a subshell around ip | awk | grep): nothing per resource.
     assert many <= 14, counted
     assert many_programs.count("ip") <= 2, many_programs
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (tests/run.sh installs it)")
+def test_the_facts_of_a_node_leave_it_in_two_writes_for_3_or_40_of_each_kind(tmp_path):
+    # sshd sends what each read of the session's pipe gets as its own packet: a write per line cost the host's
+    # sshd and the controller per line. Only the outer shell (the session's) writes to the session.
+    for count in KINDS:
+        run = tmp_path / str(count)
+        run.mkdir()
+        script = fact_script(_node_queries(run, count), "@@kb-test")
+        logs = run / "trace"
+        logs.mkdir()
+        proc = subprocess.run(["strace", "-ff", "-qq", "-e", "trace=write,execve", "-o", str(logs / "p"),
+                               "/bin/sh", "-s"], input=script.encode(), capture_output=True, check=True,
+                              env={"PATH": os.environ["PATH"], "KB_STAMPS": str(run / "stamps")})
+        traces = [log.read_text() for log in logs.iterdir()]
+        (outer,) = [t for t in traces if t.startswith('execve("/bin/sh", ["/bin/sh", "-s"]')]  # the session's shell
+        writes = [line for line in outer.splitlines() if line.startswith("write(1,")]
+        assert 1 <= len(writes) <= 2, writes
+        assert proc.stdout.decode().rstrip("\n").endswith("@@kb-test end")
