@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable, Protocol
 
 import paramiko
 
-from kbuild.engine.hostkeys import AcceptNewPolicy, StrictPolicy, changed_key_error, load_into
+from kbuild.engine.hostkeys import AcceptNewPolicy, StrictPolicy, changed_key_error, known_host_name, load_into
 from kbuild.errors import HostKeyError, KbuildError, UnreachableError
 
 CHUNK = 256 * 1024
@@ -200,7 +200,7 @@ def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats 
             sock = None
             if target.bastion is not None:
                 jump_client, sock = _via_bastion(target, known_hosts, strict)
-            client = _client(known_hosts, strict)
+            client = _client(known_hosts, strict, target.host, target.port)
             client.connect(
                 target.host, port=target.port, username=target.user, key_filename=target.key_file,
                 timeout=target.connect_timeout, banner_timeout=target.connect_timeout,
@@ -251,9 +251,9 @@ def _auth_error(target: SSHTarget, exc: BaseException) -> UnreachableError:
     )
 
 
-def _client(known_hosts: Path, strict: bool) -> paramiko.SSHClient:
+def _client(known_hosts: Path, strict: bool, host: str, port: int) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
-    load_into(client, known_hosts)
+    load_into(client, known_hosts, known_host_name(host, port))
     client.set_missing_host_key_policy(StrictPolicy(known_hosts) if strict else AcceptNewPolicy(known_hosts))
     return client
 
@@ -261,7 +261,7 @@ def _client(known_hosts: Path, strict: bool) -> paramiko.SSHClient:
 def _via_bastion(target: SSHTarget, known_hosts: Path, strict: bool) -> tuple[paramiko.SSHClient, paramiko.Channel]:
     jump = target.bastion
     assert jump is not None
-    client = _client(known_hosts, strict)
+    client = _client(known_hosts, strict, jump.host, jump.port)
     try:
         client.connect(jump.host, port=jump.port, username=jump.user or target.user,
                        key_filename=jump.key_file or target.key_file, timeout=target.connect_timeout,
