@@ -410,10 +410,12 @@ def _same_address(text: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Addre
 
 @dataclass(frozen=True)
 class RouteQuery(FactQuery):
-    """The routes to one destination (a CIDR). The routing table is read once per family and host, however many
-    routes are asked: a guard per route (`ip route show X | grep`) started processes per peer on every node."""
+    """The routes to one destination (a CIDR), or with `within` to every network inside it (itself included).
+    The table is read once per family and host, however many routes are asked: a guard per route
+    (`ip route show X | grep`) started processes per peer on every node."""
 
     destination: str
+    within: bool = False
     kind: ClassVar[str] = "route"
 
     @property
@@ -429,7 +431,15 @@ class RouteQuery(FactQuery):
     @classmethod
     def batch_parse(cls, sections: Sections, queries: Sequence[RouteQuery]) -> list[RouteFact]:
         tables = {v: parse_routes(sections.get(f"route.{v}", []), v) for v in {x.network.version for x in queries}}
-        return [RouteFact(tuple(tables[x.network.version].get(x.network, ()))) for x in queries]
+        facts = []
+        for x in queries:
+            table, wanted = tables[x.network.version], x.network
+            if x.within:
+                found = [r for net, routes in table.items() if net.subnet_of(wanted) for r in routes]  # type: ignore[arg-type]
+            else:
+                found = table.get(wanted, [])
+            facts.append(RouteFact(tuple(found)))
+        return facts
 
 
 def parse_routes(lines: Sequence[str], version: int) -> dict[Network, list[tuple[str, ...]]]:

@@ -123,7 +123,7 @@ def _node_queries(tmp: Path, count: int) -> list:
         (files / f"f{i}").write_text(f"{i}\n")
     cluster = load_cluster(_inventory(tmp / "inventory.yaml", count + 1))
     routes = pod_network.route_resources(cluster, cluster.host("w1"), "node")
-    assert len(routes) == count + 2  # the unit, a route per peer, the stale routes removed
+    assert len(routes) == count + 2  # the unit, a route per peer, the stale ones removed
     resources = [*(File(str(files / f"f{i}"), f"{i}\n", mode=0o644) for i in range(count)),
                  *(Service(f"kb-svc{i}") for i in range(count)),
                  *(Sysctl("kernel.ostype", "Linux") for _ in range(count)),
@@ -142,10 +142,10 @@ def test_the_facts_script_of_a_node_starts_the_same_few_processes_for_3_or_40_of
         counted[count] = _traced(fact_script(queries, "@@kb-test"), tmp_path / str(count))
     (few, few_programs), (many, many_programs) = counted[KINDS[0]], counted[KINDS[1]]
     assert (few, few_programs) == (many, many_programs), counted
-    # sh, one stat, one sha256sum (nothing stamped), one systemctl, one head, the routing table once, and the
-    # fixed guard of the stale-routes command (a subshell around ip | awk | grep): nothing per resource.
-    assert many <= 14, counted
-    assert many_programs.count("ip") <= 2, many_programs
+    # The programs: sh, one stat, one sha256sum (nothing stamped), one systemctl, one head, one ip for the routes
+    # and the stale ones alike; and the subshell that gathers the answers. Nothing per resource.
+    assert many_programs == ["head", "ip", "sh", "sha256sum", "stat", "systemctl"], many_programs
+    assert many <= 8, counted
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (tests/run.sh installs it)")

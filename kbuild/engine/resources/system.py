@@ -179,6 +179,58 @@ class Route(Resource):
 
 
 @dataclass(frozen=True)
+class RoutesPruned(Resource):
+    """No route via a gateway to a network inside `within` (a CIDR) but the `keep` ones (destination,
+    gateway): the routes to nodes gone from the inventory (or renumbered) go, so an old block never
+    shadows a new node's. Routes with no gateway (a bridge's own, a blackhole) are left alone. Read
+    from the same listing of the table as the Routes.
+    """
+
+    name: str
+    within: str
+    keep: tuple[tuple[str, str], ...] = ()
+    notify: tuple[str, ...] = field(default=())
+    kind = "routes-pruned"
+
+    @property
+    def key(self) -> str:
+        return f"routes-pruned:{self.within}"
+
+    def describe(self) -> str:
+        return self.name
+
+    def fact_query(self, *, with_content: bool = False) -> RouteQuery:
+        return RouteQuery(self.within, within=True)
+
+    def stale(self, fact: RouteFact) -> list[tuple[str, str]]:
+        """The (destination, gateway) of each route to remove, as `ip` printed them."""
+        keep = {(ipaddress.ip_network(d, strict=False), ipaddress.ip_address(v)) for d, v in self.keep}
+        found = []
+        for words in fact.routes:
+            if len(words) < 3 or words[1] != "via":  # `DEST via GW ...`: a plain route through a gateway
+                continue
+            try:
+                route = (ipaddress.ip_network(words[0], strict=False), ipaddress.ip_address(words[2]))
+            except ValueError:
+                continue
+            if route not in keep:
+                found.append((words[0], words[2]))
+        return found
+
+    def changes(self, fact: RouteFact) -> list[str]:
+        return [f"remove {dest} via {via}" for dest, via in self.stale(fact)]
+
+    def action(self, fact: RouteFact) -> Action:
+        # A stale route may be gone by now: a Route of this plan replaced it (same destination, new gateway).
+        family = f"-{ipaddress.ip_network(self.within, strict=False).version}"
+        steps = [f"{command('ip', family, 'route', 'del', dest, 'via', via)} 2>/dev/null || "
+                 f"[ -z \"$({command('ip', family, 'route', 'show', dest, 'via', via)})\" ] || "
+                 f"{{ echo {q(f'cannot remove the route to {dest} via {via}')} >&2; exit 1; }}"
+                 for dest, via in self.stale(fact)]
+        return Action("\n".join(steps) or ":")
+
+
+@dataclass(frozen=True)
 class Command(Resource):
     """A command run only when its guard says the work is not done yet.
 

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from kbuild.engine.facts import RouteFact, RouteQuery, fact_script, parse_facts, parse_routes
-from kbuild.engine.resources import Route
+from kbuild.engine.resources import Route, RoutesPruned
 
 M = "@@kb-test"
 
@@ -72,6 +72,23 @@ def test_unreadable_lines_are_left_out_with_their_nexthops():
     assert RouteFact(tuple(table[RouteQuery("10.1.0.0/16").network])).gateways == {"10.0.0.1"}
 
 
+def test_routes_inside_a_network_that_no_node_explains_are_stale():
+    (inside,) = _facts_within(["10.200.0.0/16"])
+    assert {words[0] for words in inside.routes} == {"10.200.1.0/24", "blackhole", "10.200.3.5", "10.200.4.0/24"}
+    prune = RoutesPruned("stale", "10.200.0.0/16", (("10.200.1.0/24", "198.18.0.130"),))
+    # The node's own route stays; a blackhole and a multipath route name no single gateway and stay too.
+    assert prune.changes(inside) == ["remove 10.200.3.5 via 198.18.0.131"]
+    assert prune.action(inside).script.startswith("ip -4 route del 10.200.3.5 via 198.18.0.131 2>/dev/null || ")
+    assert RoutesPruned("stale", "10.200.0.0/16", (("10.200.3.5/32", "198.18.0.131"),
+                                                   ("10.200.1.0/24", "198.18.0.130"))).changes(inside) == []
+    assert RoutesPruned("stale", "10.200.0.0/16").action(RouteFact()).script == ":"
+
+
+def _facts_within(destinations: list[str]) -> list[RouteFact]:
+    queries = [RouteQuery(d, within=True) for d in destinations]
+    return parse_facts(f"{M} route.4\n{RECORDED_4}{M} end\n", M, queries)
+
+
 def test_a_route_refuses_what_is_no_network_or_address():
     with pytest.raises(ValueError):
         Route("10.200.0.0/24; reboot", "198.18.0.130")
@@ -111,18 +128,23 @@ def netns():
 
 
 def test_routes_read_from_a_real_table_and_set_where_they_differ(netns):
-    netns(SETUP)
+    netns(SETUP + "ip route add 10.200.5.0/24 via 198.18.0.150\nip route add 172.16.0.0/16 via 198.18.0.130\n")
     routes = [Route("10.200.1.0/24", "198.18.0.130"), Route("10.200.2.0/24", "198.18.0.131"),
               Route("10.200.3.0/24", "198.18.0.132"), Route("10.200.4.0/24", "198.18.0.133")]
-    queries = [r.fact_query() for r in routes]
+    resources = [*routes, RoutesPruned("stale", "10.200.0.0/16", tuple((r.destination, r.via) for r in routes))]
+    queries = [r.fact_query() for r in resources]
 
-    def ask() -> list[list[str]]:
-        facts = parse_facts(netns(fact_script(queries, M)), M, queries)
-        return [r.changes(f) for r, f in zip(routes, facts)]
+    def ask() -> list:
+        return parse_facts(netns(fact_script(queries, M)), M, queries)
 
-    assert ask() == [[], ["via 198.18.0.140 -> via 198.18.0.131"], ["blackhole -> via 198.18.0.132"],
-                     ["add via 198.18.0.133"]]
-    netns("set -e\n" + "\n".join(r.action(RouteFact()).script for r, c in zip(routes, ask()) if c))
-    assert ask() == [[], [], [], []]
-    listed = netns("ip route show 10.200.2.0/24")
-    assert "via 198.18.0.131 " in listed and "198.18.0.140" not in listed  # replaced, not added beside
+    facts = ask()
+    assert [r.changes(f) for r, f in zip(resources, facts)] == [
+        [], ["via 198.18.0.140 -> via 198.18.0.131"], ["blackhole -> via 198.18.0.132"], ["add via 198.18.0.133"],
+        # 10.200.2.0/24 via .140 is listed too: the Route above replaces it first, and its removal finds it gone.
+        ["remove 10.200.2.0/24 via 198.18.0.140", "remove 10.200.5.0/24 via 198.18.0.150"]]
+    # One script, in plan order, with set -e: as the runner applies what differs.
+    netns("set -e\n" + "\n".join(r.action(f).script for r, f in zip(resources, facts) if r.changes(f)))
+    assert [r.changes(f) for r, f in zip(resources, ask())] == [[], [], [], [], []]
+    listed = netns("ip route show table main")
+    assert "10.200.2.0/24 via 198.18.0.131 " in listed and "198.18.0.140" not in listed  # replaced, not added beside
+    assert "10.200.5.0/24" not in listed and "172.16.0.0/16 via 198.18.0.130 " in listed  # outside the pod network
