@@ -41,9 +41,10 @@ SKIPPED = {
 SKIP = "|".join(re.escape(text) for text in SKIPPED)
 # Failures seen here whose cause is known and is not kbuild's: spec text -> why (shown beside the failure).
 EXPLAINED = {
-    "via the environment": "the busybox image is Debian's, whose ash drops environment variables with names that "
-                           "are not shell identifiers (Debian reverts busybox commit 9c143ce, which keeps them); the "
-                           "test's `sh -c env` then misses data-1=value-1. Upstream's busybox image keeps them",
+    "via the environment": "the busybox image's ash drops environment variables with names that are not shell "
+                           "identifiers, as Debian's busybox-static does (Debian reverts busybox commit 9c143ce, "
+                           "which keeps them); the test's `sh -c env` then misses data-1=value-1. The mirror's "
+                           "busybox is built to keep them (tests/mirror/busybox.py): this failure means that regressed",
     "as environment variable names": "as above: envFrom prefixes such as 1-, $_-, #@! make names ash drops",
     "should not allow privilege escalation when false": "runs the nonewprivs image, not built here (now left out)",
     "should succeed with pod and pull policy of Always": "pulls the kitten image from registry.k8s.io, which this "

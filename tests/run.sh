@@ -13,14 +13,16 @@ export PATH
 
 need_apt=""
 for tool in systemd-nspawn:systemd-container debootstrap:debootstrap ip:iproute2 iptables:iptables ssh:openssh-client \
-            gcc:gcc strip:binutils dpkg-deb:dpkg strace:strace; do
+            gcc:gcc strip:binutils make:make bzip2:bzip2 dpkg-source:dpkg-dev gpgv:gpgv strace:strace; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt="$need_apt ${tool#*:}"
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt="$need_apt python3-venv"
 # runc is built with seccomp support (cgo, linked statically): Debian's libseccomp headers and archive.
 [ -f /usr/include/seccomp.h ] || need_apt="$need_apt libseccomp-dev"
-# The pause image is compiled static: glibc's static archive.
+# The pause image and busybox are compiled static: glibc's static archive.
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt="$need_apt libc6-dev"
+# busybox is built from Debian's source package, verified through the archive's signed InRelease.
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_apt="$need_apt debian-archive-keyring"
 if [ -n "$need_apt" ]; then
     echo "==> apt-get install$need_apt"
     apt-get update -qq

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from kbuild import components as table
 from kbuild.inventory.cluster import Host
 from kbuild.inventory.model import Versions
 from kbuild.layout import BIN_DIR, CNI_BIN_DIR
@@ -28,27 +29,10 @@ VERSION_FIELDS = {
 }
 COMPONENTS = tuple(VERSION_FIELDS)
 
-KUBERNETES_SERVER = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
-KUBERNETES_NODE = ("kubelet", "kube-proxy")
-KUBERNETES_FILES = (*KUBERNETES_SERVER, *KUBERNETES_NODE, "kubectl")
-# The containerd tarball also carries containerd-shim, -shim-runc-v1 and -stress: obsolete or
-# test-only, so hosts do not get them.
-CONTAINERD_FILES = ("containerd", "containerd-shim-runc-v2", "ctr")
-# What the bridge network kbuild renders (10-bridge.conflist, 99-loopback.conf) and hostPort need.
-CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
-
-# Restarting these units is what makes a new binary take effect. Client tools (kubectl, etcdctl,
-# crictl, ctr), runc and CNI plugins are executed afresh each time, so nothing restarts for them;
-# the shim is started per container by containerd, so new containers pick up a new one.
-SERVICES = {
-    "etcd": ("etcd",),
-    "kube-apiserver": ("kube-apiserver",),
-    "kube-controller-manager": ("kube-controller-manager",),
-    "kube-scheduler": ("kube-scheduler",),
-    "kubelet": ("kubelet",),
-    "kube-proxy": ("kube-proxy",),
-    "containerd": ("containerd",),
-}
+# Restarting its unit is what makes a service's new binary take effect. Client tools (kubectl, etcdctl,
+# crictl, ctr), runc and CNI plugins are executed afresh each time, so nothing restarts for them; the shim
+# is started per container by containerd, so new containers pick up a new one.
+SERVICES = {c.name: (c.name,) for c in table.COMPONENTS if c.service}
 
 
 @dataclass(frozen=True)
@@ -150,7 +134,8 @@ ETCDUTL_SINCE = (3, 5)
 
 
 def etcd_files(version: str) -> tuple[str, ...]:
-    return ("etcd", "etcdctl", "etcdutl") if _version_tuple(version)[:2] >= ETCDUTL_SINCE else ("etcd", "etcdctl")
+    names = table.release_binaries("etcd")
+    return names if _version_tuple(version)[:2] >= ETCDUTL_SINCE else tuple(n for n in names if n != "etcdutl")
 
 
 def component_binaries(component: str, version: str, arch: str) -> tuple[Binary, ...]:
@@ -162,19 +147,20 @@ def component_binaries(component: str, version: str, arch: str) -> tuple[Binary,
         return Binary(component, name, release, member, directory / name, SERVICES.get(name, ()))
 
     if component == "kubernetes":
-        return tuple(binary(n, kubernetes_release(n, version, arch), None) for n in KUBERNETES_FILES)
+        names = table.release_binaries("kubernetes")
+        return tuple(binary(n, kubernetes_release(n, version, arch), None) for n in names)
     if component == "etcd":
         release = etcd_release(version, arch)
         return tuple(binary(n, release, f"etcd-v{version}-linux-{arch}/{n}") for n in etcd_files(version))
     if component == "containerd":
         release = containerd_release(version, arch)
-        return tuple(binary(n, release, f"bin/{n}") for n in CONTAINERD_FILES)
+        return tuple(binary(n, release, f"bin/{n}") for n in table.release_binaries("containerd"))
     if component == "runc":
         return (binary("runc", runc_release(version, arch), None),)
     if component == "cni-plugins":
         release = cni_plugins_release(version, arch)
         # The official tarball is made with `tar -C bin .`, so its members read ./bridge etc.
-        return tuple(binary(n, release, f"./{n}", CNI_BIN_DIR) for n in CNI_PLUGINS)
+        return tuple(binary(n, release, f"./{n}", CNI_BIN_DIR) for n in table.release_binaries("cni-plugins"))
     if component == "crictl":
         return (binary("crictl", crictl_release(version, arch), "crictl"),)
     raise ValueError(f"unknown component {component!r}; known: {', '.join(COMPONENTS)}")
@@ -182,16 +168,11 @@ def component_binaries(component: str, version: str, arch: str) -> tuple[Binary,
 
 # -- which host gets what ---------------------------------------------------------------------------
 
-Wanted = tuple[tuple[str, tuple[str, ...] | None], ...]  # (component, names; None: all its binaries)
-ETCD_FILES: Wanted = (("etcd", None),)
-CONTROL_PLANE_FILES: Wanted = (("kubernetes", (*KUBERNETES_SERVER, "kubectl")),)
-NODE_FILES: Wanted = (
-    ("kubernetes", KUBERNETES_NODE),
-    ("containerd", None),
-    ("runc", None),
-    ("cni-plugins", None),
-    ("crictl", None),
-)
+def role_binaries(role: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(release, binaries) a phase installs, by release in catalogue order (the component table says which)."""
+    rows = table.of_role(role)
+    wanted = ((release, tuple(n for c in rows if c.release == release for n in c.binaries)) for release in COMPONENTS)
+    return tuple((release, names) for release, names in wanted if names)
 
 
 def component_version(versions: Versions, component: str) -> str | None:
@@ -202,19 +183,17 @@ def component_version(versions: Versions, component: str) -> str | None:
 
 def host_binaries(versions: Versions, host: Host) -> list[Binary]:
     """The binaries `host` needs for its roles, without duplicates, in role then catalogue order."""
-    groups = ((host.is_etcd, ETCD_FILES), (host.is_control_plane, CONTROL_PLANE_FILES),
-              (host.runs_kubelet, NODE_FILES))  # runs_kubelet: the one "is this a node" question
     wanted: list[Binary] = []
     seen: set[tuple[str, str, str, str]] = set()
-    for applies, files in groups:
-        if not applies:
+    for role in table.ROLES:
+        if not table.host_has_role(host, role):
             continue
-        for component, names in files:
+        for component, names in role_binaries(role):
             version = component_version(versions, component)
             if version is None:
                 continue
             for binary in component_binaries(component, version, host.arch):
-                if (names is None or binary.name in names) and binary.key not in seen:
+                if binary.name in names and binary.key not in seen:
                     seen.add(binary.key)
                     wanted.append(binary)
     return wanted

@@ -22,7 +22,7 @@ from kbuild.errors import ExitCode, UsageError
 from kbuild.kubeconfig import default_kubeconfig, merge_kubeconfig
 from kbuild.plays import actions
 from kbuild.plays import reset as reset_play
-from kbuild.plays import status as status_play
+from kbuild.plays import cluster_status as status_play
 from kbuild.plays.phases import Context
 
 SkipOption = Annotated[Optional[str], typer.Option(

@@ -25,6 +25,7 @@ from kbuild.errors import ExitCode, UsageError
 from kbuild.plays import actions, etcd_backup, etcd_restore
 from kbuild.plays.etcd_ops import snapfile
 from kbuild.plays.etcd_ops.health import EtcdClusterStatus, cluster_status
+from kbuild.plays.etcd_ops.probe import unreachable_hosts, why_missing
 from kbuild.plays.phases import Context
 
 app = typer.Typer(help="etcd snapshots, restore and member status.", no_args_is_help=True)
@@ -141,7 +142,8 @@ def _status_json(report: EtcdClusterStatus) -> dict:
     members = {}
     for name, probe in report.probes.items():
         if probe is None:
-            members[name] = {"reachable": False}
+            members[name] = {"reachable": name not in unreachable_hosts(report.probes),
+                             "error": why_missing(report.probes, name)}
             continue
         s = probe.status
         members[name] = {"reachable": True, "healthy": probe.healthy, "error": probe.health_error or None,
@@ -162,7 +164,7 @@ def status(inventory: InventoryOption, state_dir: StateDirOption = None, forks: 
     else:
         _print_status(report)
     if report.problems:
-        unreachable = any(p is None for p in report.probes.values())
+        unreachable = bool(unreachable_hosts(report.probes))
         raise typer.Exit(int(ExitCode.UNREACHABLE if unreachable else ExitCode.FAILED))
 
 
@@ -172,7 +174,7 @@ def _print_status(report: EtcdClusterStatus) -> None:
                    title=f"etcd cluster {report.cluster_id or '?'}")
     for name, probe in report.probes.items():
         if probe is None:
-            table.add_row(name, "[bold red]unreachable[/]", "", "", "", "", "", "")
+            table.add_row(name, f"[bold red]{escape(why_missing(report.probes, name)[:80])}[/]", "", "", "", "", "", "")
             continue
         s = probe.status
         health = "[green]healthy[/]" if probe.healthy else f"[bold red]unhealthy[/] {escape(probe.health_error[:60])}"

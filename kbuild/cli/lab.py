@@ -19,7 +19,7 @@ from kbuild.lab import vagrant
 from kbuild.lab.image import MIRROR_ENV
 from kbuild.lab.inventory import render_inventory
 from kbuild.lab.lab import BOOT_TIMEOUT, STOP_TIMEOUT, Lab, LabStatus
-from kbuild.lab.plan import DEFAULT_NAME, DEFAULT_SUBNET
+from kbuild.lab.topology import DEFAULT_NAME, DEFAULT_SUBNET
 from kbuild.lab.preflight import RUN_TOOLS, check_host
 from kbuild.state import write_atomic
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from kbuild.components import SERVICES
 from kbuild.imageref import ImageRef
 from kbuild.inventory.safe import (
     DNS_LABEL,
@@ -283,15 +284,8 @@ OWNED_CONFIG_KEYS = {
     "containerd_config": {"version", "grpc"},
 }
 
-COMPONENTS = (
-    "etcd",
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kubelet",
-    "kube-proxy",
-    "containerd",
-)
+# The components extra_flags may be given for: every service of the component table.
+COMPONENTS = SERVICES
 
 
 class HostSpec(Strict):

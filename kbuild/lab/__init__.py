@@ -2,7 +2,7 @@
 
 from kbuild.lab.errors import LabError, LabNotFound, LabUnavailable
 from kbuild.lab.lab import Lab, LabStatus, MachineStatus
-from kbuild.lab.plan import DEFAULT_SUBNET, LabPlan, MachineSpec, make_plan
+from kbuild.lab.topology import DEFAULT_SUBNET, LabPlan, MachineSpec, make_plan
 
 __all__ = [
     "DEFAULT_SUBNET",

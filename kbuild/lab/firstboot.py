@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kbuild.lab.image import LAB_USER
 from kbuild.lab.keys import KeyPair
-from kbuild.lab.plan import LabPlan, MachineSpec
+from kbuild.lab.topology import LabPlan, MachineSpec
 
 NETWORK_FILE = "etc/systemd/network/10-kbuild-lab.network"  # sorts before 80-container-host0.network
 

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from kbuild.lab.image import LAB_USER
-from kbuild.lab.plan import LabPlan
+from kbuild.lab.topology import LabPlan
 
 
 # A lab machine is a container on this host, sharing its kernel and its disk: what a kubelet and kube-proxy

@@ -22,7 +22,7 @@ from kbuild.lab.inventory import render_inventory
 from kbuild.lab.machine import Machine, find_nspawns, ssh_answers, wait_gone
 from kbuild.lab.mounts import mount_overlay, mounts_under, remove_tree, unmount_all
 from kbuild.lab.paths import LabPaths, cache_dir, labs_dir
-from kbuild.lab.plan import (
+from kbuild.lab.topology import (
     DEFAULT_NAME,
     DEFAULT_SUBNET,
     LabPlan,

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from kbuild.lab.errors import LabError
-from kbuild.lab.plan import LabPlan, make_plan
+from kbuild.lab.topology import LabPlan, make_plan
 from kbuild.state import write_atomic
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from kbuild.errors import UsageError
 from kbuild.inventory.model import DNS_LABEL
-from kbuild.lab.plan import INVENTORY_ROLES
+from kbuild.lab.topology import INVENTORY_ROLES
 
 # The Vagrantfile's defaults and address scheme. tests/unit/test_inventories.py checks that the
 # Vagrantfile says the same (its DEFAULTS and MASTER_OFFSET/WORKER_OFFSET) and so does inventories/vagrant.yaml.

@@ -9,7 +9,7 @@ from kbuild.pki.certlist import CERTS, KUBECONFIGS, CertSpec, KubeconfigSpec
 from kbuild.pki.deploy import PKIFile, host_files
 from kbuild.pki.errors import PKIError
 from kbuild.pki.generate import Action, EnsureReport, Outcome, ensure
-from kbuild.pki.status import CertStatus, CheckReport, check
+from kbuild.pki.cert_check import CertStatus, CheckReport, check
 
 __all__ = [
     "CERTS",

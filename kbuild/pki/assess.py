@@ -25,7 +25,7 @@ _EKU_NAMES = {ExtendedKeyUsageOID.SERVER_AUTH: SERVER, ExtendedKeyUsageOID.CLIEN
 
 
 @dataclass(frozen=True)
-class Finding:
+class PKIFinding:
     """One thing wrong with a certificate; `fixable` says whether reissuing it from its current CA would help."""
 
     kind: str  # missing | invalid | expired | expiring | mismatch
@@ -101,86 +101,86 @@ def days_left(cert: x509.Certificate, now: datetime) -> float:
 # -- judging -----------------------------------------------------------------------------------------------
 
 
-def ca_findings(pair: Pair, files: tuple[str, str], renew_before_days: int, now: datetime) -> list[Finding]:
+def ca_findings(pair: Pair, files: tuple[str, str], renew_before_days: int, now: datetime) -> list[PKIFinding]:
     """What is wrong with a CA. A CA is never reissued silently, so nothing here is `fixable`."""
     cert_file, key_file = files
     if pair.absent:
-        return [Finding(MISSING, "missing")]
+        return [PKIFinding(MISSING, "missing")]
     if pair.cert is None:
-        return [Finding(INVALID, f"{key_file} exists but {cert_file} does not; restore the CA certificate "
+        return [PKIFinding(INVALID, f"{key_file} exists but {cert_file} does not; restore the CA certificate "
                                  "(or move the key away to create a new CA if no cluster uses it)", False)]
     if pair.key is None:
-        return [Finding(INVALID, f"{cert_file} exists but its key {key_file} does not; kbuild needs the CA "
+        return [PKIFinding(INVALID, f"{cert_file} exists but its key {key_file} does not; kbuild needs the CA "
                                  "key to sign certificates: restore it", False)]
     cert = pair.cert
     if not same_public_key(pair.key, cert.public_key()):
-        return [Finding(INVALID, f"{key_file} is not the private key of {cert_file}", False)]
+        return [PKIFinding(INVALID, f"{key_file} is not the private key of {cert_file}", False)]
     if not is_ca(cert):
-        return [Finding(INVALID, f"{cert_file} is not a CA certificate (basicConstraints CA:FALSE)", False)]
+        return [PKIFinding(INVALID, f"{cert_file} is not a CA certificate (basicConstraints CA:FALSE)", False)]
     if cert.issuer == cert.subject and not signed_by(cert, cert):
-        return [Finding(INVALID, f"{cert_file}: the self-signature does not verify", False)]
+        return [PKIFinding(INVALID, f"{cert_file}: the self-signature does not verify", False)]
     if cert.not_valid_before_utc > now:
-        return [Finding(INVALID, f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
+        return [PKIFinding(INVALID, f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC "
                                  "(is this machine's clock right?)", False)]
     left = days_left(cert, now)
     if left <= 0:
-        return [Finding(EXPIRED, f"expired on {cert.not_valid_after_utc:%Y-%m-%d}", False)]
+        return [PKIFinding(EXPIRED, f"expired on {cert.not_valid_after_utc:%Y-%m-%d}", False)]
     if left < renew_before_days:
-        return [Finding(EXPIRING, f"expires in {_days(left)} (within renew_before_days={renew_before_days}); "
+        return [PKIFinding(EXPIRING, f"expires in {_days(left)} (within renew_before_days={renew_before_days}); "
                                   "certificates it signs cannot outlive it", False)]
     return []
 
 
 def leaf_findings(inst: CertInstance, pair: Pair, ca_cert: x509.Certificate | None, algorithm: str,
-                  validity_days: int, renew_before_days: int, now: datetime) -> list[Finding]:
+                  validity_days: int, renew_before_days: int, now: datetime) -> list[PKIFinding]:
     """Everything that makes an existing certificate unfit for the inventory as it is now."""
     if pair.absent:
-        return [Finding(MISSING, "missing")]
+        return [PKIFinding(MISSING, "missing")]
     if pair.cert is None:
-        return [Finding(MISSING, "certificate missing (key present)")]
+        return [PKIFinding(MISSING, "certificate missing (key present)")]
     if pair.key is None:
-        return [Finding(MISSING, "key missing (certificate present)")]
+        return [PKIFinding(MISSING, "key missing (certificate present)")]
     cert = pair.cert
-    found: list[Finding] = []
+    found: list[PKIFinding] = []
     if not same_public_key(pair.key, cert.public_key()):
-        found.append(Finding(MISMATCH, "the private key does not match the certificate"))
+        found.append(PKIFinding(MISMATCH, "the private key does not match the certificate"))
     if ca_cert is None or not signed_by(cert, ca_cert):
-        found.append(Finding(MISMATCH, f"not signed by the current {inst.ca} CA"))
+        found.append(PKIFinding(MISMATCH, f"not signed by the current {inst.ca} CA"))
 
     left = days_left(cert, now)
     # Reissuing helps only if the new certificate would live longer (a leaf is capped at its CA's end).
     longer = ca_cert is not None and leaf_not_after(ca_cert, validity_days, now) > \
         cert.not_valid_after_utc + timedelta(days=1)
     if cert.not_valid_before_utc > now:
-        found.append(Finding(MISMATCH, f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"))
+        found.append(PKIFinding(MISMATCH, f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"))
     elif left <= 0:
-        found.append(Finding(EXPIRED, f"expired on {cert.not_valid_after_utc:%Y-%m-%d}", longer))
+        found.append(PKIFinding(EXPIRED, f"expired on {cert.not_valid_after_utc:%Y-%m-%d}", longer))
     elif left < renew_before_days:
-        found.append(Finding(EXPIRING, f"expires in {_days(left)} (renew_before_days={renew_before_days})",
+        found.append(PKIFinding(EXPIRING, f"expires in {_days(left)} (renew_before_days={renew_before_days})",
                              longer))
 
     want = describe_subject(inst.cn, inst.spec.org)
     have = cert_subject(cert)
     if common_name(cert) != inst.cn or sorted(organizations(cert)) != sorted(inst.spec.org):
-        found.append(Finding(MISMATCH, f"subject is {have}, the inventory needs {want}"))
+        found.append(PKIFinding(MISMATCH, f"subject is {have}, the inventory needs {want}"))
     have_sans = cert_sans(cert)
     if not have_sans.same_set(inst.sans):
         lacking, extra = inst.sans.diff(have_sans)
         parts = [f"lacks {', '.join(lacking)}"] if lacking else []
         parts += [f"has extra {', '.join(extra)}"] if extra else []
-        found.append(Finding(MISMATCH, f"SANs differ from the inventory: {'; '.join(parts)}"))
+        found.append(PKIFinding(MISMATCH, f"SANs differ from the inventory: {'; '.join(parts)}"))
     if is_ca(cert):
-        found.append(Finding(MISMATCH, "is a CA certificate; expected a leaf"))
+        found.append(PKIFinding(MISMATCH, "is a CA certificate; expected a leaf"))
     wanted_ku = set(effective_key_usage(inst.spec.key_usage, cert.public_key()))
     if set(key_usages(cert)) != wanted_ku:
-        found.append(Finding(MISMATCH, f"key usage is {', '.join(key_usages(cert)) or 'absent'}, "
+        found.append(PKIFinding(MISMATCH, f"key usage is {', '.join(key_usages(cert)) or 'absent'}, "
                                        f"expected {', '.join(sorted(wanted_ku))}"))
     if set(ext_key_usages(cert)) != set(inst.spec.ext_key_usage):
-        found.append(Finding(MISMATCH, f"extended key usage is {', '.join(ext_key_usages(cert)) or 'absent'}, "
+        found.append(PKIFinding(MISMATCH, f"extended key usage is {', '.join(ext_key_usages(cert)) or 'absent'}, "
                                        f"expected {', '.join(inst.spec.ext_key_usage) or 'none'}"))
     have_alg = algorithm_of(cert.public_key())
     if have_alg != algorithm:
-        found.append(Finding(MISMATCH, f"key is {have_alg}, the inventory asks for {algorithm}"))
+        found.append(PKIFinding(MISMATCH, f"key is {have_alg}, the inventory asks for {algorithm}"))
     return found
 
 

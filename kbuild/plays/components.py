@@ -1,15 +1,16 @@
-"""Each component's network side, written once: the ports it holds and how to ask it whether it is healthy.
+"""Each component's network side as commands: the component table's ports and health checks (kbuild.components)
+made into shell tests for a cluster.
 
 The phases' gates, the upgrade's readiness gates, `kbuild status` and preflight's port check all read
-this table, so a port set in the inventory (cluster.api_port) reaches every one of them. The
-apiserver's port is the cluster's setting; the other ports are fixed by kbuild (kbuild.layout).
+these, so a port set in the inventory (cluster.api_port) reaches every one of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kbuild import layout
+from kbuild import components as table
+from kbuild.components import Probe
 from kbuild.inventory import Cluster
 from kbuild.pki.certlist import local_api_url, remote_path
 
@@ -35,32 +36,27 @@ def apiserver_get(cluster: Cluster, path: str) -> str:
             f"--key {remote_path('apiserver-kubelet-client.key')} {local_api_url(cluster)}{path}")
 
 
+def probe_command(cluster: Cluster, probe: Probe) -> str:
+    """The shell test of one of the table's health checks."""
+    if probe.kind == "apiserver":
+        return apiserver_get(cluster, probe.endpoint)
+    if probe.kind == "socket":
+        return f"test -S {probe.socket}"
+    assert probe.port is not None, probe
+    port = probe.port.on(cluster.settings)
+    if probe.kind == "https":
+        # The controllers serve /healthz with a self-signed certificate unless given one, as the real ones do.
+        return f"{CURL} -k https://127.0.0.1:{port}{probe.endpoint}"
+    return f"{CURL} http://127.0.0.1:{port}{probe.endpoint}"
+
+
 def health_checks(cluster: Cluster, component: str) -> tuple[HealthCheck, ...]:
     """The checks a component passes when healthy, in the order a gate waits for them; () when it has none."""
-    # The controllers serve /healthz with a self-signed certificate unless given one, as the real ones do.
-    checks = {
-        "kube-apiserver": (HealthCheck(component, "/livez", apiserver_get(cluster, "/livez")),
-                           HealthCheck(component, "/readyz", apiserver_get(cluster, "/readyz"))),
-        "kube-controller-manager": (HealthCheck(
-            component, "/healthz", f"{CURL} -k https://127.0.0.1:{layout.CONTROLLER_MANAGER_PORT}/healthz"),),
-        "kube-scheduler": (HealthCheck(
-            component, "/healthz", f"{CURL} -k https://127.0.0.1:{layout.SCHEDULER_PORT}/healthz"),),
-        "containerd": (HealthCheck(component, "answering", f"test -S {layout.CONTAINERD_SOCKET}"),),
-        "kubelet": (HealthCheck(
-            component, "/healthz", f"{CURL} http://127.0.0.1:{layout.KUBELET_HEALTHZ_PORT}/healthz"),),
-        "kube-proxy": (HealthCheck(
-            component, "/healthz", f"{CURL} http://127.0.0.1:{layout.KUBE_PROXY_HEALTHZ_PORT}/healthz"),),
-    }
-    return checks.get(component, ())
+    row = table.BY_NAME.get(component)  # kbuild's own units (the pod routes) are no component
+    return tuple(HealthCheck(component, probe.endpoint, probe_command(cluster, probe))
+                 for probe in (row.health if row else ()))
 
 
 def listening_ports(cluster: Cluster) -> dict[str, tuple[int, ...]]:
     """component -> the ports it listens on that another program on the host must not hold."""
-    return {
-        "etcd": (layout.ETCD_CLIENT_PORT, layout.ETCD_PEER_PORT),
-        "kube-apiserver": (cluster.settings.api_port,),
-        "kube-controller-manager": (layout.CONTROLLER_MANAGER_PORT,),
-        "kube-scheduler": (layout.SCHEDULER_PORT,),
-        "kubelet": (layout.KUBELET_PORT,),
-        "kube-proxy": (layout.KUBE_PROXY_HEALTHZ_PORT,),
-    }
+    return {c.name: c.listening_ports(cluster.settings) for c in table.COMPONENTS if c.ports}

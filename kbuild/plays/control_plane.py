@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.engine.resources import Directory, Service
 from kbuild.engine.runner import Gate, Plan
@@ -13,7 +14,7 @@ from kbuild.plays.components import health_checks
 from kbuild.plays.desired import HostInputs, artifact_resources, parents_of, pki_resources, rendered_resources
 
 APISERVER_TIMEOUT = 180.0
-SERVICES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")  # in start order
+SERVICES = table.role_services(table.CONTROL_PLANE)  # in start order
 
 
 def kubectl(*args: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.artifacts import HostArtifact, HostImage, cluster_artifacts, cluster_images
 from kbuild.engine.resources import Artifact, ContainerImage, Directory, File, Resource
@@ -22,12 +23,8 @@ from kbuild.plays.phases import Slot
 from kbuild.render import RenderedFile
 from kbuild.render import host_files as rendered_host_files
 
-# Which component a binary, PKI file or rendered file belongs to, by the services that use it.
-COMPONENT_SERVICES = {
-    "etcd": ("etcd",),
-    "control-plane": ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
-    "node": ("containerd", "kubelet", "kube-proxy"),
-}
+# Which phase a PKI file belongs to, by the services that read it (the component table's roles).
+COMPONENT_SERVICES = {role: table.role_services(role) for role in table.ROLES}
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ def prepare_inputs(cluster: Cluster, hosts: Iterable[Host], read_pki: Reader | N
     return {h.name: gather_inputs(cluster, h, artifacts[h.name], images[h.name], read_pki) for h in hosts}
 
 
-PHASE_ORDER = ("etcd", "control-plane", "node")
+PHASE_ORDER = table.ROLES
 
 
 def pki_role(f: PKIFile, host: Host) -> str:
@@ -79,8 +76,8 @@ def pki_role(f: PKIFile, host: Host) -> str:
     # (admin.conf, say) with the host's first Kubernetes phase.
     if f.path.is_relative_to(layout.ETCD_PKI_DIR):
         return "etcd"
-    has = {"etcd": host.is_etcd, "control-plane": host.is_control_plane, "node": host.runs_kubelet}
-    return next((role for role in ("control-plane", "node", "etcd") if has[role]), "control-plane")
+    first = (table.CONTROL_PLANE, table.NODE, table.ETCD)
+    return next((role for role in first if table.host_has_role(host, role)), table.CONTROL_PLANE)
 
 
 def pki_resources(inputs: HostInputs, role: str) -> list[Resource]:
@@ -96,17 +93,9 @@ def artifact_resources(inputs: HostInputs, role: str) -> list[Resource]:
     return [_artifact(a) for a in inputs.artifacts if artifact_role(a) == role]
 
 
-# Kubernetes binaries that run on every node; the rest of the kubernetes release is the control plane's.
-NODE_KUBERNETES_BINARIES = ("kubelet", "kube-proxy")
-
-
 def artifact_role(a: HostArtifact) -> str:
-    """Which phase installs a binary: by its release (etcd's tools go with etcd, runtimes with the node)."""
-    if a.component == "etcd":
-        return "etcd"
-    if a.component == "kubernetes":
-        return "node" if a.name in NODE_KUBERNETES_BINARIES else "control-plane"
-    return "node"  # containerd, runc, CNI plugins, crictl
+    """Which phase installs a binary: the role of the component that brings it."""
+    return table.binary_owner(a.component, a.name).role
 
 
 def image_resources(inputs: HostInputs) -> list[Resource]:

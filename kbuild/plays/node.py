@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.engine.resources import Directory, KernelModule, Service, Sysctl
 from kbuild.engine.runner import Gate, Plan
@@ -26,19 +27,20 @@ MODULES = (KernelModule("overlay", probe="grep -qw overlay /proc/filesystems"),
 SYSCTLS = (Sysctl("net.ipv4.ip_forward", "1"),
            Sysctl("net.bridge.bridge-nf-call-iptables", "1"),
            Sysctl("net.bridge.bridge-nf-call-ip6tables", "1"))
-SERVICES = ("kubelet", "kube-proxy")  # after containerd and the images it must hold
+# The runtime starts first, the kubelet and kube-proxy after the images containerd must hold.
+RUNTIME, *SERVICES = table.role_services(table.NODE)
 
 
 def gates(cluster: Cluster) -> list[Gate]:
     return [Gate(check.name, command=check.command, timeout=NODE_TIMEOUT, unit=component)
-            for component in ("containerd", *SERVICES) for check in health_checks(cluster, component)]
+            for component in (RUNTIME, *SERVICES) for check in health_checks(cluster, component)]
 
 
 def plan(cluster: Cluster, inputs: HostInputs) -> Plan:
     files = artifact_resources(inputs, "node") + pki_resources(inputs, "node") + rendered_resources(inputs, "node")
     dirs = [Directory(str(d)) for d in (layout.CNI_CONF_DIR, layout.CNI_BIN_DIR, layout.KUBE_PROXY_DIR)]
     dirs.append(Directory(str(layout.KUBELET_DIR), mode=0o700))
-    return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files, Service("containerd"),
+    return Plan([*MODULES, *SYSCTLS, *_dedupe(dirs + parents_of(files)), *files, Service(RUNTIME),
                  *pod_network.retired_files(cluster), *image_resources(inputs),
                  *(Service(name) for name in SERVICES), *pod_network.route_resources(cluster, inputs.host, "node")],
                 gates=gates(cluster))

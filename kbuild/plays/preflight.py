@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from kbuild import components as table
 from kbuild.engine.report import Event
 from kbuild.engine.session import one_line
 from kbuild.engine.ssh import Connection
 from kbuild.errors import ExitCode, KbuildError
 from kbuild.inventory import Cluster, Host
 from kbuild.plays.clusterfacts import preflight_probe
-from kbuild.plays.clusterfacts.preflight_probe import BASE_TOOLS, DOWNLOAD_TOOLS, MODULES, WORKER_TOOLS, HostFacts
+from kbuild.plays.clusterfacts.preflight_probe import BASE_TOOLS, DOWNLOAD_TOOLS, MODULES, HostFacts
 from kbuild.plays.components import listening_ports
 from kbuild.plays.phases import Context, PhaseFailed
 from kbuild.render import units_for
@@ -27,7 +28,7 @@ MIN_FREE_DISK_MB = 2048
 MAX_CLOCK_SKEW_S = 2.0
 
 @dataclass(frozen=True)
-class Finding:
+class PreflightFinding:
     host: str
     check: str
     message: str
@@ -40,11 +41,11 @@ def required_ports(cluster: Cluster, host: Host) -> dict[int, str]:
     return {port: unit for unit in units_for(host, cluster) for port in ports.get(unit, ())}
 
 
-def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
-    found: list[Finding] = []
+def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[PreflightFinding]:
+    found: list[PreflightFinding] = []
 
     def problem(check: str, message: str, severity: str = "error") -> None:
-        found.append(Finding(host.name, check, message, severity))
+        found.append(PreflightFinding(host.name, check, message, severity))
 
     if facts.kernel and facts.kernel != "Linux":
         problem("os", f"runs {facts.kernel}; kbuild needs Linux")
@@ -78,7 +79,7 @@ def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
             if module not in facts.modules:
                 problem("modules", f"kernel module {module} is neither loaded nor available "
                                    f"(containerd and kube-proxy need it)")
-    tools = BASE_TOOLS + (WORKER_TOOLS if host.runs_kubelet else ())
+    tools = BASE_TOOLS + table.host_tools(host)
     missing = [t for t in tools if t not in facts.tools]
     if cluster.artifacts.transfer == "pull" and not set(DOWNLOAD_TOOLS) & facts.tools:
         missing.append("curl or wget (artifacts.transfer: pull)")
@@ -87,9 +88,9 @@ def check_host(cluster: Cluster, host: Host, facts: HostFacts) -> list[Finding]:
     return found
 
 
-def check_cluster(cluster: Cluster, facts: dict[str, HostFacts]) -> list[Finding]:
+def check_cluster(cluster: Cluster, facts: dict[str, HostFacts]) -> list[PreflightFinding]:
     """Checks across hosts: unique host names and machine ids, clock skew."""
-    found: list[Finding] = []
+    found: list[PreflightFinding] = []
     for attribute, what, fix in (
         ("hostname", "host name", "give each host its own (hostnamectl set-hostname)"),
         ("machine_id", "machine id", "cloned machines: regenerate /etc/machine-id on each"),
@@ -100,7 +101,8 @@ def check_cluster(cluster: Cluster, facts: dict[str, HostFacts]) -> list[Finding
             if not value:
                 continue
             if value in seen:
-                found.append(Finding(name, attribute, f"has the same {what} ({value}) as {seen[value]}: {fix}"))
+                found.append(PreflightFinding(name, attribute,
+                                              f"has the same {what} ({value}) as {seen[value]}: {fix}"))
             else:
                 seen[value] = name
     if len(facts) > 1:
@@ -109,8 +111,8 @@ def check_cluster(cluster: Cluster, facts: dict[str, HostFacts]) -> list[Finding
         if spread > MAX_CLOCK_SKEW_S:
             ahead = max(offsets, key=offsets.__getitem__)
             behind = min(offsets, key=offsets.__getitem__)
-            found.append(Finding(ahead, "clock", f"clock is {spread:.1f}s ahead of {behind}'s; etcd and certificate "
-                                                 f"checks need synchronised clocks (run NTP/chrony everywhere)"))
+            found.append(PreflightFinding(ahead, "clock", f"clock is {spread:.1f}s ahead of {behind}'s; etcd and "
+                                          "certificate checks need synchronised clocks (run NTP/chrony everywhere)"))
     return found
 
 
@@ -127,7 +129,7 @@ def probe(conn: Connection) -> HostFacts:
 class PreflightFailed(KbuildError):
     exit_code = ExitCode.PREFLIGHT
 
-    def __init__(self, findings: list[Finding]) -> None:
+    def __init__(self, findings: list[PreflightFinding]) -> None:
         errors = [f for f in findings if f.severity == "error"]
         lines = [f"preflight found {len(errors)} problem{'s' if len(errors) != 1 else ''}; nothing was changed:"]
         lines += [f"  {f.host}: [{f.check}] {f.message}" for f in errors]
@@ -135,7 +137,7 @@ class PreflightFailed(KbuildError):
         self.findings = findings
 
 
-def run(ctx: Context) -> list[Finding]:
+def run(ctx: Context) -> list[PreflightFinding]:
     """Probe every selected host, check them all, and stop with every problem listed before anything changes."""
     cluster = ctx.cluster
     facts: dict[str, HostFacts] = {}
@@ -148,7 +150,7 @@ def run(ctx: Context) -> list[Finding]:
     outcomes = ctx.session.each("preflight", [h.name for h in ctx.session.hosts], task,
                                describe="checking every host before anything changes")
     unreachable = [n for n, o in outcomes.items() if o.status.value in ("unreachable", "failed")]
-    findings: list[Finding] = []
+    findings: list[PreflightFinding] = []
     for host in ctx.session.hosts:
         if host.name in facts:
             findings += check_host(cluster, host, facts[host.name])

@@ -1,7 +1,7 @@
 """Rendering: every unit and config file a host gets, from templates/ and the per-version flag tables."""
 
 from kbuild.render.env import TemplateError
-from kbuild.render.facts import node_pod_cidr
+from kbuild.render.host_values import node_pod_cidr
 from kbuild.render.files import (
     PodRoute,
     RenderedFile,

@@ -15,13 +15,15 @@ import jinja2
 import tomli_w
 import yaml
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.artifacts.catalogue import ETCDUTL_SINCE
+from kbuild.components import FileSpec
 from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
 from kbuild.render import env as jinja_env
 from kbuild.render import flags as flag_tables
-from kbuild.render.facts import Facts, cluster_pod_routes, node_pod_cidr, paths
+from kbuild.render.host_values import Facts, cluster_pod_routes, node_pod_cidr, paths
 from kbuild.releases import COREDNS_IMAGE
 from kbuild.render.versions import ClusterVersions, cluster_versions, show
 
@@ -38,63 +40,10 @@ class RenderedFile:
     role: str = ""  # the role it serves: "etcd", "control-plane" or "node" (hosts running a kubelet)
 
 
-@dataclass(frozen=True)
-class FileSpec:
-    template: str
-    path: PurePosixPath
-    services: tuple[str, ...]
-    component: str | None = None  # a unit: ExecStart gets this component's binary and flags
-    when: Callable[[Cluster], bool] | None = None  # a setting decides whether the host gets it
-    mode: int = 0o644
-    overrides: str | None = None  # the cluster setting merged over this YAML file (kubelet_config, ...)
-
-
-def _bridge_cni(cluster: Cluster) -> bool:
-    return cluster.settings.cni == "bridge"
-
-
-def _unit(name: str) -> FileSpec:
-    return FileSpec(f"{name}.service.j2", layout.unit_path(name), (name,), component=name)
-
-
-ETCD_FILES = (_unit("etcd"),)
-
-# Scheduled snapshots (etcd.backup.enabled): a script, its oneshot service, and the timer. Only a
-# changed timer restarts anything (itself); the service and script are read afresh on each run.
-ETCD_BACKUP_FILES = (
-    FileSpec("etcd-backup.sh.j2", layout.ETCD_BACKUP_SCRIPT, (), mode=0o755),
-    FileSpec("etcd-backup.service.j2", layout.unit_path("etcd-backup"), ()),
-    FileSpec("etcd-backup.timer.j2", layout.UNIT_DIR / "etcd-backup.timer", ("etcd-backup.timer",)),
-)
-
-CONTROL_PLANE_FILES = (
-    _unit("kube-apiserver"),
-    FileSpec("audit-policy.yaml.j2", layout.AUDIT_POLICY, ("kube-apiserver",)),
-    FileSpec("authentication-config.yaml.j2", layout.AUTHENTICATION_CONFIG, ("kube-apiserver",)),
-    _unit("kube-controller-manager"),
-    _unit("kube-scheduler"),
-    FileSpec("kube-scheduler-config.yaml.j2", layout.SCHEDULER_CONFIG, ("kube-scheduler",)),
-    # Applied through the API by the cluster-objects and addons phases, not read by a service.
-    FileSpec("rbac-apiserver-to-kubelet.yaml.j2", layout.APISERVER_KUBELET_RBAC, ()),
-    FileSpec("addons/coredns.yaml.j2", layout.COREDNS_MANIFEST, (), when=lambda c: c.settings.addons.coredns.enabled),
-)
-
-KUBELET_FILES = (
-    _unit("containerd"),
-    FileSpec("containerd-config.toml.j2", layout.CONTAINERD_CONFIG, ("containerd",), overrides="containerd_config"),
-    # containerd watches the CNI directory and reloads it; a restart would change nothing more.
-    FileSpec("cni-bridge.conflist.j2", layout.CNI_BRIDGE_CONF, (), when=_bridge_cni),
-    FileSpec("cni-loopback.conf.j2", layout.CNI_LOOPBACK_CONF, (), when=_bridge_cni),
-    _unit("kubelet"),
-    FileSpec("kubelet-config.yaml.j2", layout.KUBELET_CONFIG, ("kubelet",), overrides="kubelet_config"),
-    _unit("kube-proxy"),
-    FileSpec("kube-proxy-config.yaml.j2", layout.KUBE_PROXY_CONFIG, ("kube-proxy",), overrides="kube_proxy_config"),
-)
-
 # Static pod CIDRs need routes to the nodes; a oneshot unit sets them at boot. It restarts nothing when
 # it changes: the phase that owns it adds a new node's route live, touching no service.
 POD_ROUTE_FILES = (
-    FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), (), when=_bridge_cni),
+    FileSpec("kbuild-pod-routes.service.j2", layout.unit_path("kbuild-pod-routes"), (), when=table.bridge_cni),
 )
 
 
@@ -114,10 +63,8 @@ ADDON_LABELS = {"app.kubernetes.io/managed-by": "kbuild"}
 # The user kube-apiserver authenticates as towards kubelets (its apiserver-kubelet-client certificate's CN).
 APISERVER_KUBELET_USER = "kube-apiserver-kubelet-client"
 
-# Start order on a host that has them all: etcd before the apiserver, the apiserver before
-# the controllers, the runtime before the kubelet.
-UNIT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-              "containerd", "kubelet", "kube-proxy", "kbuild-pod-routes")
+# Start order on a host that has them all (the component table's), the pod routes last.
+UNIT_ORDER = (*table.SERVICES, "kbuild-pod-routes")
 
 
 def file_specs(host: Host, cluster: Cluster | None = None) -> list[FileSpec]:
@@ -126,13 +73,7 @@ def file_specs(host: Host, cluster: Cluster | None = None) -> list[FileSpec]:
 
 
 def _role_specs(host: Host) -> list[tuple[str, FileSpec]]:
-    pairs: list[tuple[str, FileSpec]] = []
-    if host.is_etcd:
-        pairs += [("etcd", spec) for spec in ETCD_FILES]
-    if host.is_control_plane:
-        pairs += [("control-plane", spec) for spec in CONTROL_PLANE_FILES]
-    if host.runs_kubelet:
-        pairs += [("node", spec) for spec in KUBELET_FILES]
+    pairs = [(c.role, spec) for c in table.host_components(host) for spec in c.rendered]
     if gets_pod_routes(host):
         pairs += [(pod_routes_role(host), spec) for spec in POD_ROUTE_FILES]
     return pairs
@@ -161,8 +102,7 @@ def host_files(cluster: Cluster, host: Host) -> list[RenderedFile]:
         mine = position.get(host.name)
         base["pod_route_lines"] = lines if mine is None else lines[:mine] + lines[mine + 1:]
     rendered: list[RenderedFile] = []
-    backup = [("etcd", spec) for spec in ETCD_BACKUP_FILES] if host.is_etcd and cluster.etcd.backup.enabled else []
-    for role, spec in _role_specs(host) + backup:
+    for role, spec in _role_specs(host):
         if spec.when is not None and not spec.when(cluster):
             continue
         ctx = dict(base, template=spec.template)

@@ -21,11 +21,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kbuild import components as table
 from kbuild import layout as L
 from kbuild.errors import UsageError
 from kbuild.layout import ETCD_CLIENT_PORT, ETCD_METRICS_PORT, ETCD_PEER_PORT
 from kbuild.pki.certlist import remote_path
-from kbuild.render.facts import Facts, node_mask
+from kbuild.render.host_values import Facts, node_mask
 from kbuild.render.flagdata import BOOL, BOOL_VALUES, known_flags
 from kbuild.render.versions import ClusterVersions, Minor, show
 
@@ -162,7 +163,7 @@ KUBE_CONTROLLER_MANAGER = (
     Flag("leader-elect", "true"),
     Flag("service-cluster-ip-range", lambda f: str(f.cluster.settings.service_cidr)),
     Flag("cluster-cidr", lambda f: str(f.cluster.settings.pod_cidr)),
-    # kbuild assigns each node's pod block itself (see kbuild.render.facts); the allocator would
+    # kbuild assigns each node's pod block itself (see kbuild.render.host_values); the allocator would
     # hand out different blocks in registration order.
     Flag("allocate-node-cidrs", "false"),
     Flag("node-cidr-mask-size", lambda f: str(node_mask(f.cluster)),
@@ -299,11 +300,8 @@ class FlagError(UsageError):
 
 
 def component_minor(component: str, versions: ClusterVersions) -> Minor:
-    if component == "etcd":
-        return versions.etcd
-    if component == "containerd":
-        return versions.containerd
-    return versions.kubernetes
+    """The minor of the release the component comes from (its flags change with that release's)."""
+    return getattr(versions, str(table.component(component).release))
 
 
 def extra_flags(facts: Facts, component: str) -> dict[str, tuple[str, str]]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kbuild.lab import network
 from kbuild.lab.lab import Lab, lab_states
-from kbuild.lab.plan import FIRST_MACHINE_OFFSET, bridge_name
+from kbuild.lab.topology import FIRST_MACHINE_OFFSET, bridge_name
 
 REGISTRY = Path(os.environ.get("KBUILD_TEST_LAB_REGISTRY", "/run/kbuild-test-labs"))
 Network = ipaddress.IPv4Network

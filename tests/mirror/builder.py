@@ -10,13 +10,15 @@ What goes in (linux/amd64; versions in tests.mirror.releases, kbuild's defaults 
     CNI plugins   cni-plugins-linux-amd64-vX.tgz (./bridge, ...) + .sha256
     crictl        crictl-vX-linux-amd64.tar.gz + .sha256
     images        the pause image of each Kubernetes release (build/pause/linux/pause.c), CoreDNS, and a
-                  busybox test image (Debian's busybox-static), as OCI archives where kbuild looks for
-                  images in a mirror (kbuild.artifacts.images) with a .sha256 beside each
+                  busybox test image (busybox built from Debian's source: tests.mirror.busybox), as OCI
+                  archives where kbuild looks for images in a mirror (kbuild.artifacts.images) with a
+                  .sha256 beside each
 
 The slow part, compiling, is cached per build (module, version, Go version, flags: see
-tests.mirror.gobuild), so a mirror for new inputs costs only the builds that changed; the mirror
-itself is cached under a key of every build and of the packing code. Both are made in a
-temporary directory and renamed into place when complete.
+tests.mirror.gobuild; busybox by source version, config and compiler: tests.mirror.busybox), so a
+mirror for new inputs costs only the builds that changed; the mirror itself is cached under a key
+of every build and of the packing code. Both are made in a temporary directory and renamed into
+place when complete.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +48,7 @@ from kbuild.artifacts.catalogue import (
 from kbuild.artifacts.images import image_release
 from kbuild.artifacts.mirror import mirror_relative_path as mirror_path
 from tests.mirror import images, releases
+from tests.mirror.busybox import BuiltBusybox, ensure_busybox
 from tests.mirror.errors import MirrorBuildError
 from tests.mirror.gobuild import BuildCache, Built, GoBuild
 from tests.mirror.gotool import GoTool
@@ -56,7 +58,6 @@ ARCH = "amd64"
 HERE = Path(__file__).resolve().parent
 # The code that decides what the packed mirror looks like; a change to any of it repacks.
 PACKING_SOURCES = ("builder.py", "images.py", "pack.py", "releases.py")
-BUSYBOX_PACKAGE = "busybox-static"
 # Two builds at once: the link step of one and the module downloads of another overlap the
 # compile of the big one; more would only share the same two cores.
 PARALLEL_BUILDS = 2
@@ -134,12 +135,14 @@ def ensure_mirror(*, force: bool = False, log: Log = lambda line: print(line, fi
     root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     go = GoTool.find()
-    builds = build_all(BuildCache(root / "builds", go, log), releases.all_builds(), log)
-    downloads = root / "downloads"
-    busybox_deb = _deb(BUSYBOX_PACKAGE, downloads, log)
+    # busybox compiles in a minute or two (C, no Go): beside the Go builds rather than after them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="busybox-build") as pool:
+        busybox_future = pool.submit(ensure_busybox, root / "builds", log)
+        builds = build_all(BuildCache(root / "builds", go, log), releases.all_builds(), log)
+    busybox = busybox_future.result()
     key = hashlib.sha256(json.dumps({
         "packing": _packing_digest(), "builds": sorted(b.key for b in builds.values()),
-        "busybox": busybox_deb.name, "arch": ARCH,
+        "busybox": busybox.key, "arch": ARCH,
     }, sort_keys=True).encode()).hexdigest()[:16]
     target = root / key
     with (root / ".lock").open("w") as lock:
@@ -149,9 +152,10 @@ def ensure_mirror(*, force: bool = False, log: Log = lambda line: print(line, fi
         log(f"packing the test mirror in {target} (key {key})")
         work = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}."))
         try:
-            manifest = pack_mirror(work, builds, go, busybox_deb)
+            manifest = pack_mirror(work, builds, go, busybox)
             manifest["key"] = key
             manifest["build_seconds"] = {f"{b.build.name} {b.build.version}": b.seconds for b in builds.values()}
+            manifest["build_seconds"][f"busybox {busybox.source.version}"] = busybox.seconds
             manifest["go"] = go.version
             (work / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
             if target.exists():
@@ -159,7 +163,7 @@ def ensure_mirror(*, force: bool = False, log: Log = lambda line: print(line, fi
             os.replace(work, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        _prune(root, keep=key, builds=builds.values())
+        _prune(root, keep=key, builds=[*builds.values(), busybox])
     log(f"test mirror ready in {time.monotonic() - started:.0f} s: {target}")
     return Mirror(target, manifest)
 
@@ -175,12 +179,12 @@ def build_all(cache: BuildCache, wanted: list[GoBuild], log: Log) -> dict[tuple[
     return {k: f.result() for k, f in futures.items()}
 
 
-def _prune(root: Path, keep: str, builds: object) -> None:
+def _prune(root: Path, keep: str, builds: list[Built | BuiltBusybox]) -> None:
     # Mirrors and builds of older inputs are hundreds of MiB each and never used again on this checkout.
     for path in root.iterdir():
         if path.is_dir() and re.fullmatch(r"[0-9a-f]{16}", path.name) and path.name != keep:
             shutil.rmtree(path, ignore_errors=True)
-    used = {b.directory.name for b in builds}  # type: ignore[attr-defined]
+    used = {b.directory.name for b in builds}
     builds_dir = root / "builds"
     for path in builds_dir.iterdir():
         if path.is_dir() and not path.name.startswith(".") and path.name not in used:
@@ -190,7 +194,7 @@ def _prune(root: Path, keep: str, builds: object) -> None:
 # -- packing -----------------------------------------------------------------------------------------------
 
 
-def pack_mirror(dest: Path, builds: Mapping[tuple[str, str], Built], go: GoTool, busybox_deb: Path
+def pack_mirror(dest: Path, builds: Mapping[tuple[str, str], Built], go: GoTool, busybox: BuiltBusybox
                 ) -> dict[str, object]:
     """Write the whole mirror into `dest` from finished builds; return its manifest."""
     writer = MirrorWriter(dest)
@@ -238,7 +242,7 @@ def pack_mirror(dest: Path, builds: Mapping[tuple[str, str], Built], go: GoTool,
     writer.add(mirror_path(release.url), tarball)
     writer.add(mirror_path(release.checksum_url), sums([(release.filename, tarball)]))
 
-    archives = _images(builds, go, busybox_deb)
+    archives = _images(builds, go, busybox)
     for archive in archives:
         path = mirror_path(image_release(archive.ref, ARCH).url)
         writer.add_with_sha256_file(path, archive.data)
@@ -259,12 +263,13 @@ def pack_mirror(dest: Path, builds: Mapping[tuple[str, str], Built], go: GoTool,
         "tools": {"kubectl": str(built("kubernetes", defaults.kubernetes).binary("kubectl")),
                   **{n: str(built("etcd", defaults.etcd).binary(n)) for n in ("etcdctl", "etcdutl")},
                   "crictl": str(built("crictl", defaults.crictl).binary("crictl"))},
-        "busybox_package": busybox_deb.name,
+        "busybox_source": {"package": busybox.source.package, "version": busybox.source.version,
+                           "suite": busybox.source.suite, "build": busybox.directory.name},
         "files": writer.files,
     }
 
 
-def _images(builds: Mapping[tuple[str, str], Built], go: GoTool, busybox_deb: Path) -> list[images.ImageArchive]:
+def _images(builds: Mapping[tuple[str, str], Built], go: GoTool, busybox: BuiltBusybox) -> list[images.ImageArchive]:
     result: dict[str, images.ImageArchive] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for version in releases.KUBERNETES_VERSIONS:
@@ -276,62 +281,10 @@ def _images(builds: Mapping[tuple[str, str], Built], go: GoTool, busybox_deb: Pa
         coredns = builds[("coredns", f"v{releases.COREDNS_VERSION}")]
         archive = images.coredns_image(coredns.binary("coredns"), releases.COREDNS_VERSION)
         result[archive.ref] = archive
-        unpacked = _dpkg_extract(busybox_deb, Path(scratch) / "busybox")
-        archive = images.busybox_image(unpacked / "bin/busybox", _upstream(_deb_version(busybox_deb)))
+        archive = images.busybox_image(busybox.binary, busybox.source.upstream)
         result[archive.ref] = archive
     return list(result.values())
 
 
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
-
-
-# -- Debian's busybox-static -------------------------------------------------------------------------------
-
-
-def _run(argv: list[str], *, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise MirrorBuildError(f"{argv[0]} is not installed; the test image is made from a Debian package, "
-                               "on a Debian machine") from None
-
-
-def _upstream(debian_version: str) -> str:
-    """`1:1.35.0-4+deb12u1+b1` -> `1.35.0`: drop epoch, Debian revision and repack suffixes."""
-    version = debian_version.split(":", 1)[-1]
-    return re.split(r"[~+-]", version, maxsplit=1)[0]
-
-
-def _deb_version(deb: Path) -> str:
-    result = _run(["dpkg-deb", "-f", str(deb), "Version"])
-    if result.returncode != 0:
-        raise MirrorBuildError(f"dpkg-deb cannot read {deb}: {result.stderr.strip()}")
-    return result.stdout.strip()
-
-
-def _deb(package: str, downloads: Path, log: Log) -> Path:
-    downloads.mkdir(parents=True, exist_ok=True)
-    found = sorted(downloads.glob(f"{package}_*_{ARCH}.deb"))
-    if found:
-        return found[-1]
-    log(f"apt-get download {package}")
-    result = _run(["apt-get", "download", package], cwd=downloads)
-    if result.returncode != 0:
-        # A fresh machine has no package lists yet; fetch them once and try again.
-        _run(["apt-get", "update"])
-        result = _run(["apt-get", "download", package], cwd=downloads)
-    if result.returncode != 0:
-        raise MirrorBuildError(f"apt-get download {package} failed:\n{result.stderr.strip()}")
-    found = sorted(downloads.glob(f"{package}_*_{ARCH}.deb"))
-    if not found:
-        raise MirrorBuildError(f"apt-get download {package} left no {package}_*_{ARCH}.deb in {downloads}")
-    return found[-1]
-
-
-def _dpkg_extract(deb: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    result = _run(["dpkg-deb", "-x", str(deb), str(dest)])
-    if result.returncode != 0:
-        raise MirrorBuildError(f"dpkg-deb -x {deb} failed: {result.stderr.strip()}")
-    return dest

@@ -10,7 +10,7 @@ What goes in, all for kbuild's default Kubernetes release:
                                       expects, on a Debian base with the tools its Dockerfile installs
                                       (dig, curl, nc, ss, iperf, socat) and the CoreDNS the mirror builds
                    glibc-dns-testing  the same Debian base (glibc's resolver, dig) and CoreDNS
-                   busybox            the mirror's busybox test image (Debian's busybox-static), renamed
+                   busybox            the mirror's busybox test image (tests.mirror.busybox), renamed
                  the pause image is the mirror's own (the cluster's sandbox image is the one e2e expects).
 
 The Go builds are cached like the mirror's (tests.mirror.gobuild, by module, version, Go version and

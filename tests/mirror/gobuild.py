@@ -110,7 +110,7 @@ class BuildCache:
         key = build.key(self.go.version, stamp)
         target = self.root / f"{build.name}-{build.version}-{key}"
         self.root.mkdir(parents=True, exist_ok=True)
-        with _locked(self.root / f".{build.name}-{build.version}.lock"):
+        with locked(self.root / f".{build.name}-{build.version}.lock"):
             if (target / "BUILD.json").is_file():
                 return Built(build, target, key, json.loads((target / "BUILD.json").read_text()).get("seconds", 0))
             work = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{target.name}."))
@@ -176,7 +176,8 @@ class BuildCache:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (made if missing) while the block runs: one builder per cache entry."""
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield

@@ -7,7 +7,8 @@ blobs/sha256/...) in one tar, which `ctr images import` reads. index.json names 
 deterministic: fixed mtimes, owners and gzip headers, so an unchanged input gives the same digests.
 
     pause     build/pause/linux/pause.c from the k8s.io/kubernetes module, compiled static with gcc
-    busybox   Debian's busybox-static, the binary plus a link per applet (a test image for pods)
+    busybox   busybox built from Debian's source (tests.mirror.busybox), the binary plus a link per applet
+              (a test image for pods)
     coredns   the CoreDNS binary built from github.com/coredns/coredns
 """
 
@@ -145,7 +146,7 @@ def pause_image(kubernetes_module_dir: Path, scratch: Path) -> ImageArchive:
 
 
 def busybox_image(busybox: Path, version: str) -> ImageArchive:
-    """A small test image from Debian's busybox-static: sh, sleep, nslookup, wget, httpd, ..."""
+    """A small test image from a static busybox (tagged with its upstream version): sh, sleep, nslookup, wget, ..."""
     applets = sorted(set(_run([str(busybox), "--list"], f"listing the applets of {busybox}").split()) - {"busybox"})
     entries = [Entry("bin", kind="dir"), Entry("bin/busybox", busybox.read_bytes()),
                *(Entry(f"bin/{applet}", kind="symlink", target="busybox") for applet in applets),

@@ -17,6 +17,10 @@ PREVIOUS_ETCD = "3.5.35"
 KUBERNETES_VERSIONS = (DEFAULTS.kubernetes, PREVIOUS_KUBERNETES)
 ETCD_VERSIONS = (DEFAULTS.etcd, PREVIOUS_ETCD)
 COREDNS_VERSION = "1.14.6"  # what kubeadm 1.37 deploys (cmd/kubeadm/app/constants)
+# The Debian source package the test image's busybox is built from (tests.mirror.busybox), as bookworm's
+# Sources index lists it; the image is tagged with its upstream version (kbuild.test/busybox:1.35.0).
+BUSYBOX_SUITE = "bookworm"
+BUSYBOX_SOURCE_VERSION = "1:1.35.0-4+deb12u1"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
                        "kubectl")

@@ -40,11 +40,11 @@ from kbuild.plays.etcd_restore import (
     start_command,
     stop_command,
 )
-from kbuild.plays.status import probe_script as status_probe
+from kbuild.plays.cluster_status import probe_script as status_probe
 from kbuild.plays.upgrade import etcdstate
 from kbuild.plays.upgrade import nodes as upgrade_nodes
-from kbuild.plays.upgrade.versions import Version
-from kbuild.plays.upgrade.versions import probe_script as versions_probe
+from kbuild.plays.upgrade.running import Version
+from kbuild.plays.upgrade.running import probe_script as versions_probe
 from kbuild.render import host_files
 from kbuild.render.env import TemplateError
 from tests.unit.fakes import Answer, ScriptedHost

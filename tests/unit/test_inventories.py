@@ -24,7 +24,7 @@ from kbuild.inventory import load_cluster
 from kbuild.lab import vagrant
 from kbuild.lab.inventory import lab_inventory
 from kbuild.lab.paths import LABS_DIR, LabPaths
-from kbuild.lab.plan import DEFAULT_NAME, DEFAULT_SUBNET, make_plan
+from kbuild.lab.topology import DEFAULT_NAME, DEFAULT_SUBNET, make_plan
 from kbuild.plays.preflight import MIN_CPUS_CONTROL_PLANE, MIN_MEMORY_MB
 
 REPO = Path(__file__).resolve().parents[2]

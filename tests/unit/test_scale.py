@@ -19,9 +19,9 @@ import pytest
 from kbuild.engine.facts import fact_script
 from kbuild.engine.resources import Command, File, KernelModule, Service, Sysctl
 from kbuild.inventory import Host, load_cluster
-from kbuild.plays import pod_network, preflight, status
+from kbuild.plays import cluster_status, pod_network, preflight
 from kbuild.render import env as jinja_env
-from kbuild.render import facts as render_facts
+from kbuild.render import host_values as render_facts
 from kbuild.render import files as rendering
 
 HOSTS = 2000
@@ -86,7 +86,7 @@ def test_preflight_and_status_of_2000_hosts_do_constant_work_per_host(big, count
     facts = {h.name: preflight.HostFacts() for h in big.hosts}
     for host in big.hosts:
         preflight.check_host(big, host, facts[host.name])
-        status.probe_script(big, host)
+        cluster_status.probe_script(big, host)
     preflight.check_cluster(big, facts)
     assert counted["role question"] <= 50 * HOSTS, counted
 

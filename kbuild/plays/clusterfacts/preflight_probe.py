@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbuild.components import COMPONENTS, SERVICES
+
 # Units kbuild installs: a port they hold is theirs, not a conflict, on a re-run.
-KBUILD_UNITS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy",
-                "containerd")
+KBUILD_UNITS = SERVICES
 BASE_TOOLS = ("sh", "tar", "sha256sum", "mktemp", "stat", "base64", "systemctl", "mount")
-WORKER_TOOLS = ("iptables",)
+COMPONENT_TOOLS = tuple(dict.fromkeys(tool for c in COMPONENTS for tool in c.host_tools))
 DOWNLOAD_TOOLS = ("curl", "wget")  # one of them, for artifacts.transfer: pull
 MODULES = ("overlay", "br_netfilter")
 
@@ -44,7 +45,7 @@ for u in UNITS; do
   [ "$(systemctl is-active "$u" 2>/dev/null)" = active ] && echo "active $u"
 done
 echo "time $(date +%s.%N)"
-""".replace("MODULES", " ".join(MODULES)).replace("TOOLS", " ".join(BASE_TOOLS + WORKER_TOOLS + DOWNLOAD_TOOLS)) \
+""".replace("MODULES", " ".join(MODULES)).replace("TOOLS", " ".join(BASE_TOOLS + COMPONENT_TOOLS + DOWNLOAD_TOOLS)) \
    .replace("UNITS", " ".join(KBUILD_UNITS))
 
 _TEXT = ("kernel", "arch", "os", "hostname", "machine_id", "cgroupfs")

@@ -14,7 +14,7 @@ from kbuild.inventory import Cluster, Host
 from kbuild.inventory.cluster import format_host
 from kbuild.plays.clusterfacts.jsonout import json_document
 from kbuild.plays.etcd import etcdctl
-from kbuild.render.facts import Facts
+from kbuild.render.host_values import Facts
 
 # Saving and reading a large snapshot takes longer than the 5 s a health check gets.
 SNAPSHOT_TIMEOUT = "1800s"

@@ -10,7 +10,7 @@ from kbuild.inventory import Cluster
 from kbuild.plays.clusterfacts import etcd_members
 from kbuild.plays.clusterfacts.etcd_members import Member
 from kbuild.plays.etcd_ops.commands import all_endpoints, peer_url
-from kbuild.plays.etcd_ops.probe import HostProbe, probe_hosts
+from kbuild.plays.etcd_ops.probe import HostProbe, probe_hosts, why_missing
 from kbuild.plays.phases import Context
 
 
@@ -54,7 +54,7 @@ def status_problems(cluster: Cluster, probes: dict[str, HostProbe | None]) -> li
     problems = []
     for name, probe in probes.items():
         if probe is None:
-            problems.append(f"{name}: unreachable")
+            problems.append(f"{name}: {why_missing(probes, name)}")
         elif not probe.healthy:
             problems.append(f"{name}: not healthy: {probe.health_error or 'no answer'}")
     statuses = [p.status for p in probes.values() if p is not None and p.status is not None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.engine.facts import q
 from kbuild.engine.runner import HostStatus
@@ -15,11 +16,10 @@ from kbuild.inventory import Cluster, Host
 from kbuild.plays.phases import Context
 from kbuild.plays.clusterfacts import etcd_status
 from kbuild.plays.clusterfacts.etcd_status import EndpointStatus
-from kbuild.plays.desired import COMPONENT_SERVICES
 from kbuild.plays.etcd_ops.commands import ctl
 
 MARK = "@@kb-etcd"
-CONTROL_PLANE_SERVICES = COMPONENT_SERVICES["control-plane"]
+CONTROL_PLANE_SERVICES = table.role_services(table.CONTROL_PLANE)
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ def probe_script(cluster: Cluster, host: Host) -> str:
         ]
     else:
         lines.append(f"echo '{MARK} facts'")
-    services = (("etcd",) if host.is_etcd else ()) + (CONTROL_PLANE_SERVICES if host.is_control_plane else ())
-    for service in services:
+    roles = (table.ETCD, table.CONTROL_PLANE)
+    for service in (s for role in roles if table.host_has_role(host, role) for s in table.role_services(role)):
         lines.append(f"echo \"active {service} $(systemctl is-active {service} 2>/dev/null || true)\"")
     return "\n".join(lines)
 
@@ -114,10 +114,33 @@ def parse_probe(host: Host, text: str) -> HostProbe:
                      facts.get("mountpoint") == "yes", frozenset(tools), int(free) if free.isdigit() else None, active)
 
 
+class Probes(dict[str, "HostProbe | None"]):
+    """Each host's probe by name; None where there is none, and `missing` says why (what the engine saw)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.missing: dict[str, str] = {}
+        self.unreachable: set[str] = set()  # hosts that could not be connected to (as opposed to a failed probe)
+
+
+def why_missing(probes: dict[str, HostProbe | None], name: str) -> str:
+    """Why a host has no probe: "unreachable (connection refused)", "probe failed (...)"; plain "unreachable"
+    when only the absence is known."""
+    return probes.missing.get(name, "unreachable") if isinstance(probes, Probes) else "unreachable"
+
+
+def unreachable_hosts(probes: dict[str, HostProbe | None]) -> set[str]:
+    """The hosts that could not be reached at all (exit 4), as opposed to answering with a failed probe."""
+    if isinstance(probes, Probes):
+        return set(probes.unreachable)
+    return {name for name, probe in probes.items() if probe is None}
+
+
 def probe_hosts(ctx: Context, hosts: list[Host], *, phase: str = "etcd-probe",
-                describe: str = "etcd members and control planes, read only") -> dict[str, HostProbe | None]:
-    """Probe `hosts` in parallel; an unreachable host (or one whose probe failed) maps to None."""
-    results: dict[str, HostProbe | None] = {}
+                describe: str = "etcd members and control planes, read only") -> Probes:
+    """Probe `hosts` in parallel; a host without a probe (unreachable, or its probe failed) maps to None, and
+    the result's `missing` says which and why."""
+    results = Probes()
     by_name = {h.name: h for h in hosts}
 
     def task(conn: Connection) -> str:
@@ -133,4 +156,10 @@ def probe_hosts(ctx: Context, hosts: list[Host], *, phase: str = "etcd-probe",
     for name, outcome in outcomes.items():
         if outcome.status in (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.SKIPPED):
             results[name] = None
+            detail = " ".join((outcome.message or "").split())[:200]
+            what = {HostStatus.UNREACHABLE: "unreachable", HostStatus.FAILED: "probe failed",
+                    HostStatus.SKIPPED: "not probed"}[outcome.status]
+            results.missing[name] = f"{what} ({detail})" if detail else what
+            if outcome.status is HostStatus.UNREACHABLE:
+                results.unreachable.add(name)
     return results

@@ -18,7 +18,7 @@ from kbuild.plays.etcd_ops.commands import (
     snapshot_tool,
     version_tuple,
 )
-from kbuild.plays.etcd_ops.probe import CONTROL_PLANE_SERVICES, HostProbe
+from kbuild.plays.etcd_ops.probe import CONTROL_PLANE_SERVICES, HostProbe, unreachable_hosts, why_missing
 from kbuild.plays.etcd_ops.snapfile import FileCheck
 
 # etcd preallocates a 64 MB WAL segment; the restored database is the snapshot's size; the upload as much.
@@ -108,9 +108,9 @@ def build_plan(cluster: Cluster, snapshot: Path, check: FileCheck, metadata: dic
     tool = snapshot_tool(target)
     reasons: list[str] = []
     notes: list[str] = []
-    unreachable = [name for name, p in probes.items() if p is None]
-    for name in unreachable:
-        reasons.append(f"{name}: unreachable (every etcd member and control plane must be reachable)")
+    unprobed = [name for name, p in probes.items() if p is None]
+    for name in unprobed:
+        reasons.append(f"{name}: {why_missing(probes, name)} (every etcd member and control plane must be reachable)")
     if metadata is not None:
         if metadata.get("cluster") != cluster.name:
             reasons.append(f"the snapshot is of cluster {metadata.get('cluster')!r}, the inventory's is "
@@ -149,11 +149,11 @@ def build_plan(cluster: Cluster, snapshot: Path, check: FileCheck, metadata: dic
     if reasons:
         mountpoint = any("mount point" in r for r in reasons)
         hint = ("bring the hosts back (or remove dead ones from the inventory: the restored cluster has the "
-                "inventory's members), then run the restore again" if unreachable else
+                "inventory's members), then run the restore again" if unprobed else
                 "run `kbuild bootstrap` to install the tools" if any(f"no {tool}" in r for r in reasons) else
                 f"stop etcd, move the data out of the mount point's {cluster.etcd.data_dir}/member by hand, or use a "
                 "data_dir inside the mount" if mountpoint else None)
-        raise RestoreRefused(reasons, hint=hint, unreachable=bool(unreachable))
+        raise RestoreRefused(reasons, hint=hint, unreachable=bool(unreachable_hosts(probes)))
     healthy = [name for name, p in probes.items() if p is not None and p.is_etcd and p.healthy]
     return RestorePlan(
         cluster=cluster.name, snapshot=snapshot, check=check, metadata=metadata, stamp=stamp,

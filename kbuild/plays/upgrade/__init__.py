@@ -3,13 +3,13 @@
 from kbuild.plays.upgrade.guard import UpgradeRefused, bootstrap_phase
 from kbuild.plays.upgrade.observe import survey
 from kbuild.plays.upgrade.plan import Step, UpgradePlan, build
-from kbuild.plays.upgrade.policy import Finding, check_plan
+from kbuild.plays.upgrade.policy import PolicyFinding, check_plan
 from kbuild.plays.upgrade.rolling import run
 from kbuild.plays.upgrade.stop import UpgradeStopped
-from kbuild.plays.upgrade.versions import HostVersions, Installed, Version, detect
+from kbuild.plays.upgrade.running import HostVersions, Installed, Version, detect
 
 __all__ = [
-    "Finding",
+    "PolicyFinding",
     "HostVersions",
     "Installed",
     "Step",

@@ -18,7 +18,7 @@ from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import rolling
 from kbuild.plays.upgrade.observe import survey
 from kbuild.plays.upgrade.plan import UpgradePlan
-from kbuild.plays.upgrade.versions import BY_NAME, cluster_target, detect
+from kbuild.plays.upgrade.running import BY_NAME, cluster_target, detect
 
 PHASE = "upgrade"
 

@@ -10,7 +10,7 @@ from kbuild.plays.clusterfacts import nodes as node_facts
 from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import plan, policy
-from kbuild.plays.upgrade.versions import HostVersions, Version, cluster_target, detect
+from kbuild.plays.upgrade.running import HostVersions, Version, cluster_target, detect
 
 
 PHASE = "upgrade-survey"
@@ -21,7 +21,7 @@ def survey(ctx: Context, *, max_unavailable: int = 1, known: dict | None = None)
     cluster: Cluster = ctx.cluster
     target = cluster_target(cluster)
     observed = detect(ctx, list(cluster.hosts), known)
-    findings: list[policy.Finding] = []
+    findings: list[policy.PolicyFinding] = []
     leader, cluster_version = _etcd(ctx, cluster, observed, target, findings)
     found_nodes = _nodes(ctx, cluster, observed, findings)
     return plan.build(cluster, observed, target, etcd_leader=leader, nodes=found_nodes,
@@ -34,7 +34,7 @@ def _running(observed: dict[str, HostVersions], component: str) -> list[str]:
 
 
 def _etcd(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions], target: dict[str, Version],
-          findings: list[policy.Finding]) -> tuple[str | None, Version | None]:
+          findings: list[policy.PolicyFinding]) -> tuple[str | None, Version | None]:
     """The leader and the cluster version, when some member moves to another etcd version.
 
     etcd upgrades start from a healthy cluster: a member down at its old version refuses the plan. A member
@@ -45,9 +45,10 @@ def _etcd(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions], tar
         return None, None  # the leader and cluster version only matter to members that change version
     down = sorted(h for h, i in members.items() if not i.active and i.version != target["etcd"])
     if down:
-        findings.append(policy.Finding(policy.REFUSE, "etcd-unhealthy", f"etcd is not running on {', '.join(down)}: "
-                                       "etcd is upgraded only from a healthy cluster; start it (kbuild bootstrap "
-                                       "at the current versions) first", policy.ETCD_3_5))
+        findings.append(policy.PolicyFinding(policy.REFUSE, "etcd-unhealthy",
+                                             f"etcd is not running on {', '.join(down)}: etcd is upgraded only from a "
+                                             "healthy cluster; start it (kbuild bootstrap at the current versions) "
+                                             "first", policy.ETCD_3_5))
         return None, None
     running = [h for h, i in members.items() if i.active]
     names = member_names(cluster)
@@ -62,14 +63,14 @@ def _etcd(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions], tar
             continue
         leader = next((m.name for m in etcd_status.named(statuses, names) if m.is_leader), None)
         return leader, cluster_version
-    findings.append(policy.Finding(policy.REFUSE, "etcd-unhealthy", "etcd does not answer for every running member ("
-                                   + "; ".join(errors) + "): etcd is upgraded only from a healthy cluster",
-                                   policy.ETCD_3_5))
+    findings.append(policy.PolicyFinding(policy.REFUSE, "etcd-unhealthy",
+                                         "etcd does not answer for every running member (" + "; ".join(errors)
+                                         + "): etcd is upgraded only from a healthy cluster", policy.ETCD_3_5))
     return None, None
 
 
 def _nodes(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions],
-           findings: list[policy.Finding]) -> dict[str, node_facts.Node]:
+           findings: list[policy.PolicyFinding]) -> dict[str, node_facts.Node]:
     if not cluster.kubelet_hosts:
         return {}
     apiservers = _running(observed, "kube-apiserver")
@@ -78,7 +79,7 @@ def _nodes(ctx: Context, cluster: Cluster, observed: dict[str, HostVersions],
     try:
         return ctx.session.read(PHASE, apiservers[0], node_facts.QUERY)
     except (QueryError, UnreachableError) as exc:
-        findings.append(policy.Finding(policy.WARN, "nodes-unknown", f"cannot list the Nodes ({exc}): kubelets "
+        findings.append(policy.PolicyFinding(policy.WARN, "nodes-unknown", f"cannot list the Nodes ({exc}): kubelets "
                                        "kbuild does not manage are not checked against the skew policy",
                                        policy.K8S_SKEW))
         return {}

@@ -6,19 +6,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from kbuild import components as table
 from kbuild.inventory import Cluster
 from kbuild.plays.upgrade import policy
 from kbuild.plays.clusterfacts.nodes import Node
 from kbuild.plays.upgrade.nodes import cordoned_by_kbuild
-from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+from kbuild.plays.upgrade.running import HostVersions, Installed, Version
 
-# What each kind of step moves, in the order the Kubernetes skew policy prescribes.
+# What each kind of step moves (the component table's upgrade steps), in the order the skew policy prescribes.
 STEP_COMPONENTS: dict[str, tuple[str, ...]] = {
-    "etcd": ("etcd",),
-    "apiserver": ("kube-apiserver",),
-    "controllers": ("kube-controller-manager", "kube-scheduler"),
-    "workers": ("containerd", "kubelet", "kube-proxy"),
-}
+    step: tuple(c.name for c in table.upgraded(step)) for step in table.UPGRADE_STEPS}
 KINDS = ("snapshot", *STEP_COMPONENTS)
 
 
@@ -90,16 +87,16 @@ class UpgradePlan:
     target: dict[str, Version]
     observed: dict[str, HostVersions]
     steps: list[Step]
-    findings: list[policy.Finding] = field(default_factory=list)
+    findings: list[policy.PolicyFinding] = field(default_factory=list)
     not_installed: list[str] = field(default_factory=list)  # hosts kbuild bootstrap still has to install
     max_unavailable: int = 1
 
     @property
-    def refusals(self) -> list[policy.Finding]:
+    def refusals(self) -> list[policy.PolicyFinding]:
         return [f for f in self.findings if f.refused]
 
     @property
-    def warnings(self) -> list[policy.Finding]:
+    def warnings(self) -> list[policy.PolicyFinding]:
         return [f for f in self.findings if not f.refused]
 
     @property
@@ -172,7 +169,7 @@ class UpgradePlan:
 def build(cluster: Cluster, observed: dict[str, HostVersions], target: dict[str, Version], *,
           etcd_leader: str | None = None, nodes: dict[str, Node] | None = None,
           etcd_cluster_version: Version | None = None, max_unavailable: int = 1,
-          extra_findings: list[policy.Finding] | None = None) -> UpgradePlan:
+          extra_findings: list[policy.PolicyFinding] | None = None) -> UpgradePlan:
     """The ordered steps: snapshot; etcd members (followers, then the leader); kube-apiservers one by one;
     controller-managers and schedulers; workers in batches of `max_unavailable`. Then the policy's
     verdict on every intermediate state of exactly that order."""

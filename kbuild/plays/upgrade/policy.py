@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from kbuild.plays.upgrade.versions import BY_NAME, Version
+from kbuild.plays.upgrade.running import BY_NAME, Version
 from kbuild.releases import ETCD as ETCD_MINORS
 from kbuild.releases import KUBERNETES
 
@@ -40,7 +40,7 @@ Key = tuple[str, str]  # (host or "node/NAME", component)
 
 
 @dataclass(frozen=True)
-class Finding:
+class PolicyFinding:
     level: str  # refuse | warn
     rule: str  # a short id, stable for tests and --json
     message: str
@@ -112,23 +112,23 @@ def _where(keys: Iterable[Key]) -> str:
     return ", ".join(hosts[:6]) + (f" and {len(hosts) - 6} more" if len(hosts) > 6 else "")
 
 
-def check_known(target: Mapping[str, Version]) -> list[Finding]:
+def check_known(target: Mapping[str, Version]) -> list[PolicyFinding]:
     """The target must be a version kbuild supports (kbuild.releases)."""
     found = []
     kube, etcd = target["kube-apiserver"], target["etcd"]
     if kube.minor_key not in KUBERNETES:
         known = ", ".join(f"{a}.{b}" for a, b in KUBERNETES)
-        found.append(Finding(REFUSE, "unknown-target", f"kbuild has no flag tables for Kubernetes {kube.short} "
+        found.append(PolicyFinding(REFUSE, "unknown-target", f"kbuild has no flag tables for Kubernetes {kube.short} "
                              f"(it knows {known})", K8S_SKEW))
     if etcd.minor_key not in ETCD_MINORS:
         known = ", ".join(f"{a}.{b}" for a, b in ETCD_MINORS)
-        found.append(Finding(REFUSE, "unknown-target", f"kbuild has no flag tables for etcd {etcd.short} "
+        found.append(PolicyFinding(REFUSE, "unknown-target", f"kbuild has no flag tables for etcd {etcd.short} "
                              f"(it knows {known})", ETCD_POLICY))
     return found
 
 
 def check_transitions(current: Mapping[Key, Version], target: Mapping[str, Version],
-                      moving: Iterable[Key] | None = None) -> list[Finding]:
+                      moving: Iterable[Key] | None = None) -> list[PolicyFinding]:
     """Each installed component's move to its target (those in `moving`, default all): no downgrade, no
     major change, no skipped minor. One finding per family and version found, naming components and hosts."""
     groups: dict[tuple[str, str, Version], list[Key]] = {}
@@ -137,7 +137,7 @@ def check_transitions(current: Mapping[Key, Version], target: Mapping[str, Versi
         want = target.get(key[1])
         if want is None or version == want or key not in chosen:
             continue
-        family = BY_NAME[key[1]].follows
+        family = BY_NAME[key[1]].release
         rule = UPGRADE_RULES[family]
         if want < version:
             kind = "downgrade"
@@ -162,7 +162,7 @@ def check_transitions(current: Mapping[Key, Version], target: Mapping[str, Versi
             step = Version(version.major, version.minor + 1, 0).short
             message = (f"{where} -> {want} skips {_skipped(version, want)}: upgrade one minor version at a "
                        f"time, first to the latest {step}.x, then to {want.short}")
-        found.append(Finding(REFUSE, kind, message, UPGRADE_RULES[family].source))
+        found.append(PolicyFinding(REFUSE, kind, message, UPGRADE_RULES[family].source))
     return found
 
 
@@ -218,7 +218,7 @@ def check_skew(state: Mapping[Key, Version]) -> list[Violation]:
 
 
 def check_plan(current: Mapping[Key, Version], target: Mapping[str, Version],
-               stages: Sequence[tuple[str, Sequence[Key]]]) -> list[Finding]:
+               stages: Sequence[tuple[str, Sequence[Key]]]) -> list[PolicyFinding]:
     """The whole upgrade: the target, each move, and the cluster's skew after every stage of the plan.
 
     `current` holds what is installed (hosts kbuild manages, and kubelets of Nodes it does not, keyed
@@ -235,7 +235,7 @@ def check_plan(current: Mapping[Key, Version], target: Mapping[str, Version],
     seen = set()
     for violation in check_skew(state):
         seen.add(violation.key)
-        findings.append(Finding(WARN, "skew-now", f"already outside the skew policy: {violation.message()}",
+        findings.append(PolicyFinding(WARN, "skew-now", f"already outside the skew policy: {violation.message()}",
                                 violation.rule.source))
     for name, keys in stages:
         for key in keys:
@@ -243,24 +243,24 @@ def check_plan(current: Mapping[Key, Version], target: Mapping[str, Version],
         for violation in check_skew(state):
             if violation.key not in seen:
                 seen.add(violation.key)
-                findings.append(Finding(REFUSE, "skew", f"after {name}: {violation.message()}",
+                findings.append(PolicyFinding(REFUSE, "skew", f"after {name}: {violation.message()}",
                                         violation.rule.source))
     etcd = target["etcd"]
     floor = ETCD_MIN_RECOMMENDED.get(etcd.minor_key)
     if floor is not None and etcd < floor and any(k[1] == "etcd" for k in current):
-        findings.append(Finding(WARN, "etcd-advisory", f"target etcd {etcd} is older than {floor}, the oldest "
+        findings.append(PolicyFinding(WARN, "etcd-advisory", f"target etcd {etcd} is older than {floor}, the oldest "
                                 f"{etcd.short} release etcd recommends for production (known data-inconsistency "
                                 "bugs)", ETCD_RECOMMENDATION))
     return findings
 
 
-def check_etcd_cluster_version(cluster_version: Version | None, target: Version) -> list[Finding]:
+def check_etcd_cluster_version(cluster_version: Version | None, target: Version) -> list[PolicyFinding]:
     """etcd negotiates a cluster version (the lowest member's minor); a rolling upgrade to 3.N starts from a
     cluster that already is at 3.N-1 or later, as the 3.4 -> 3.5 guide requires ("the running cluster must
     be 3.4 or greater")."""
     if cluster_version is None or cluster_version.minor_key >= (target.major, target.minor - 1):
         return []
-    return [Finding(REFUSE, "etcd-cluster-version",
+    return [PolicyFinding(REFUSE, "etcd-cluster-version",
                     f"the etcd cluster runs at cluster version {cluster_version.short}; etcd {target.short} needs "
                     f"a cluster at {target.major}.{target.minor - 1} or later: finish the previous etcd upgrade "
                     "first", ETCD_3_5)]

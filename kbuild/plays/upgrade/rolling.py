@@ -19,13 +19,13 @@ from kbuild.plays.components import apiserver_get
 from kbuild.plays.etcd_ops.commands import member_names
 from kbuild.plays.phases import Context, require_success
 from kbuild.plays.upgrade import etcdstate, leaders, nodes
-from kbuild.plays.upgrade.plan import Step, UpgradePlan
+from kbuild.plays.upgrade.plan import STEP_COMPONENTS, Step, UpgradePlan
 from kbuild.plays.upgrade.stop import StopRequest, UpgradeStopped
 
 PHASES = {"snapshot": "upgrade-snapshot", "etcd": "upgrade-etcd", "apiserver": "upgrade-apiserver",
           "controllers": "upgrade-controllers", "workers": "upgrade-workers"}
-APISERVER = frozenset({"kube-apiserver"})
-CONTROLLERS = ("kube-controller-manager", "kube-scheduler")  # leader-elected, in start order
+APISERVER = frozenset(STEP_COMPONENTS["apiserver"])
+CONTROLLERS = STEP_COMPONENTS["controllers"]  # leader-elected, in start order
 
 
 def split_plan(plan: Plan, services: Collection[str], *, unowned: bool) -> list:

@@ -231,7 +231,7 @@ def test_exit_1_when_a_check_finds_a_problem(env: dict[str, str], capsys: pytest
 def test_exit_3_when_preflight_finds_a_problem(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     def unfit(ctx: object) -> None:
-        raise preflight_play.PreflightFailed([preflight_play.Finding("cp1", "memory", "1 GiB, 2 GiB needed")])
+        raise preflight_play.PreflightFailed([preflight_play.PreflightFinding("cp1", "memory", "1 GiB, 2 GiB needed")])
 
     monkeypatch.setattr(preflight_play, "run", unfit)
     assert run(["preflight", "-i", env["inv"], "--json"]) == 3

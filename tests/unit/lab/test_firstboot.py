@@ -7,7 +7,7 @@ import stat
 
 from kbuild.lab.firstboot import hosts_file, known_hosts_lines, machine_files, network_unit, write_files
 from kbuild.lab.keys import ed25519_pair, host_keys
-from kbuild.lab.plan import make_plan
+from kbuild.lab.topology import make_plan
 
 PLAN = make_plan("lab", 1, 2)
 

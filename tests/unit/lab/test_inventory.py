@@ -17,7 +17,7 @@ from kbuild.lab.inventory import (
     lab_inventory,
     render_inventory,
 )
-from kbuild.lab.plan import make_plan
+from kbuild.lab.topology import make_plan
 from kbuild.render import host_files
 
 APP = "kbuild.test/app:1.0"

@@ -8,7 +8,7 @@ import pytest
 
 from kbuild.errors import ExitCode, UsageError
 from kbuild.lab.errors import LabNotFound
-from kbuild.lab.plan import IFNAMSIZ, allocate, bridge_name, make_plan
+from kbuild.lab.topology import IFNAMSIZ, allocate, bridge_name, make_plan
 
 
 def test_default_lab_shape():

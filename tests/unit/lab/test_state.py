@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from kbuild.lab.errors import LabError
-from kbuild.lab.plan import make_plan
+from kbuild.lab.topology import make_plan
 from kbuild.lab.state import LabState
 
 

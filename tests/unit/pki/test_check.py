@@ -8,7 +8,7 @@ from datetime import timedelta
 from kbuild.inventory import Cluster
 from kbuild.pki import check, ensure
 from kbuild.pki.certlist import instances, kubeconfig_instances
-from kbuild.pki.status import residual
+from kbuild.pki.cert_check import residual
 from kbuild.pki.store import StateFiles
 
 from .conftest import HOSTS, NOW, snapshot

@@ -21,7 +21,7 @@ from kbuild.pki.certlist import (
 )
 from kbuild.plays.components import listening_ports
 from kbuild.render import units_for
-from kbuild.render.facts import paths
+from kbuild.render.host_values import paths
 
 from .conftest import NOW
 

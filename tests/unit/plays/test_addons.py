@@ -15,7 +15,7 @@ from kbuild.engine.facts import RouteFact
 from kbuild.engine.resources import Absent, Command, Route, Service
 from kbuild.engine.runner import Plan
 from kbuild.engine.ssh import Result
-from kbuild.plays import bootstrap, control_plane, node, status
+from kbuild.plays import bootstrap, control_plane, node, cluster_status
 from kbuild.plays.desired import INPUTS, gather_inputs
 from kbuild.inventory import Cluster
 from kbuild.plays.phases import Context
@@ -187,33 +187,33 @@ def test_a_control_plane_without_kubelet_sets_the_pod_routes_itself(cluster_of) 
 
 
 def test_parse_deployment_reads_replicas_asked_for_and_available() -> None:
-    assert status.parse_deployment("coredns", DEPLOYMENT) == status.AddonStatus("coredns", 2, 2)
+    assert cluster_status.parse_deployment("coredns", DEPLOYMENT) == cluster_status.AddonStatus("coredns", 2, 2)
     rolling_out = json.dumps({"spec": {"replicas": 3}, "status": {"replicas": 3}})  # none available yet
-    assert status.parse_deployment("coredns", rolling_out) == status.AddonStatus("coredns", 3, 0)
+    assert cluster_status.parse_deployment("coredns", rolling_out) == cluster_status.AddonStatus("coredns", 3, 0)
 
 
 @pytest.mark.parametrize("addon,ok", [
-    (status.AddonStatus("coredns", 2, 2), True),
-    (status.AddonStatus("coredns", 2, 1), True),  # still answering names
-    (status.AddonStatus("coredns", 2, 0), False),
-    (status.AddonStatus("coredns", 0, 0), False),  # scaled to nothing
-    (status.AddonStatus("coredns", 2, 0, error="not found"), False),
-    (status.AddonStatus("coredns", 2, 0, waiting="no worker to run on"), True),
-    (status.AddonStatus("coredns", 2, 0, error="not found", waiting="no worker to run on"), False),
+    (cluster_status.AddonStatus("coredns", 2, 2), True),
+    (cluster_status.AddonStatus("coredns", 2, 1), True),  # still answering names
+    (cluster_status.AddonStatus("coredns", 2, 0), False),
+    (cluster_status.AddonStatus("coredns", 0, 0), False),  # scaled to nothing
+    (cluster_status.AddonStatus("coredns", 2, 0, error="not found"), False),
+    (cluster_status.AddonStatus("coredns", 2, 0, waiting="no worker to run on"), True),
+    (cluster_status.AddonStatus("coredns", 2, 0, error="not found", waiting="no worker to run on"), False),
 ])
 def test_an_addon_is_ok_when_available_or_expectedly_waiting(addon, ok) -> None:
     assert addon.ok is ok
-    report = status.ClusterStatus([], addons=[addon])
+    report = cluster_status.ClusterStatus([], addons=[addon])
     assert any(p.startswith("addon coredns") for p in report.problems) is not ok
 
 
-def collect(cluster, answers: dict[str, str | None]) -> status.ClusterStatus:  # noqa: ANN001
-    return status.collect(context(cluster, Recorder(answers)))
+def collect(cluster, answers: dict[str, str | None]) -> cluster_status.ClusterStatus:  # noqa: ANN001
+    return cluster_status.collect(context(cluster, Recorder(answers)))
 
 
 def test_status_asks_the_api_for_the_coredns_deployment(cluster_of) -> None:
     report = collect(cluster_of(MASTER + WORKER), {"get deployment coredns -n kube-system -o json": DEPLOYMENT})
-    assert report.addons == [status.AddonStatus("coredns", 2, 2)]
+    assert report.addons == [cluster_status.AddonStatus("coredns", 2, 2)]
     missing = collect(cluster_of(MASTER + WORKER), {"get deployment coredns": None})
     (addon,) = missing.addons
     assert not addon.ok and addon.error == "no such object"

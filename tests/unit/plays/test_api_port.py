@@ -17,12 +17,12 @@ import yaml
 from kbuild import layout, pki
 from kbuild.engine.runner import Plan
 from kbuild.inventory import Cluster
-from kbuild.plays import bootstrap, control_plane, preflight, status
+from kbuild.plays import bootstrap, control_plane, preflight, cluster_status
 from kbuild.plays.desired import prepare_inputs
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import rolling
 from kbuild.plays.upgrade.plan import build
-from kbuild.plays.upgrade.versions import cluster_target
+from kbuild.plays.upgrade.running import cluster_target
 from tests.unit.artifacts.helpers import write_cluster_mirror
 from tests.unit.fakes import FakeSession, PlanRecorder
 
@@ -152,10 +152,10 @@ def test_the_control_plane_gates_used_by_restore_are_on_the_port(cluster) -> Non
 
 def test_status_probes_the_apiserver_on_the_port(cluster) -> None:
     ctx, runner = context(cluster)
-    status.collect(ctx)
-    assert status.probe_script(cluster, cluster.host("m1")) in runner.commands
+    cluster_status.collect(ctx)
+    assert cluster_status.probe_script(cluster, cluster.host("m1")) in runner.commands
     assert_all_on_the_port(runner.commands, must_reach={"/readyz"})
-    assert_all_on_the_port([status.probe_script(cluster, cluster.host("m1"))], must_reach={"/readyz"})
+    assert_all_on_the_port([cluster_status.probe_script(cluster, cluster.host("m1"))], must_reach={"/readyz"})
 
 
 def test_the_upgrade_readiness_gates_ask_the_apiserver_on_the_port(cluster, monkeypatch) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from kbuild.plays import bootstrap
 from kbuild.plays.desired import INPUTS, PKI
 from kbuild.plays.phases import Context
 from tests.unit.artifacts.helpers import write_cluster_mirror
+from tests.unit.fakes import FakeSession
 
 INVENTORY = """\
 cluster: {{name: t}}
@@ -28,15 +28,6 @@ hosts:
   m1: {{address: 198.18.0.10, roles: [etcd, control-plane]}}
   w1: {{address: 198.18.0.11, roles: [worker]}}
 {more}"""
-
-
-class Reporter:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def emit(self, event) -> None:  # noqa: ANN001 - kbuild.engine.report.Event
-        if event.message:
-            self.messages.append(event.message)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
@@ -55,13 +46,14 @@ def cluster_with(cluster_from: Callable[[str], Cluster], tmp_path: Path) -> Call
     return make
 
 
-def check_run(cluster: Cluster) -> tuple[Context, Reporter]:
-    """The pki and artifacts phases of `kbuild bootstrap --check`, as the CLI runs them."""
-    reporter = Reporter()
-    ctx = Context(cluster, types.SimpleNamespace(hosts=list(cluster.hosts), reporter=reporter), check=True)
+def check_run(cluster: Cluster) -> tuple[Context, FakeSession]:
+    """The pki and artifacts phases of `kbuild bootstrap --check`, as the CLI runs them (no host is asked)."""
+    session = FakeSession(cluster.hosts, check=True)
+    ctx = Context(cluster, session, check=True)
     bootstrap.phase_pki(ctx)
     bootstrap.phase_artifacts(ctx)
-    return ctx, reporter
+    assert session.commands == []
+    return ctx, session
 
 
 def test_check_mode_on_a_fresh_state_dir_writes_nothing_and_says_what_would_be_created(
@@ -70,11 +62,11 @@ def test_check_mode_on_a_fresh_state_dir_writes_nothing_and_says_what_would_be_c
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # no throwaway copy of the state dir either
-    ctx, reporter = check_run(cluster)
+    ctx, session = check_run(cluster)
 
     assert not cluster.state_dir.exists()
     assert not list(scratch.iterdir())
-    said = next(m for m in reporter.messages if "would write" in m)
+    said = next(m for m in session.messages if "would write" in m)
     assert said.startswith("0 reused, ") and "ca, etcd-ca, front-proxy-ca" in said
     assert ctx.state.get(PKI).dry_run
 
@@ -94,10 +86,10 @@ def test_check_mode_on_an_existing_state_dir_leaves_it_byte_identical(cluster_wi
     before = snapshot(cluster_with().state_dir)
     grown = cluster_with("  w2: {address: 198.18.0.12, roles: [worker]}\n")  # a new node: new certificates
 
-    ctx, reporter = check_run(grown)
+    ctx, session = check_run(grown)
 
     assert snapshot(grown.state_dir) == before
-    said = next(m for m in reporter.messages if "would write" in m)
+    said = next(m for m in session.messages if "would write" in m)
     assert "kubelet-client/w2" in said and "kubelet.conf/w2" in said
     w2 = {f.path: f for f in ctx.state.get(INPUTS)["w2"].pki}
     serving = x509.load_pem_x509_certificate(w2[remote_path("kubelet-serving.crt")].content)
@@ -110,10 +102,10 @@ def test_check_mode_on_an_existing_state_dir_leaves_it_byte_identical(cluster_wi
 
 def test_a_real_run_writes_what_check_mode_showed_it_would(cluster_with) -> None:
     cluster = cluster_with()
-    reporter = Reporter()
-    ctx = Context(cluster, types.SimpleNamespace(hosts=list(cluster.hosts), reporter=reporter))
+    session = FakeSession(cluster.hosts)
+    ctx = Context(cluster, session)
     bootstrap.phase_pki(ctx)
     bootstrap.phase_artifacts(ctx)
     m1 = {f.path: f for f in ctx.state.get(INPUTS)["m1"].pki}
     assert m1[remote_path("apiserver.crt")].content == (cluster.state_dir / "pki" / "apiserver.crt").read_bytes()
-    assert any(m.startswith("0 reused, ") and " wrote: " in m for m in reporter.messages)
+    assert any(m.startswith("0 reused, ") and " wrote: " in m for m in session.messages)

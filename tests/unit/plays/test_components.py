@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kbuild.plays import control_plane, node, status
+from kbuild.plays import control_plane, node, cluster_status
 from kbuild.plays.components import health_checks
 
 
@@ -13,7 +13,7 @@ def test_status_runs_every_health_check_the_gates_wait_for(cluster_from) -> None
     assert [g.name for g in gates] == [
         "kube-apiserver /livez", "kube-apiserver /readyz", "kube-controller-manager /healthz",
         "kube-scheduler /healthz", "containerd answering", "kubelet /healthz", "kube-proxy /healthz"]
-    probe = status.probe_script(cluster, cluster.host("m1"))
+    probe = cluster_status.probe_script(cluster, cluster.host("m1"))
     for gate in gates:
         assert gate.command in probe, gate.name
     for component in ("etcd", "kubectl", "kbuild-pod-routes"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kbuild import layout
+from kbuild.engine.ssh import Result
 from kbuild.errors import InventoryError
 from kbuild.plays import etcd as etcd_play
 from kbuild.plays.etcd_backup import (
@@ -21,10 +22,12 @@ from kbuild.plays.etcd_backup import (
 from kbuild.plays.clusterfacts.etcd_members import Member
 from kbuild.plays.clusterfacts.etcd_status import EndpointStatus
 from kbuild.plays.etcd_ops.health import membership_problems, status_problems
-from kbuild.plays.etcd_ops.probe import HostProbe
+from kbuild.plays.etcd_ops.probe import HostProbe, probe_hosts, unreachable_hosts
+from kbuild.plays.phases import Context
 from kbuild.plays.etcd_ops.snapfile import FORMAT
 from kbuild.render import host_files
 
+from tests.unit.fakes import FakeSession
 from tests.unit.supported import ETCD_RELEASES, ETCD_VERSION
 
 from .etcd_fakes import cluster
@@ -83,6 +86,27 @@ def test_membership_against_the_inventory(tmp_path: Path) -> None:
     split = status_problems(c, {"m1": member("m1", cluster_id="a", leader=True), "m2": member("m2", cluster_id="b"),
                                 "m3": None})
     assert "m3: unreachable" in split and any("disagree on the cluster ID" in p for p in split)
+
+
+def test_a_member_without_a_probe_is_reported_with_the_reason(tmp_path: Path) -> None:
+    """`kbuild etcd status` says why a member has no answer: unreachable, or a probe that failed on the host."""
+    c = cluster(tmp_path)
+    healthy = ('@@kb-etcd health\nok\nrc 0\n@@kb-etcd status\n[{"Endpoint":"e","Status":{"header":{"cluster_id":1,'
+               '"member_id":2,"revision":4,"raft_term":2},"leader":2,"version":"' + ETCD_VERSION + '"}}]\n'
+               '@@kb-etcd facts\ndata member\n')
+
+    def answer(host: str, command: str) -> Result | str:
+        return healthy if host == "m1" else Result(127, b"", b"sh: etcdctl: not found")
+
+    session = FakeSession(c.hosts, answer, unreachable={"m2"})
+    probes = probe_hosts(Context(c, session), c.etcd_hosts)
+    assert probes["m1"] is not None and probes["m2"] is None and probes["m3"] is None
+    assert unreachable_hosts(probes) == {"m2"}
+    problems = status_problems(c, probes)
+    assert "m2: unreachable (m2: connection refused (scripted))" in problems
+    assert any(p.startswith("m3: probe failed (the probe printed nothing usable (exit 127): sh: etcdctl: not found")
+               for p in problems), problems
+    assert unreachable_hosts({"m1": probes["m1"], "m3": None}) == {"m3"}  # only the absence known: unreachable
 
 
 def test_backup_files_only_on_etcd_hosts_when_enabled(tmp_path: Path) -> None:

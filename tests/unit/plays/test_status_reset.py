@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from kbuild import layout
-from kbuild.plays import reset, status
+from kbuild.plays import reset, cluster_status
 from kbuild.plays.phases import Context
 from kbuild.plays.clusterfacts import etcd_status
 from kbuild.plays.clusterfacts import nodes as node_facts
@@ -29,7 +29,7 @@ def cluster(cluster_from):
 
 
 def test_probe_parsing_and_verdicts():
-    host = status.parse_probe("m1", "\n".join([
+    host = cluster_status.parse_probe("m1", "\n".join([
         "unit etcd active", f"version etcd etcd Version: {ETCD_VERSION}", "health etcd ok",
         "unit kube-apiserver active", f"version kube-apiserver Kubernetes v{KUBE}",
         "health kube-apiserver fail curl: (7) Failed to connect",
@@ -39,7 +39,7 @@ def test_probe_parsing_and_verdicts():
     assert by_unit["etcd"].ok and by_unit["etcd"].version == ETCD_VERSION
     assert not by_unit["kube-apiserver"].ok and "Failed to connect" in by_unit["kube-apiserver"].detail
     assert not by_unit["kube-scheduler"].ok and by_unit["kube-scheduler"].version == f"v{KUBE}"
-    report = status.ClusterStatus([host])
+    report = cluster_status.ClusterStatus([host])
     assert "m1: kube-apiserver unhealthy: curl: (7) Failed to connect" in report.problems
     assert "m1: kube-scheduler unhealthy: unit failed" in report.problems
 
@@ -57,14 +57,14 @@ def test_etcd_and_node_parsing():
          "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": f"v{KUBE}"}}},
         {"metadata": {"name": "w2"}, "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}},
     ]})).values())
-    report = status.ClusterStatus([], etcd_members=members, nodes=nodes, expected_nodes=["w1", "w2", "w3"])
+    report = cluster_status.ClusterStatus([], etcd_members=members, nodes=nodes, expected_nodes=["w1", "w2", "w3"])
     assert report.problems == ["node w2: not Ready", "node w3: not registered"]
-    assert status.ClusterStatus([], etcd_members=[members[1]]).problems == ["etcd: no leader"]
+    assert cluster_status.ClusterStatus([], etcd_members=[members[1]]).problems == ["etcd: no leader"]
 
 
 def test_unreachable_host_is_a_problem():
-    assert status.ClusterStatus([status.HostStatus("w1", reachable=False, error="timed out")]).problems == [
-        "w1: unreachable (timed out)"]
+    unreachable = cluster_status.HostReport("w1", reachable=False, error="timed out")
+    assert cluster_status.ClusterStatus([unreachable]).problems == ["w1: unreachable (timed out)"]
 
 
 def test_reset_plan_keeps_etcd_data_by_default(cluster):
@@ -140,6 +140,6 @@ def test_etcd_members_on_ipv6_hosts_are_named(cluster_from):
     output = json.dumps([{"Endpoint": f"https://[fd00::1{i}]:2379",
                           "Status": {"header": {"member_id": i}, "leader": 0, "raftIndex": 7}} for i in range(3)])
     ctx = Context(v6, FakeSession(v6.hosts, lambda host, command: output))
-    report = status.ClusterStatus([])
-    status._etcd_members(ctx, v6, report, {"m1", "m2", "m3"})
+    report = cluster_status.ClusterStatus([])
+    cluster_status._etcd_members(ctx, v6, report, {"m1", "m2", "m3"})
     assert [m.name for m in report.etcd_members] == ["m1", "m2", "m3"] and not report.etcd_error

@@ -9,7 +9,7 @@ from kbuild.errors import ExitCode, UsageError
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import guard
 from kbuild.plays.upgrade.plan import build
-from kbuild.plays.upgrade.versions import (
+from kbuild.plays.upgrade.running import (
     HostVersions,
     Installed,
     Version,

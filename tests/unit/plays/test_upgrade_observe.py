@@ -8,7 +8,7 @@ import pytest
 
 from kbuild.plays.phases import Context
 from kbuild.plays.upgrade import observe
-from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+from kbuild.plays.upgrade.running import HostVersions, Installed, Version
 from tests.unit.fakes import FakeSession
 from tests.unit.supported import ETCD_PREVIOUS, ETCD_VERSION
 

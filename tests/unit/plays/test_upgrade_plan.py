@@ -10,7 +10,7 @@ from kbuild.plays.clusterfacts.nodes import Node
 from kbuild.plays.upgrade.nodes import ANNOTATION
 from kbuild.plays.upgrade.plan import build
 from kbuild.plays.upgrade.rolling import APISERVER, CONTROLLERS, split_plan
-from kbuild.plays.upgrade.versions import (
+from kbuild.plays.upgrade.running import (
     HostVersions,
     Installed,
     Version,

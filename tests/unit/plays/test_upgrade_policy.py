@@ -11,7 +11,7 @@ from kbuild.plays.upgrade.policy import (
     check_skew,
     check_transitions,
 )
-from kbuild.plays.upgrade.versions import Version
+from kbuild.plays.upgrade.running import Version
 from kbuild.releases import ETCD, KUBERNETES, show
 from tests.unit.supported import CONTAINERD, CONTAINERD_UNSUPPORTED, ETCD_VERSION, KUBE_PREVIOUS, beyond, short, step
 from tests.unit.supported import KUBE as KUBE_VERSION
@@ -57,7 +57,7 @@ def stages_in_order(state: dict) -> list[tuple[str, list]]:
     return stages
 
 
-def refusals(findings) -> list[policy.Finding]:
+def refusals(findings) -> list[policy.PolicyFinding]:
     return [f for f in findings if f.refused]
 
 

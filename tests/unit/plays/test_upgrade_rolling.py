@@ -20,7 +20,7 @@ from kbuild.plays.upgrade import rolling
 from kbuild.plays.upgrade.nodes import ANNOTATION
 from kbuild.plays.upgrade.plan import build
 from kbuild.plays.upgrade.stop import UpgradeStopped
-from kbuild.plays.upgrade.versions import (
+from kbuild.plays.upgrade.running import (
     HostVersions,
     Installed,
     Version,

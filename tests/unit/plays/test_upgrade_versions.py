@@ -14,7 +14,7 @@ from kbuild.plays.clusterfacts import nodes as node_facts
 from kbuild.plays.upgrade.nodes import ANNOTATION, cordoned_by_kbuild
 from kbuild.plays.clusterfacts.installed import MARK
 from kbuild.plays.clusterfacts.installed import parse as parse_probe
-from kbuild.plays.upgrade.versions import Version, host_components, probe_script
+from kbuild.plays.upgrade.running import Version, host_components, probe_script
 from tests.unit.supported import CONTAINERD, ETCD_PREVIOUS, ETCD_VERSION, KUBE, KUBE_PREVIOUS, short, step
 
 # The version lines are the test mirror's binaries' `--version`, as the probe prints them (first 3 lines

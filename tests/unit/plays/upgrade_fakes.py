@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kbuild.plays.upgrade.versions import HostVersions, Installed, Version
+from kbuild.plays.upgrade.running import HostVersions, Installed, Version
 from tests.unit.supported import CONTAINERD, ETCD_PREVIOUS, KUBE_PREVIOUS
 
 

@@ -121,7 +121,7 @@ def test_controller_manager_flags(make_cluster: MakeCluster, kubernetes: str) ->
     assert flags["leader-elect"] == "true"
     assert flags["node-monitor-period"] == "7s"
     assert flags["node-monitor-grace-period"] == "1m"
-    # kbuild assigns node pod CIDRs itself (kbuild.render.facts); the allocator must not compete.
+    # kbuild assigns node pod CIDRs itself (kbuild.render.host_values); the allocator must not compete.
     assert flags["allocate-node-cidrs"] == "false"
 
 

@@ -8,7 +8,7 @@ import pytest
 from kbuild.engine.ssh import Result
 from kbuild.errors import KbuildError
 from kbuild.plays.phases import Context
-from kbuild.plays.upgrade.versions import Version, detect
+from kbuild.plays.upgrade.running import Version, detect
 from tests.unit.fakes import FakeSession
 from tests.unit.plays.test_upgrade_versions import MASTER, WORKER
 

@@ -9,7 +9,7 @@ import pytest
 
 from kbuild.engine.session import QueryError
 from kbuild.engine.ssh import Result
-from kbuild.plays import status
+from kbuild.plays import cluster_status
 from kbuild.plays.clusterfacts import nodes as node_facts
 from kbuild.plays.clusterfacts.version import Version
 from kbuild.plays.upgrade.nodes import cordoned_by_kbuild
@@ -24,7 +24,7 @@ def test_recorded_nodes_with_their_conditions() -> None:
     assert w1.ready and w1.unschedulable and cordoned_by_kbuild(w1) and w1.kubelet == Version(1, 36, 3)
     assert not w2.ready and not w2.unschedulable and not cordoned_by_kbuild(w2) and w2.kubelet_version == "v1.37.2"
     assert not m1.ready  # Ready is Unknown: its kubelet stopped posting
-    report = status.ClusterStatus([], nodes=list(nodes.values()), expected_nodes=["m1", "w1", "w2", "w3"])
+    report = cluster_status.ClusterStatus([], nodes=list(nodes.values()), expected_nodes=["m1", "w1", "w2", "w3"])
     assert report.problems == ["node m1: not Ready", "node w2: not Ready", "node w3: not registered"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from kbuild import components as table
 from kbuild import layout
 from kbuild.engine.session import QueryError
 from kbuild.engine.ssh import Connection
@@ -38,11 +39,10 @@ def health_command(cluster: Cluster, unit: str) -> str | None:
 
 
 def version_command(unit: str) -> str | None:
-    binary = layout.binary_path(unit)
-    return {
-        "etcd": f"{binary} --version | head -n1",
-        "containerd": f"{binary} --version",
-    }.get(unit, f"{binary} --version" if unit.startswith("kube") else None)
+    row = table.BY_NAME.get(unit)  # kbuild's own units (the pod routes) have no version
+    if row is None or row.version_command is None:
+        return None
+    return f"{layout.binary_path(unit)} {row.version_command}"
 
 
 def probe_script(cluster: Cluster, host: Host) -> str:
@@ -73,7 +73,7 @@ class ComponentStatus:
 
 
 @dataclass
-class HostStatus:
+class HostReport:
     host: str
     reachable: bool = True
     error: str = ""
@@ -84,7 +84,7 @@ class HostStatus:
         return self.reachable and all(c.ok for c in self.components)
 
 
-def parse_probe(host: str, output: str) -> HostStatus:
+def parse_probe(host: str, output: str) -> HostReport:
     components: dict[str, ComponentStatus] = {}
     for line in output.splitlines():
         kind, _, rest = line.partition(" ")
@@ -100,7 +100,7 @@ def parse_probe(host: str, output: str) -> HostStatus:
             verdict, _, detail = value.partition(" ")
             component.healthy = verdict == "ok"
             component.detail = detail.strip()
-    return HostStatus(host, components=list(components.values()))
+    return HostReport(host, components=list(components.values()))
 
 
 @dataclass
@@ -120,7 +120,7 @@ class AddonStatus:
 
 @dataclass
 class ClusterStatus:
-    hosts: list[HostStatus]
+    hosts: list[HostReport]
     etcd_members: list[EndpointStatus] = field(default_factory=list)  # named after their hosts
     etcd_error: str = ""
     nodes: list[Node] = field(default_factory=list)
@@ -179,7 +179,7 @@ def collect(ctx: Context) -> ClusterStatus:
     """Probe every selected host in parallel, then ask etcd and the API about the cluster as a whole."""
     cluster: Cluster = ctx.cluster
     hosts = {h.name: h for h in ctx.session.hosts}
-    results: dict[str, HostStatus] = {}
+    results: dict[str, HostReport] = {}
 
     def probe(conn: Connection) -> str:
         host = hosts[conn.target.name]
@@ -189,7 +189,7 @@ def collect(ctx: Context) -> ClusterStatus:
         return f"unhealthy: {', '.join(bad)}" if bad else "all components healthy"
 
     outcomes = ctx.session.each(PHASE, list(hosts), probe, describe="units, health endpoints, versions")
-    statuses = [results.get(name) or HostStatus(name, reachable=False, error=(o.message or o.status.value))
+    statuses = [results.get(name) or HostReport(name, reachable=False, error=(o.message or o.status.value))
                 for name, o in outcomes.items()]
     report = ClusterStatus(statuses, expected_nodes=[h.name for h in cluster.kubelet_hosts if h.name in hosts],
                            no_pod_network=cluster.settings.cni == "none")

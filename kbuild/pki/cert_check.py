@@ -22,7 +22,7 @@ from kbuild.pki.assess import (
     INVALID,
     MISMATCH,
     MISSING,
-    Finding,
+    PKIFinding,
     ca_findings,
     cert_subject,
     days_left,
@@ -121,7 +121,7 @@ def check(cluster: Cluster, *, now: datetime | None = None) -> CheckReport:
             findings = ca_findings(pair, (str(path), str(files.key(inst.file))), pki.renew_before_days, now)
             recorded = trusted.get(inst.name)
             if not findings and pair.cert is not None and recorded and recorded != trust.fingerprint(pair.cert):
-                findings = [Finding(INVALID, f"not the CA this cluster was set up with ({trust.path_of(files)} "
+                findings = [PKIFinding(INVALID, f"not the CA this cluster was set up with ({trust.path_of(files)} "
                                              f"records {recorded})", False)]
         else:
             leaf_pems[inst.name] = pair.cert_pem
@@ -139,12 +139,12 @@ def check(cluster: Cluster, *, now: datetime | None = None) -> CheckReport:
     return CheckReport(files.root, tuple(rows), warnings)
 
 
-def _state(findings: list[Finding]) -> str:
+def _state(findings: list[PKIFinding]) -> str:
     kinds = {f.kind for f in findings}
     return next((k for k in _SEVERITY if k in kinds), OK)
 
 
-def _row(name: str, kind: str, path: Path, pair: Pair, ca: str | None, findings: list[Finding],
+def _row(name: str, kind: str, path: Path, pair: Pair, ca: str | None, findings: list[PKIFinding],
          now: datetime) -> CertStatus:
     cert = pair.cert
     return CertStatus(
@@ -189,18 +189,18 @@ def _kubeconfig_row(files: StateFiles, name: str, file: str, server: str, cert_n
     except ValueError as exc:
         return CertStatus(name, "kubeconfig", path, INVALID, ca="ca", matches=False,
                           problems=(str(exc).splitlines()[0],))
-    findings: list[Finding] = []
+    findings: list[PKIFinding] = []
     left = days_left(cert, now)
     if left <= 0:
-        findings.append(Finding(EXPIRED, f"embedded certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}"))
+        findings.append(PKIFinding(EXPIRED, f"embedded certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}"))
     elif left < renew_before_days:
-        findings.append(Finding(EXPIRING, f"embedded certificate expires in {left:.0f} days"))
+        findings.append(PKIFinding(EXPIRING, f"embedded certificate expires in {left:.0f} days"))
     if parsed.server != server:
-        findings.append(Finding(MISMATCH, f"server is {parsed.server}, the inventory says {server}"))
+        findings.append(PKIFinding(MISMATCH, f"server is {parsed.server}, the inventory says {server}"))
     if ca_cert is None or parsed.ca_pem != ca_cert.public_bytes(Encoding.PEM):
-        findings.append(Finding(MISMATCH, "embeds a CA other than the current one"))
+        findings.append(PKIFinding(MISMATCH, "embeds a CA other than the current one"))
     if leaf_pem is None or parsed.cert_pem != leaf_pem:
-        findings.append(Finding(MISMATCH, f"embeds a client certificate other than {cert_name}'s current one"))
+        findings.append(PKIFinding(MISMATCH, f"embeds a client certificate other than {cert_name}'s current one"))
     return CertStatus(name, "kubeconfig", path, _state(findings), subject=cert_subject(cert),
                       not_after=cert.not_valid_after_utc, residual=residual(cert.not_valid_after_utc, now),
                       ca="ca", matches=not any(f.kind == MISMATCH for f in findings),

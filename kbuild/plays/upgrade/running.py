@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
+from kbuild import components as table
 from kbuild import layout
+from kbuild.components import Component
 from kbuild.engine.runner import HostStatus
 from kbuild.engine.session import Query
 from kbuild.errors import ExitCode, KbuildError
@@ -18,43 +19,20 @@ from kbuild.plays.phases import Context
 __all__ = ["BY_NAME", "COMPONENTS", "Component", "HostVersions", "Installed", "Version", "cluster_target", "detect",
            "host_components", "probe_script"]
 
-@dataclass(frozen=True)
-class Component:
-    """A long-running component kbuild upgrades: its binary, its unit, and which inventory version it follows."""
-
-    name: str
-    follows: str  # field of cluster.versions: kubernetes | etcd | containerd
-    role: str  # etcd | control-plane | node: which hosts run it
-
-    @property
-    def binary(self) -> str:
-        return str(layout.binary_path(self.name))
-
-    @property
-    def service(self) -> str:
-        return self.name
-
-
-COMPONENTS = (
-    Component("etcd", "etcd", "etcd"),
-    Component("kube-apiserver", "kubernetes", "control-plane"),
-    Component("kube-controller-manager", "kubernetes", "control-plane"),
-    Component("kube-scheduler", "kubernetes", "control-plane"),
-    Component("containerd", "containerd", "node"),
-    Component("kubelet", "kubernetes", "node"),
-    Component("kube-proxy", "kubernetes", "node"),
-)
+# The long-running components an upgrade moves, in start order (the component table's), and by name.
+COMPONENTS = table.upgraded()
 BY_NAME = {c.name: c for c in COMPONENTS}
 
 
 def host_components(host: Host) -> list[Component]:
-    has = {"etcd": host.is_etcd, "control-plane": host.is_control_plane, "node": host.runs_kubelet}
-    return [c for c in COMPONENTS if has[c.role]]
+    roles = table.host_roles(host)
+    return [c for c in COMPONENTS if c.role in roles]
 
 
 def probe_script(host: Host, known: dict[str, tuple[str, str]] | None = None) -> str:
     """The installed-components fact's script for the components `host` runs (see clusterfacts.installed)."""
-    return installed.command((installed.Probed(c.name, c.binary, c.service) for c in host_components(host)), known)
+    probed = (installed.Probed(c.name, str(layout.binary_path(c.name)), c.name) for c in host_components(host))
+    return installed.command(probed, known)
 
 
 def detect(ctx: Context, hosts: list[Host], known: dict[str, dict[str, tuple[str, str]]] | None = None
@@ -82,4 +60,4 @@ def cluster_target(cluster: Cluster) -> dict[str, Version]:
     v = cluster.settings.versions
     follows = {"kubernetes": Version.parse(v.kubernetes), "etcd": Version.parse(v.etcd),
                "containerd": Version.parse(v.containerd)}
-    return {c.name: follows[c.follows] for c in COMPONENTS}
+    return {c.name: follows[c.release] for c in COMPONENTS}
