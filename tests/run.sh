@@ -13,7 +13,7 @@ export PATH
 
 need_apt=""
 for tool in systemd-nspawn:systemd-container debootstrap:debootstrap ip:iproute2 iptables:iptables ssh:openssh-client \
-            gcc:gcc strip:binutils make:make bzip2:bzip2 dpkg-source:dpkg-dev gpgv:gpgv; do
+            gcc:gcc strip:binutils make:make bzip2:bzip2 dpkg-source:dpkg-dev gpgv:gpgv strace:strace; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt="$need_apt ${tool#*:}"
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt="$need_apt python3-venv"

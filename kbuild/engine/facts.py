@@ -3,7 +3,8 @@
 A no-op run costs a host the processes its fact script starts, so a kind of query is answered by a
 fixed handful of processes however many resources ask: every path of the host by one `stat` and one
 `sha256sum` (of the files whose upload stamp no longer matches), services by one `systemctl show`,
-sysctls and kernel modules by shell builtins alone. The output never carries a file name except
+routes by one `ip route show` per address family, sysctls, kernel modules and `creates` guards by
+shell builtins alone. The output never carries a file name except
 sha256sum's (which escapes newlines), so hostile names (newlines, spaces, quotes) cannot shift a
 parse; it is read by position, in the order the controller asked. Tests feed recorded output to the
 parsers and run the generated script with a shell.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -94,6 +96,7 @@ kb_module() {
   if [ -f "$3" ]; then echo yes; else echo no; fi
 }
 kb_test() { if ( eval "$1" ) </dev/null >/dev/null 2>&1; then echo yes; else echo no; fi; }
+kb_exists() { if [ -e "$1" ]; then echo yes; else echo no; fi; }
 """
 
 
@@ -359,6 +362,115 @@ class GuardQuery(FactQuery):
 
 
 @dataclass(frozen=True)
+class ExistsQuery(FactQuery):
+    """Whether a path exists (a `creates` guard), answered by the shell's own `[ -e ]`: no process per guard."""
+
+    path: str
+    kind: ClassVar[str] = "exists"
+
+    @classmethod
+    def batch_script(cls, queries: Sequence[ExistsQuery]) -> str:
+        return "\n".join(['echo "$KB_M exists"', *(command("kb_exists", x.path) for x in queries)])
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[ExistsQuery]) -> list[GuardFact]:
+        lines = _section(sections, "exists", len(queries))
+        return [GuardFact(line == "yes") for line in lines[:len(queries)]]
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The words `ip route` prints before the destination of a route that is not plain unicast.
+ROUTE_TYPES = frozenset({"unicast", "local", "broadcast", "multicast", "throw", "unreachable", "prohibit",
+                         "blackhole", "nat", "anycast"})
+
+
+@dataclass(frozen=True)
+class RouteFact:
+    """The main table's routes to exactly one destination, each as its words (a multipath route's nexthops too)."""
+
+    routes: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def gateways(self) -> set[str]:
+        """Every address a route to the destination goes via, as `ip` spells it."""
+        return {words[i + 1] for words in self.routes for i, w in enumerate(words[:-1]) if w == "via"}
+
+    def goes_via(self, gateway: str) -> bool:
+        wanted = ipaddress.ip_address(gateway)
+        return any(_same_address(found, wanted) for found in self.gateways)
+
+
+def _same_address(text: str, wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(text) == wanted
+    except ValueError:  # `via inet6 ADDR` and other spellings that are not the plain address asked for
+        return False
+
+
+@dataclass(frozen=True)
+class RouteQuery(FactQuery):
+    """The routes to one destination (a CIDR), or with `within` to every network inside it (itself included).
+    The table is read once per family and host, however many routes are asked: a guard per route
+    (`ip route show X | grep`) started processes per peer on every node."""
+
+    destination: str
+    within: bool = False
+    kind: ClassVar[str] = "route"
+
+    @property
+    def network(self) -> Network:
+        return ipaddress.ip_network(self.destination, strict=False)
+
+    @classmethod
+    def batch_script(cls, queries: Sequence[RouteQuery]) -> str:
+        families = sorted({x.network.version for x in queries})
+        return "\n".join(f'echo "$KB_M route.{v}"\n{command("ip", f"-{v}", "route", "show", "table", "main")} 2>/dev/null'
+                         for v in families)
+
+    @classmethod
+    def batch_parse(cls, sections: Sections, queries: Sequence[RouteQuery]) -> list[RouteFact]:
+        tables = {v: parse_routes(sections.get(f"route.{v}", []), v) for v in {x.network.version for x in queries}}
+        facts = []
+        for x in queries:
+            table, wanted = tables[x.network.version], x.network
+            if x.within:
+                found = [r for net, routes in table.items() if net.subnet_of(wanted) for r in routes]  # type: ignore[arg-type]
+            else:
+                found = table.get(wanted, [])
+            facts.append(RouteFact(tuple(found)))
+        return facts
+
+
+def parse_routes(lines: Sequence[str], version: int) -> dict[Network, list[tuple[str, ...]]]:
+    """`ip route show` output as destination network -> its routes' words. A line that starts with white space
+    (a multipath route's `nexthop via ...`) belongs to the route above it; a line naming no readable
+    destination is left out, with its nexthops."""
+    routes: list[tuple[Network | None, list[str]]] = []
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        if line[0].isspace():
+            if routes:
+                routes[-1][1].extend(words)
+            continue
+        dest = words[1] if words[0] in ROUTE_TYPES and len(words) > 1 else words[0]
+        if dest == "default":
+            dest = "0.0.0.0/0" if version == 4 else "::/0"
+        try:
+            network: Network | None = ipaddress.ip_network(dest, strict=False)
+        except ValueError:
+            network = None
+        routes.append((network, words))
+    table: dict[Network, list[tuple[str, ...]]] = {}
+    for network, words in routes:
+        if network is not None:
+            table.setdefault(network, []).append(tuple(words))
+    return table
+
+
+@dataclass(frozen=True)
 class ShellQuery(FactQuery):
     """A fact of its own kind: a snippet and its parser, one section each (images, and plays' own facts)."""
 
@@ -378,11 +490,16 @@ class ShellQuery(FactQuery):
 
 
 def fact_script(queries: Sequence[FactQuery], marker: str) -> str:
-    """The one script that answers every query of a host; its output frames sections with `marker`."""
-    lines = [f"KB_M={q(marker)}", "LC_ALL=C; export LC_ALL", FACT_FUNCTIONS]
+    """The one script that answers every query of a host; its output frames sections with `marker`.
+
+    The answers are gathered in a variable and written at once: line by line, each `echo` left the host
+    as an SSH packet of its own, which cost sshd and the controller (decrypting, checking the MAC, waking
+    the reader) per line, 3 to 10 ms of the controller's CPU for a host of 25 resources against 1.4 ms.
+    Its stdin is /dev/null: the script itself comes on stdin, and no fact command may read the rest of it."""
+    lines = [f"KB_M={q(marker)}", "LC_ALL=C; export LC_ALL", FACT_FUNCTIONS, "kb_facts() {"]
     for kind, group in _by_kind(queries).items():
         lines.append(kind.batch_script([x for _, x in group]))
-    lines.append('echo "$KB_M end"')
+    lines += ['echo "$KB_M end"', "}", "kb_out=$(kb_facts </dev/null)", "printf '%s\\n' \"$kb_out\""]
     return "\n".join(lines)
 
 

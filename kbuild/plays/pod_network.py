@@ -4,9 +4,7 @@ and the CNI files kbuild once wrote and no longer wants."""
 from __future__ import annotations
 
 from kbuild import layout
-from kbuild.engine.facts import q
-from kbuild.engine.resources import Absent, Command, Resource, Service
-from kbuild.engine.shell import command
+from kbuild.engine.resources import Absent, Resource, Route, RoutesPruned, Service
 from kbuild.inventory import Cluster, Host
 from kbuild.render import gets_pod_routes, pod_routes, pod_routes_role
 
@@ -17,21 +15,13 @@ def route_resources(cluster: Cluster, host: Host, role: str) -> list[Resource]:
     if cluster.settings.cni != "bridge" or not gets_pod_routes(host) or role != pod_routes_role(host):
         return []
     resources: list[Resource] = [Service("kbuild-pod-routes")]
-    wanted = []
-    for route in pod_routes(cluster, host):
-        cidr, via = route.cidr, route.via
-        wanted.append(f"{cidr} {via}")
-        resources.append(Command(f"route {cidr} via {route.node}", command("ip", "route", "replace", cidr, "via", via),
-                                 unless=f"{command('ip', 'route', 'show', cidr)} | {command('grep', '-qF', f'via {via} ')}"))
+    routes = pod_routes(cluster, host)
+    # Routes, not guarded commands: the host's table is read once for all peers, not twice per peer.
+    resources += [Route(str(r.cidr), str(r.via), name=f"route {r.cidr} via {r.node}") for r in routes]
     # Routes into the pod network that no node of the inventory explains any more (a node removed, or
     # renumbered): gone, so its old block never shadows a new node's.
-    family = f"-{cluster.settings.pod_cidr.version}"
-    stale = (f"{command('ip', family, 'route', 'show', 'root', cluster.settings.pod_cidr)} | "
-             "awk '$2 == \"via\" {print $1 \" \" $3}' | "
-             + (f"grep -vxF {' '.join(f'-e {q(w)}' for w in wanted)}" if wanted else "cat"))
-    resources.append(Command("stale pod routes removed",
-                             f"{stale} | while read -r c v; do ip {family} route del \"$c\" via \"$v\"; done",
-                             unless=f"test -z \"$({stale})\""))
+    resources.append(RoutesPruned("stale pod routes removed", str(cluster.settings.pod_cidr),
+                                  tuple((str(r.cidr), str(r.via)) for r in routes)))
     return resources
 
 

@@ -174,7 +174,8 @@ def nothing_there(query: facts.FactQuery) -> object:
     if isinstance(query, facts.ShellQuery):
         return query.parse("")
     return {facts.ServiceQuery: facts.ServiceFact("", "", ""), facts.SysctlQuery: facts.SysctlFact(None, None),
-            facts.ModuleQuery: facts.ModuleFact(False, False), facts.GuardQuery: facts.GuardFact(False)}[type(query)]
+            facts.ModuleQuery: facts.ModuleFact(False, False), facts.GuardQuery: facts.GuardFact(False),
+            facts.ExistsQuery: facts.GuardFact(False), facts.RouteQuery: facts.RouteFact()}[type(query)]
 
 
 def resource_scripts(plan, where: str) -> Iterator[tuple[str, str]]:  # noqa: ANN001 - engine Plan
@@ -279,7 +280,7 @@ def test_every_generated_command_keeps_hostile_values_inert(prepared_cluster, pa
     assert len(scripts) > 100
     carrying = [where for script, where in scripts if MARK in script or script == "rendering refused"]
     # The payload reached the commands that use those values (else this test would prove nothing).
-    for expected in ("etcd member probe", "reset m1 purge=False", "restore move aside", "node: command:route",
+    for expected in ("etcd member probe", "reset m1 purge=False", "restore move aside", "node: route:",
                      "scheduled snapshots listing", "rendered etcd backup script", "pod-routes unit",
                      "etcd: directory", "reset: forget nodes", "etcd probe m1", "upgrade m2",
                      "ready gate", "others healthy", "node labels"):

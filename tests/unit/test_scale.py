@@ -1,19 +1,25 @@
-"""Work per host stays constant at 2000 hosts: render, preflight and status, bounded by counted operations.
+"""Work per host stays constant at 2000 hosts: render, preflight and status, bounded by counted operations;
+and the facts script of one node starts as many processes for 40 resources of each kind as for 3.
 
 Timing would be flaky; counting is not. The counters are the operations a quadratic pass repeats: a
 scan over every host (each role question asked of a Host), a check of template values, a template
-render, the cluster-wide pod CIDR table.
+render, the cluster-wide pod CIDR table; on the host, the processes the kernel started.
 """
 
 from __future__ import annotations
 
 import collections
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from kbuild.engine.facts import fact_script
+from kbuild.engine.resources import Command, File, KernelModule, Service, Sysctl
 from kbuild.inventory import Host, load_cluster
-from kbuild.plays import preflight, cluster_status
+from kbuild.plays import cluster_status, pod_network, preflight
 from kbuild.render import env as jinja_env
 from kbuild.render import host_values as render_facts
 from kbuild.render import files as rendering
@@ -83,3 +89,80 @@ def test_preflight_and_status_of_2000_hosts_do_constant_work_per_host(big, count
         cluster_status.probe_script(big, host)
     preflight.check_cluster(big, facts)
     assert counted["role question"] <= 50 * HOSTS, counted
+
+
+# -- the facts script's process starts on one host -------------------------------------------------------------
+
+KINDS = 3, 40  # each kind of fact a few times, then many times
+
+
+def _traced(script: str, tmp: Path) -> tuple[int, list[str]]:
+    """Run `script` with /bin/sh under strace: the processes it made (sh included) and the programs they ran.
+
+    Counted by the kernel's own view (one trace file per process, -ff), so a fork for a subshell or a pipe
+    counts as much as a program started by name."""
+    logs = tmp / "trace"
+    logs.mkdir()
+    subprocess.run(["strace", "-f", "-ff", "-qq", "-e", "trace=execve", "-o", str(logs / "p"), "/bin/sh", "-s"],
+                   input=script.encode(), capture_output=True, check=True,
+                   env={"PATH": os.environ["PATH"], "KB_STAMPS": str(tmp / "stamps")})
+    programs = []
+    for log in logs.iterdir():
+        for line in log.read_text().splitlines():
+            if line.startswith("execve(") and line.rstrip().endswith("= 0"):
+                programs.append(Path(line.split('"')[1]).name)
+    return len(list(logs.iterdir())), sorted(programs)
+
+
+def _node_queries(tmp: Path, count: int) -> list:
+    """The fact queries of a node with `count` of every kind: files, services, sysctls, modules, `creates` guards,
+    and the pod routes of a cluster with `count` other kubelet hosts (the plays' own resources)."""
+    files = tmp / "files"
+    files.mkdir()
+    for i in range(count):
+        (files / f"f{i}").write_text(f"{i}\n")
+    cluster = load_cluster(_inventory(tmp / "inventory.yaml", count + 1))
+    routes = pod_network.route_resources(cluster, cluster.host("w1"), "node")
+    assert len(routes) == count + 2  # the unit, a route per peer, the stale ones removed
+    resources = [*(File(str(files / f"f{i}"), f"{i}\n", mode=0o644) for i in range(count)),
+                 *(Service(f"kb-svc{i}") for i in range(count)),
+                 *(Sysctl("kernel.ostype", "Linux") for _ in range(count)),
+                 *(KernelModule(f"kb_no_module{i}") for i in range(count)),
+                 *(Command(f"c{i}", "true", creates=str(files / f"f{i}")) for i in range(count)),
+                 *routes]
+    return [r.fact_query() for r in resources]
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (tests/run.sh installs it)")
+def test_the_facts_script_of_a_node_starts_the_same_few_processes_for_3_or_40_of_each_kind(tmp_path):
+    counted = {}
+    for count in KINDS:
+        (tmp_path / str(count)).mkdir()
+        queries = _node_queries(tmp_path / str(count), count)
+        counted[count] = _traced(fact_script(queries, "@@kb-test"), tmp_path / str(count))
+    (few, few_programs), (many, many_programs) = counted[KINDS[0]], counted[KINDS[1]]
+    assert (few, few_programs) == (many, many_programs), counted
+    # The programs: sh, one stat, one sha256sum (nothing stamped), one systemctl, one head, one ip for the routes
+    # and the stale ones alike; and the subshell that gathers the answers. Nothing per resource.
+    assert many_programs == ["head", "ip", "sh", "sha256sum", "stat", "systemctl"], many_programs
+    assert many <= 8, counted
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (tests/run.sh installs it)")
+def test_the_facts_of_a_node_leave_it_in_two_writes_for_3_or_40_of_each_kind(tmp_path):
+    # sshd sends what each read of the session's pipe gets as its own packet: a write per line cost the host's
+    # sshd and the controller per line. Only the outer shell (the session's) writes to the session.
+    for count in KINDS:
+        run = tmp_path / str(count)
+        run.mkdir()
+        script = fact_script(_node_queries(run, count), "@@kb-test")
+        logs = run / "trace"
+        logs.mkdir()
+        proc = subprocess.run(["strace", "-ff", "-qq", "-e", "trace=write,execve", "-o", str(logs / "p"),
+                               "/bin/sh", "-s"], input=script.encode(), capture_output=True, check=True,
+                              env={"PATH": os.environ["PATH"], "KB_STAMPS": str(run / "stamps")})
+        traces = [log.read_text() for log in logs.iterdir()]
+        (outer,) = [t for t in traces if t.startswith('execve("/bin/sh", ["/bin/sh", "-s"]')]  # the session's shell
+        writes = [line for line in outer.splitlines() if line.startswith("write(1,")]
+        assert 1 <= len(writes) <= 2, writes
+        assert proc.stdout.decode().rstrip("\n").endswith("@@kb-test end")

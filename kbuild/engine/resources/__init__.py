@@ -3,9 +3,9 @@
 from kbuild.engine.resources.base import Action, Payload, Resource, ResourceError
 from kbuild.engine.resources.files import Absent, Artifact, Directory, File
 from kbuild.engine.resources.images import ContainerImage
-from kbuild.engine.resources.system import Command, KernelModule, Service, Sysctl
+from kbuild.engine.resources.system import Command, KernelModule, Route, RoutesPruned, Service, Sysctl
 
 __all__ = [
     "Absent", "Action", "Artifact", "Command", "ContainerImage", "Directory", "File", "KernelModule", "Payload", "Resource",
-    "ResourceError", "Service", "Sysctl",
+    "ResourceError", "Route", "RoutesPruned", "Service", "Sysctl",
 ]

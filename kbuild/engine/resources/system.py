@@ -1,12 +1,14 @@
-"""System state: systemd services, sysctls, kernel modules, and guarded commands."""
+"""System state: systemd services, sysctls, kernel modules, routes, and guarded commands."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
-from kbuild.engine.facts import (GuardFact, GuardQuery, ModuleFact, ModuleQuery, ServiceFact, ServiceQuery, SysctlFact,
-                                 SysctlQuery, q)
+from kbuild.engine.facts import (ExistsQuery, FactQuery, GuardFact, GuardQuery, ModuleFact, ModuleQuery, RouteFact,
+                                 RouteQuery, ServiceFact, ServiceQuery, SysctlFact, SysctlQuery, q)
 from kbuild.engine.resources.base import Action, Resource
+from kbuild.engine.shell import command
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,100 @@ class KernelModule(Resource):
 
 
 @dataclass(frozen=True)
+class Route(Resource):
+    """A route in the main table to `destination` (a CIDR) via the gateway `via`, set live.
+
+    A route to the destination that goes another way is replaced (`ip route replace`), as is one of
+    another type (a blackhole). `name` is how reports call it. Every route of a host is read from one
+    listing of the table (RouteQuery), so a node's cost does not grow with its peers.
+    """
+
+    destination: str
+    via: str
+    name: str = ""
+    notify: tuple[str, ...] = field(default=())
+    kind = "route"
+
+    def __post_init__(self) -> None:
+        # Both reach the host's `ip` as words: a value that is no network or address is a plan's bug.
+        ipaddress.ip_network(self.destination, strict=False)
+        ipaddress.ip_address(self.via)
+
+    @property
+    def key(self) -> str:
+        return f"route:{self.destination}"
+
+    def describe(self) -> str:
+        return self.name or f"route {self.destination} via {self.via}"
+
+    def fact_query(self, *, with_content: bool = False) -> RouteQuery:
+        return RouteQuery(self.destination)
+
+    def changes(self, fact: RouteFact) -> list[str]:
+        if fact.goes_via(self.via):
+            return []
+        if not fact.routes:
+            return [f"add via {self.via}"]
+        found = sorted(fact.gateways)
+        return [f"via {', '.join(found)} -> via {self.via}" if found else f"{fact.routes[0][0]} -> via {self.via}"]
+
+    def action(self, fact: RouteFact) -> Action:
+        return Action(command("ip", "route", "replace", self.destination, "via", self.via))
+
+
+@dataclass(frozen=True)
+class RoutesPruned(Resource):
+    """No route via a gateway to a network inside `within` (a CIDR) but the `keep` ones (destination,
+    gateway): the routes to nodes gone from the inventory (or renumbered) go, so an old block never
+    shadows a new node's. Routes with no gateway (a bridge's own, a blackhole) are left alone. Read
+    from the same listing of the table as the Routes.
+    """
+
+    name: str
+    within: str
+    keep: tuple[tuple[str, str], ...] = ()
+    notify: tuple[str, ...] = field(default=())
+    kind = "routes-pruned"
+
+    @property
+    def key(self) -> str:
+        return f"routes-pruned:{self.within}"
+
+    def describe(self) -> str:
+        return self.name
+
+    def fact_query(self, *, with_content: bool = False) -> RouteQuery:
+        return RouteQuery(self.within, within=True)
+
+    def stale(self, fact: RouteFact) -> list[tuple[str, str]]:
+        """The (destination, gateway) of each route to remove, as `ip` printed them."""
+        keep = {(ipaddress.ip_network(d, strict=False), ipaddress.ip_address(v)) for d, v in self.keep}
+        found = []
+        for words in fact.routes:
+            if len(words) < 3 or words[1] != "via":  # `DEST via GW ...`: a plain route through a gateway
+                continue
+            try:
+                route = (ipaddress.ip_network(words[0], strict=False), ipaddress.ip_address(words[2]))
+            except ValueError:
+                continue
+            if route not in keep:
+                found.append((words[0], words[2]))
+        return found
+
+    def changes(self, fact: RouteFact) -> list[str]:
+        return [f"remove {dest} via {via}" for dest, via in self.stale(fact)]
+
+    def action(self, fact: RouteFact) -> Action:
+        # A stale route may be gone by now: a Route of this plan replaced it (same destination, new gateway).
+        family = f"-{ipaddress.ip_network(self.within, strict=False).version}"
+        steps = [f"{command('ip', family, 'route', 'del', dest, 'via', via)} 2>/dev/null || "
+                 f"[ -z \"$({command('ip', family, 'route', 'show', dest, 'via', via)})\" ] || "
+                 f"{{ echo {q(f'cannot remove the route to {dest} via {via}')} >&2; exit 1; }}"
+                 for dest, via in self.stale(fact)]
+        return Action("\n".join(steps) or ":")
+
+
+@dataclass(frozen=True)
 class Command(Resource):
     """A command run only when its guard says the work is not done yet.
 
@@ -159,8 +255,9 @@ class Command(Resource):
             return f"test -e {q(self.creates)}"
         return self.unless
 
-    def fact_query(self, *, with_content: bool = False) -> GuardQuery:
-        return GuardQuery(self._guard())
+    def fact_query(self, *, with_content: bool = False) -> FactQuery:
+        # A `creates` path is tested by the fact script's shell itself; an `unless` test runs in a subshell.
+        return ExistsQuery(self.creates) if self.creates is not None else GuardQuery(self.unless)
 
     def changes(self, fact: GuardFact) -> list[str]:
         if fact.ok:

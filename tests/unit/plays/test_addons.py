@@ -11,7 +11,8 @@ import pytest
 from kbuild import layout, pki
 from kbuild.artifacts import cluster_artifacts
 from kbuild.cli.cluster import print_status
-from kbuild.engine.resources import Absent, Command, Service
+from kbuild.engine.facts import RouteFact
+from kbuild.engine.resources import Absent, Command, Route, Service
 from kbuild.engine.runner import Plan
 from kbuild.engine.ssh import Result
 from kbuild.plays import bootstrap, control_plane, node, cluster_status
@@ -153,8 +154,8 @@ def test_cni_none_leaves_out_the_cni_config_the_pod_routes_and_their_unit(cluste
                       str(layout.unit_path("kbuild-pod-routes")), "kbuild-pod-routes"}
     assert kbuild_network <= managed(own)
     assert not kbuild_network & managed(theirs)
-    assert any(isinstance(r, Command) and r.name.startswith("route ") for r in own.resources)
-    assert not [r for r in theirs.resources if isinstance(r, Command) and "route" in r.name]
+    assert any(isinstance(r, Route) for r in own.resources)
+    assert not [r for r in theirs.resources if isinstance(r, (Route, Command)) and "route" in r.name]
     # The CNI directories and the standard plugins stay: the user's network add-on writes its config there, and
     # many (flannel) delegate to the bridge and host-local plugins.
     assert {str(layout.CNI_CONF_DIR), str(layout.CNI_BIN_DIR)} <= managed(theirs)
@@ -173,13 +174,13 @@ def test_the_bridge_network_removes_the_cni_config_older_kbuilds_wrote(cluster_o
 def test_a_control_plane_without_kubelet_sets_the_pod_routes_itself(cluster_of) -> None:
     cluster = cluster_of(MASTER + WORKER + "  w2: {address: 198.18.0.12, roles: [worker]}\n")
     resources = control_plane.plan(cluster, gather_inputs(cluster, cluster.host("m1"), ())).resources
-    routes = [r for r in resources if isinstance(r, Command) and r.name.startswith("route ")]
-    assert [r.name for r in routes] == ["route 10.200.0.0/24 via w1", "route 10.200.1.0/24 via w2"]
-    assert "ip route replace 10.200.0.0/24 via 198.18.0.11" in routes[0].command
+    routes = [r for r in resources if isinstance(r, Route)]
+    assert [r.describe() for r in routes] == ["route 10.200.0.0/24 via w1", "route 10.200.1.0/24 via w2"]
+    assert routes[0].action(RouteFact()).script == "ip route replace 10.200.0.0/24 via 198.18.0.11"
     assert any(isinstance(r, Service) and r.name == "kbuild-pod-routes" for r in resources)
     users = cluster_of(MASTER + WORKER, "cni: none")
     assert not [r for r in control_plane.plan(users, gather_inputs(users, users.host("m1"), ())).resources
-                if isinstance(r, Command) and "route" in r.name]
+                if isinstance(r, (Route, Command)) and "route" in r.name]
 
 
 # -- CoreDNS in status ------------------------------------------------------------------------------------
