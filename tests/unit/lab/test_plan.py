@@ -45,7 +45,7 @@ def test_allocation_stops_before_the_broadcast_address():
     (("a" * 33, 1, 0), "at most 32"),
     (("lab", 0, 2), "--masters must be at least 1"),
     (("lab", 1, -1), "cannot be negative"),
-    (("lab", 40, 40), "at most 64 machines"),
+    (("lab", 121, 120), "at most 240 machines"),
     (("lab", 1, 1, "198.18.0.0/30"), "too small"),
     (("lab", 1, 1, "198.18.0.1/24"), "not a network in CIDR form"),
     (("lab", 1, 1, "fd00::/64"), "needs an IPv4 network"),
@@ -73,3 +73,8 @@ def test_machines_are_found_by_full_or_short_name():
     assert plan.machine("worker-2").name == "lab-worker-2"
     with pytest.raises(LabNotFound, match="no machine 'worker-3'; its machines are lab-master-1, lab-worker-1"):
         plan.machine("worker-3")
+
+
+def test_a_200_machine_lab_fits_one_24_as_the_200_host_benchmark_needs():
+    plan = make_plan("kb200", 1, 199, "198.18.0.0/24")
+    assert len(plan.machines) == 200 and str(plan.machines[-1].address) == "198.18.0.209"
