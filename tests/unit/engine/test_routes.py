@@ -114,8 +114,12 @@ def netns():
     """Runs shell scripts in one fresh network namespace, kept by a child process until the test ends."""
     if os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("unshare", "nsenter", "ip")):
         pytest.skip("needs root, unshare, nsenter and ip (util-linux, iproute2), as tests/run.sh has")
-    holder = subprocess.Popen(["unshare", "--net", "cat"], stdin=subprocess.PIPE)
+    # The holder says when it is in its namespace: entering it before would run the script on this host's own.
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", "echo ready; exec cat"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
     try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"ready\n"
+        assert os.readlink(f"/proc/{holder.pid}/ns/net") != os.readlink("/proc/self/ns/net")
         def run(script: str) -> str:
             proc = subprocess.run(["nsenter", f"--net=/proc/{holder.pid}/ns/net", "sh", "-s"], input=script.encode(),
                                   capture_output=True, check=True)
