@@ -425,8 +425,8 @@ class RouteQuery(FactQuery):
     @classmethod
     def batch_script(cls, queries: Sequence[RouteQuery]) -> str:
         families = sorted({x.network.version for x in queries})
-        return "\n".join(f'echo "$KB_M route.{v}"\n{command("ip", f"-{v}", "route", "show", "table", "main")} 2>/dev/null'
-                         for v in families)
+        listing = {v: command("ip", f"-{v}", "route", "show", "table", "main") for v in families}
+        return "\n".join(f'echo "$KB_M route.{v}"\n{listing[v]} 2>/dev/null' for v in families)
 
     @classmethod
     def batch_parse(cls, sections: Sections, queries: Sequence[RouteQuery]) -> list[RouteFact]:
@@ -435,7 +435,8 @@ class RouteQuery(FactQuery):
         for x in queries:
             table, wanted = tables[x.network.version], x.network
             if x.within:
-                found = [r for net, routes in table.items() if net.subnet_of(wanted) for r in routes]  # type: ignore[arg-type]
+                inside = [routes for net, routes in table.items() if net.subnet_of(wanted)]  # type: ignore[arg-type]
+                found = [r for routes in inside for r in routes]
             else:
                 found = table.get(wanted, [])
             facts.append(RouteFact(tuple(found)))

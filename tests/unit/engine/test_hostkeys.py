@@ -1,4 +1,5 @@
-"""known_hosts: a connection gets its own host's keys, found by name (plain, with a port, hashed), and parses no other."""
+"""known_hosts: a connection gets its own host's keys, found by name (plain, with a port, hashed), and parses no
+other."""
 
 from __future__ import annotations
 
