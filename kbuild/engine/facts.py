@@ -357,8 +357,7 @@ class GuardQuery(FactQuery):
 
     @classmethod
     def batch_parse(cls, sections: Sections, queries: Sequence[GuardQuery]) -> list[GuardFact]:
-        lines = _section(sections, "guard", len(queries))
-        return [GuardFact(line == "yes") for line in lines[:len(queries)]]
+        return _yes_no(sections, "guard", len(queries))
 
 
 @dataclass(frozen=True)
@@ -374,8 +373,12 @@ class ExistsQuery(FactQuery):
 
     @classmethod
     def batch_parse(cls, sections: Sections, queries: Sequence[ExistsQuery]) -> list[GuardFact]:
-        lines = _section(sections, "exists", len(queries))
-        return [GuardFact(line == "yes") for line in lines[:len(queries)]]
+        return _yes_no(sections, "exists", len(queries))
+
+
+def _yes_no(sections: Sections, name: str, count: int) -> list[GuardFact]:
+    """A section of `count` yes/no lines (kb_test's, kb_exists'), one per query."""
+    return [GuardFact(line == "yes") for line in _section(sections, name, count)[:count]]
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
