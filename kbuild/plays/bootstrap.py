@@ -116,6 +116,25 @@ def _remove_coredns_budget() -> Command:
                    unless="! " + control_plane.kubectl("get", *budget) + " >/dev/null 2>&1")
 
 
+def _old_coredns_gone() -> str:
+    """True once no replaced CoreDNS pod is still terminating on a Ready node.
+
+    `rollout status` ends when the new replicas are available, while the old ones still answer through their
+    lame-duck seconds and until every kube-proxy has dropped them: a name asked for right after bootstrap could
+    reach a replica with the previous Corefile. A pod on a node that is not Ready is never cleaned up by its
+    kubelet, so it is not waited for. Any kubectl failure prints a line that fails the check."""
+    nodes = control_plane.kubectl(
+        "get", "nodes", "-o",
+        'jsonpath={range .items[*]}node {.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}')
+    pods = control_plane.kubectl(
+        "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o",
+        'jsonpath={range .items[*]}pod {.spec.nodeName} {.metadata.deletionTimestamp}{"\\n"}{end}')
+    verdict = ('$1 == "failed" {stale = 1} $1 == "node" && $3 == "True" {ready[$2] = 1} '
+               '$1 == "pod" && NF == 3 && ($2 in ready) {stale = 1} END {exit stale}')
+    return (f"{{ {nodes} || echo failed; echo; {pods} || echo failed; echo; }} 2>/dev/null "
+            f"| awk {q(verdict)}")
+
+
 def phase_addons(ctx: Context) -> None:
     """CoreDNS (cluster.addons), applied once the nodes it runs on are up, gated on its rollout."""
     coredns = ctx.cluster.settings.addons.coredns
@@ -124,10 +143,11 @@ def phase_addons(ctx: Context) -> None:
         return
     apply = apply_manifest(ctx.state.get(INPUTS)[first.name], layout.COREDNS_MANIFEST, "CoreDNS")
     resources = [apply] if coredns_has_budget(ctx.cluster) else [apply, _remove_coredns_budget()]
-    gates = [] if ctx.check else [Gate(
-        "CoreDNS available", always=True, timeout=ADDONS_TIMEOUT,
-        command=control_plane.kubectl("rollout", "status", "deployment/coredns", "-n", "kube-system",
-                                      f"--timeout={int(ADDONS_TIMEOUT)}s"))]
+    gates = [] if ctx.check else [
+        Gate("CoreDNS available", always=True, timeout=ADDONS_TIMEOUT,
+             command=control_plane.kubectl("rollout", "status", "deployment/coredns", "-n", "kube-system",
+                                           f"--timeout={int(ADDONS_TIMEOUT)}s")),
+        Gate("CoreDNS's old replicas gone", always=True, timeout=ADDONS_TIMEOUT, command=_old_coredns_gone())]
     if ctx.cluster.settings.cni == "none":
         gates = []  # its pods wait for the pod network the user installs
     elif not ctx.cluster.kubelet_hosts:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
+import subprocess
 
 import pytest
 
@@ -85,9 +87,42 @@ def test_coredns_is_applied_through_the_first_control_plane_and_gated_on_its_rol
     manifest = next(f.content for f in ctx.state.get(INPUTS)["m1"].rendered if f.path == layout.COREDNS_MANIFEST)
     digest = hashlib.sha256(manifest.encode()).hexdigest()
     assert f"grep -qx {digest} " in apply.unless and f"get -f {layout.COREDNS_MANIFEST}" in apply.unless
-    (gate,) = plan.gates
-    assert gate.name == "CoreDNS available" and gate.always
-    assert "rollout status deployment/coredns -n kube-system" in gate.command
+    available, old_gone = plan.gates
+    assert available.name == "CoreDNS available" and available.always
+    assert "rollout status deployment/coredns -n kube-system" in available.command
+    assert old_gone.name == "CoreDNS's old replicas gone" and old_gone.always
+
+
+NODES = "node w1 True\nnode w2 Unknown\n"
+
+
+@pytest.mark.parametrize(("pods", "nodes", "passes"), [
+    ("pod w1 \npod w1 \n", NODES, True),  # both replicas current
+    ("pod w1 \npod w1 2026-12-04T20:00:00Z\n", NODES, False),  # an old one in its lame-duck seconds
+    ("pod w1 \npod w2 2026-12-04T20:00:00Z\n", NODES, True),  # stuck on a node that is gone: not waited for
+    ("pod w1 \n", None, False),  # the nodes could not be read: not taken as healthy
+    (None, NODES, False),
+])
+def test_the_old_replicas_gate_waits_for_terminating_coredns_pods_on_ready_nodes(
+        cluster_of, tmp_path, pods: str | None, nodes: str | None, passes: bool) -> None:
+    recorder = Recorder()
+    bootstrap.phase_addons(context(cluster_of(MASTER + WORKER), recorder))
+    (plan,) = recorder.applied["addons"].values()
+    gate = plan.gates[1]
+    # The gate's own shell text, run against a kubectl that prints what the API would.
+    fake = tmp_path / "kubectl"
+    fake.write_text("#!/bin/sh\ncase \"$*\" in\n"
+                    f"  *'get nodes'*) {answer(nodes)} ;;\n"
+                    f"  *'get pods'*) {answer(pods)} ;;\n"
+                    "esac\n")
+    fake.chmod(0o755)
+    command = gate.command.replace(str(layout.binary_path("kubectl")), str(fake))
+    assert str(fake) in command
+    assert (subprocess.run(["sh", "-c", command], check=False).returncode == 0) is passes
+
+
+def answer(output: str | None) -> str:
+    return f"printf {shlex.quote(output)}" if output is not None else "exit 1"
 
 
 def test_a_budget_the_cluster_can_no_longer_honour_is_deleted_and_one_it_can_is_kept(cluster_of) -> None:
