@@ -16,6 +16,9 @@ from bench.hosts import BenchLab, check
 from bench.workload import Host
 
 MARK_TAG = "kbbench-mark"
+# One pass over sshd's lines, kept in no file.
+COUNT_LINES = ('/^Accepted publickey/ {c++} /^Starting session:/ {s++} '
+               'END {print "connections", c + 0; print "sessions", s + 0}')
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,7 @@ def count_script(cursor: str, token: str) -> str:
     return (f"logger -t {MARK_TAG} {token}\n"
             f"i=0; until journalctl {after} -t {MARK_TAG} -o cat -q | grep -q {token}; do\n"
             f"  i=$((i+1)); [ $i -ge 200 ] && break; sleep 0.05; done\n"
-            f"journalctl {after} -t sshd -o cat -q > /tmp/kbbench-sshd.log\n"
-            f"echo connections $(grep -c '^Accepted publickey' /tmp/kbbench-sshd.log)\n"
-            f"echo sessions $(grep -c '^Starting session:' /tmp/kbbench-sshd.log)\n"
-            f"rm -f /tmp/kbbench-sshd.log\n")
+            f"journalctl {after} -t sshd -o cat -q | awk {shlex.quote(COUNT_LINES)}\n")
 
 
 def parse_counts(output: str) -> SshCounts:
