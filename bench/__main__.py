@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -118,7 +119,9 @@ def engines(args: argparse.Namespace) -> int:
             print(f"== {n} host{'s' if n > 1 else ''}")
             bench.run_size(hosts[:n], lab.access())
             summaries = summarize(bench.records)
-            payload.update(records=to_json(bench.records), summary=summaries)
+            payload.update(records=to_json(bench.records), summary=summaries,
+                           login_floor_ms={str(size): round(statistics.median(values), 1)
+                                           for size, values in bench.login_floors.items()})
             report.write_json(args.out, payload)  # after every size, so a long run leaves partial results
     finally:
         if args.existing:
@@ -146,6 +149,7 @@ def engine_markdown(payload: dict[str, object], summaries: list[Summary]) -> str
         + ", ".join(f"{k} {v}" for k, v in tools.items()) + ".",
         "",
         report.engine_tables(summaries),
+        *report.login_floor_lines(payload.get("login_floor_ms", {})),  # type: ignore[arg-type]
         "",
         *[f"- {line}" for line in report.targets(summaries)],
     ]
@@ -157,9 +161,11 @@ def merge(payloads: list[dict[str, object]]) -> tuple[dict[str, object], list[Su
     merged = dict(payloads[0])
     records = [RunRecord(**r) for p in payloads for r in p.get("records", [])]  # type: ignore[union-attr]
     tools: dict[str, object] = {}
+    floors: dict[str, object] = {}
     for p in payloads:
         tools.update(p.get("tools", {}))  # type: ignore[arg-type]
-    merged.update(tools=tools, records=to_json(records))
+        floors.update(p.get("login_floor_ms", {}))  # type: ignore[arg-type]
+    merged.update(tools=tools, records=to_json(records), login_floor_ms=floors)
     summaries = summarize(records)
     merged["summary"] = summaries
     return merged, summaries

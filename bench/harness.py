@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import statistics
 import subprocess
 import threading
@@ -14,10 +15,10 @@ from pathlib import Path
 
 from bench.drivers.config import DriverConfig
 from bench import hostcpu
-from bench.hosts import Access, BenchLab
-from bench.sshdlog import counts_since, cursors
+from bench.hosts import Access, BenchLab, check
+from bench.sshdlog import CURSOR_COMMAND, count_script, cursors, parse_counts, parse_cursor
 from bench.tools import Tool
-from bench.verify import HostState, verify
+from bench.verify import PROBE_SCRIPT, HostState, judge
 from bench.workload import Host, Workload, ensure_blob, expected
 
 # scenario -> (workload version, must the service restart?) ; None: first run, either is fine
@@ -111,6 +112,7 @@ class EngineBench:
         self.runs = runs
         self.say = say
         self.records: list[RunRecord] = []
+        self.login_floors: dict[int, list[float]] = {}  # host CPU ms per host of a bare login, per size and run
         self.blob, self.blob_sha256 = ensure_blob(workdir, workload.blob_bytes)
 
     def run_size(self, hosts: Sequence[Host], access: Access) -> list[RunRecord]:
@@ -132,13 +134,17 @@ class EngineBench:
         made: list[RunRecord] = []
         # Tools take turns within each repetition, so load from others on the machine hits all alike.
         for rep in range(self.runs):
+            floor = hostcpu.login_floor_ms(self.lab.name, hosts, access)
+            if floor is not None:
+                self.login_floors.setdefault(n, []).append(floor)
             for tool in self.tools:
                 run_dir, paths = configs[tool.name]
                 self.lab.reset(hosts)
                 before: dict[str, HostState] | None = None
+                marks = cursors(self.lab, hosts)
                 for scenario, (version, restarted) in SCENARIOS.items():
-                    record, before = self.measure(tool, hosts, scenario, rep, run_dir, paths[scenario], version,
-                                                  restarted, before)
+                    record, before, marks = self.measure(tool, hosts, scenario, rep, run_dir, paths[scenario],
+                                                         version, restarted, before, marks)
                     made.append(record)
                     self.records.append(record)
                     status = "ok" if record.valid else f"INVALID ({record.exit_code}; {'; '.join(record.problems[:3])})"
@@ -147,9 +153,10 @@ class EngineBench:
         return made
 
     def measure(self, tool: Tool, hosts: Sequence[Host], scenario: str, rep: int, run_dir: Path, config_path: Path,
-                version: int, restarted: bool | None,
-                before: dict[str, HostState] | None) -> tuple[RunRecord, dict[str, HostState]]:
-        marks = cursors(self.lab, hosts)
+                version: int, restarted: bool | None, before: dict[str, HostState] | None,
+                marks: dict[str, str]) -> tuple[RunRecord, dict[str, HostState], dict[str, str]]:
+        """One run of `tool`, counted in sshd's log from the journal positions `marks`; returns its record,
+        the hosts' state after it and their journal positions for the next run."""
         cpu_before = hostcpu.cpu_seconds(self.lab.name, hosts)
         invocation = tool.invocation(run_dir, config_path)
         log = run_dir / "logs" / f"{scenario}-{rep + 1}.log"
@@ -163,9 +170,14 @@ class EngineBench:
             output = stdout.read()
         cpu_after = hostcpu.cpu_seconds(self.lab.name, hosts)
         tool.cleanup(run_dir)
-        counts = counts_since(self.lab, hosts, marks)
+        # One visit per host after the run: sshd's lines since the mark, the end state, the next mark.
+        token = secrets.token_hex(6)
+        after = self.lab.on_all(hosts, lambda h: count_script(marks[h.name], token) + PROBE_SCRIPT + CURSOR_COMMAND)
+        check(after, "reading the hosts after the run")
+        counts = {name: parse_counts(result.stdout) for name, result in after.items()}
+        states = {name: HostState.parse(result.stdout) for name, result in after.items()}
         wants = {h.name: expected(self.workload.with_version(version), h, self.blob_sha256) for h in hosts}
-        states, problems = verify(self.lab, hosts, wants, restarted=restarted, before=before)
+        problems = judge(states, hosts, wants, restarted=restarted, before=before)
         if code != 0:
             tail = output.strip().splitlines()[-3:] + log.read_text(errors="replace").strip().splitlines()[-3:]
             problems = [f"exit code {code}: {' | '.join(tail)}", *problems]
@@ -173,7 +185,7 @@ class EngineBench:
                            sum(c.connections for c in counts.values()), sum(c.sessions for c in counts.values()),
                            tool.stats(output), problems, str(log), hostcpu.per_host_ms(cpu_before, cpu_after),
                            round(usage.ru_utime + usage.ru_stime, 3), round(usage.ru_maxrss / 1024, 1))
-        return record, states
+        return record, states, {name: parse_cursor(name, result) for name, result in after.items()}
 
 
 def run_measured(argv: list[str], **popen: object) -> tuple[int, resource.struct_rusage]:

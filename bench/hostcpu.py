@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.hosts import Access, parallel
 from bench.workload import Host
+from kbuild.engine.ssh import SSHTarget, connect
 from kbuild.lab import cgroups
 
 
@@ -45,3 +47,21 @@ def per_host_ms(before: dict[str, float | None], after: dict[str, float | None])
     """CPU milliseconds a machine spent between the two readings, averaged over the machines."""
     spent = [(after[n] - b) * 1000 for n, b in before.items() if b is not None and after.get(n) is not None]
     return round(sum(spent) / len(spent), 1) if spent else None
+
+
+def login_floor_ms(lab: str, hosts: Sequence[Host], access: Access) -> float | None:
+    """Host CPU, per host, of the least any SSH tool does: log in (the bench's user, key and pinned host keys)
+    and run `true` through sudo, once. A run's host CPU above this is the tool's own work on the host."""
+    def login(host: Host) -> None:
+        target = SSHTarget(host.name, host.address, user=access.user, key_file=str(access.key_file), become=True)
+        conn = connect(target, access.known_hosts, strict=True)
+        try:
+            result = conn.run("true")
+        finally:
+            conn.close()
+        if not result.ok:
+            raise RuntimeError(f"{host.name}: `sudo -n true` failed: {result.err.strip()}")
+
+    before = cpu_seconds(lab, hosts)
+    parallel(login, hosts)
+    return per_host_ms(before, cpu_seconds(lab, hosts))

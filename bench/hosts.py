@@ -17,6 +17,7 @@ from bench.workload import Host
 from kbuild.errors import KbuildError
 from kbuild.lab.image import LAB_USER
 from kbuild.lab.lab import Lab
+from kbuild.lab.machine import Machine
 
 T = TypeVar("T")
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
@@ -56,6 +57,7 @@ class BenchLab:
         self.name = name
         self.say = say
         self.limits = HostLimits(say)
+        self._machines: dict[str, Machine] = {}
 
     @property
     def exists(self) -> bool:
@@ -86,7 +88,12 @@ class BenchLab:
         return Access(LAB_USER, Path(status.key_file), Path(status.known_hosts))
 
     def exec(self, host: str, script: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return self.lab.exec(host, script, timeout=timeout)  # a string runs through /bin/sh -c
+        # The lab's own lookup reads its state file, which lists every machine: looked up once per host, or
+        # each visit to all hosts would cost the square of their number.
+        machine = self._machines.get(host)
+        if machine is None:
+            machine = self._machines[host] = self.lab.machine(host)[0]
+        return machine.exec(script, timeout=timeout)  # a string runs through /bin/sh -c
 
     def on_all(self, hosts: Sequence[Host], script: str | Callable[[Host], str], *,
                timeout: float = 120) -> dict[str, subprocess.CompletedProcess[str]]:

@@ -95,6 +95,15 @@ def engine_tables(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
+def login_floor_lines(floors: dict[str, float]) -> list[str]:
+    """The host CPU of a bare SSH login (sudo true) per size: the part of every tool's host CPU it cannot cut."""
+    if not floors:
+        return []
+    sizes = ", ".join(f"N={n} {floors[n]:.1f}" for n in sorted(floors, key=int))
+    return ["", f"Host CPU of a bare SSH login running `sudo -n true` (what any SSH tool costs a host before its "
+                f"own work), ms per host: {sizes}."]
+
+
 def _tool_grid(summaries: Sequence[Summary], tools: list[str], sizes: list[int], scenarios: list[str],
                cell: Callable[[Summary], str]) -> list[str]:
     """A Markdown table with a row per (size, scenario) and a column per tool; — where a tool has no run."""
@@ -149,6 +158,40 @@ def targets(summaries: Sequence[Summary], size: int = 20) -> list[str]:
         ok = None if k is None or p is None else k <= p
         out.append(f"first run at N={n}: kbuild {_seconds(k)} s vs pyinfra {_seconds(p)} s "
                    f"(target: no slower) — {verdict(ok)}")
+    if SCALE_SIZE in sizes:
+        out += scale_targets(summaries, verdict)
+    return out
+
+
+SCALE_SIZE = 100  # where the scale targets are set (pyinfra's published 100-host no-op: 6.54 s)
+
+
+def scale_targets(summaries: Sequence[Summary], verdict: Callable[[bool | None], str]) -> list[str]:
+    """The scale issue's targets for a no-op at SCALE_SIZE hosts: time against pyinfra and in seconds, the CPU
+    it costs each host and the controller (the whole process tree, start-up included), memory per host."""
+    by = {(s.tool, s.hosts, s.scenario): s for s in summaries}
+    mine, theirs = by.get(("kbuild", SCALE_SIZE, "noop")), by.get(("pyinfra", SCALE_SIZE, "noop"))
+    k = mine.median if mine else None
+    p = theirs.median if theirs else None
+    ok = None if k is None or p is None else k * 5 <= p
+    measured = f"; measured {p / k:.1f}x" if k and p else ""
+    out = [f"no-op at N={SCALE_SIZE}: kbuild {_seconds(k)} s vs pyinfra {_seconds(p)} s "
+           f"(target: at least 5x faster{measured}) — {verdict(ok)}",
+           f"no-op at N={SCALE_SIZE}: kbuild {_seconds(k)} s (target: under 6.5 s) — "
+           f"{verdict(None if k is None else k < 6.5)}"]
+    host = mine.host_cpu_ms if mine else None
+    out.append(f"host CPU of a no-op at N={SCALE_SIZE}: {_number(host, '.1f')} ms per host (target: under 50) — "
+               f"{verdict(None if host is None else host < 50)}")
+    controller = mine.controller_ms_per_host if mine else None
+    out.append(f"controller CPU of a no-op at N={SCALE_SIZE}: {_number(controller, '.1f')} ms per host "
+               f"(target: under 30) — {verdict(None if controller is None else controller < 30)}")
+    # Memory per host is the growth between sizes: the interpreter and the imports are there at any N.
+    peaks = sorted((s.hosts, s.controller_mb) for s in summaries
+                   if s.tool == "kbuild" and s.scenario == "noop" and s.controller_mb is not None)
+    if len(peaks) >= 2:
+        (n0, mb0), (n1, mb1) = peaks[0], peaks[-1]
+        out.append(f"controller memory of a no-op: {mb0:.0f} MB peak at N={n0}, {mb1:.0f} MB at N={n1}: "
+                   f"{(mb1 - mb0) / (n1 - n0):.2f} MB per added host")
     return out
 
 

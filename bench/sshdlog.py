@@ -7,8 +7,8 @@ journal cursor taken just before the run.
 
 from __future__ import annotations
 
-import secrets
 import shlex
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,17 +27,21 @@ class SshCounts:
     sessions: int
 
 
+CURSOR_COMMAND = "journalctl -n 0 --show-cursor -q\n"  # prints "-- cursor: ..."
+
+
+def parse_cursor(name: str, result: subprocess.CompletedProcess[str]) -> str:
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("-- cursor: ")), None)
+    if line is None:
+        raise RuntimeError(f"{name}: journalctl printed no cursor: {result.stdout!r} {result.stderr!r}")
+    return line.removeprefix("-- cursor: ").strip()
+
+
 def cursors(lab: BenchLab, hosts: Sequence[Host]) -> dict[str, str]:
     """Each host's journal position now."""
-    results = lab.on_all(hosts, "journalctl -n 0 --show-cursor -q")
+    results = lab.on_all(hosts, CURSOR_COMMAND)
     check(results, "reading the journal cursor")
-    found = {}
-    for name, result in results.items():
-        line = next((ln for ln in result.stdout.splitlines() if ln.startswith("-- cursor: ")), None)
-        if line is None:
-            raise RuntimeError(f"{name}: journalctl printed no cursor: {result.stdout!r} {result.stderr!r}")
-        found[name] = line.removeprefix("-- cursor: ").strip()
-    return found
+    return {name: parse_cursor(name, result) for name, result in results.items()}
 
 
 def count_script(cursor: str, token: str) -> str:
@@ -53,10 +57,3 @@ def count_script(cursor: str, token: str) -> str:
 def parse_counts(output: str) -> SshCounts:
     pairs = dict(line.split(None, 1) for line in output.splitlines() if " " in line)
     return SshCounts(int(pairs.get("connections", "0")), int(pairs.get("sessions", "0")))
-
-
-def counts_since(lab: BenchLab, hosts: Sequence[Host], marks: dict[str, str]) -> dict[str, SshCounts]:
-    token = secrets.token_hex(6)
-    results = lab.on_all(hosts, lambda h: count_script(marks[h.name], token))
-    check(results, "counting sshd log lines")
-    return {name: parse_counts(result.stdout) for name, result in results.items()}

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench import workload as wl
-from bench.hosts import BenchLab
 from bench.workload import Expected, Host
 
 PROBE_SCRIPT = f"""
@@ -76,19 +75,13 @@ def problems(state: HostState, want: Expected) -> list[str]:
     return found
 
 
-def probe(lab: BenchLab, hosts: Sequence[Host]) -> dict[str, HostState]:
-    results = lab.on_all(hosts, PROBE_SCRIPT)
-    return {name: HostState.parse(result.stdout) for name, result in results.items()}
-
-
-def verify(lab: BenchLab, hosts: Sequence[Host], wants: dict[str, Expected], *,
-           restarted: bool | None, before: dict[str, HostState] | None = None) -> tuple[dict[str, HostState], list[str]]:
-    """Probe every host and list what is wrong, as "host: problem" lines.
+def judge(states: dict[str, HostState], hosts: Sequence[Host], wants: dict[str, Expected], *,
+          restarted: bool | None, before: dict[str, HostState] | None = None) -> list[str]:
+    """What is wrong on every host (as probed by PROBE_SCRIPT), as "host: problem" lines.
 
     `restarted`: True when the service must have restarted since `before` (a changed file it
     reads), False when it must not have (a no-op run), None when either is fine (a first run).
     """
-    states = probe(lab, hosts)
     found: list[str] = []
     for host in hosts:
         state = states[host.name]
@@ -99,4 +92,4 @@ def verify(lab: BenchLab, hosts: Sequence[Host], wants: dict[str, Expected], *,
                 found.append(f"{host.name}: service {wl.SERVICE} was not restarted after its config changed")
             if not restarted and not same:
                 found.append(f"{host.name}: service {wl.SERVICE} was restarted by a run that should change nothing")
-    return states, found
+    return found

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from bench import workload as wl
 from bench.harness import RunRecord, summarize
-from bench.report import engine_tables, targets
+from bench.report import engine_tables, login_floor_lines, targets
 from bench.sshdlog import SshCounts, count_script, parse_counts
 from bench.verify import HostState, problems
 from bench.workload import Host, Workload, ensure_blob, expected
@@ -135,3 +136,27 @@ def test_targets_report_met_and_missed():
     assert lines[0].endswith("MISSED")  # slower than pyinfra's no-op
     assert lines[1].endswith("met") and "18.0x" in lines[1]
     assert lines[2].startswith("first run at N=20") and lines[2].endswith("met")
+
+
+def test_the_scale_targets_are_judged_at_100_hosts_with_memory_per_added_host():
+    def noop(tool: str, n: int, wall: float, host_ms: float, controller_s: float, mb: float) -> RunRecord:
+        return replace(record(tool, "noop", wall, n=n), host_cpu_ms=host_ms, controller_cpu=controller_s,
+                       controller_mb=mb)
+    records = [noop("kbuild", 100, 6.0, 40.0, 2.5, 60.0), noop("pyinfra", 100, 40.0, 300.0, 60.0, 90.0),
+               noop("kbuild", 200, 15.0, 45.0, 8.0, 80.0)]
+    lines = [line for line in targets(summarize(records)) if "N=100" in line or "memory" in line]
+    assert any("5x faster; measured 6.7x) — met" in line for line in lines), lines
+    assert any("(target: under 6.5 s) — met" in line for line in lines)
+    assert any(line.startswith("host CPU of a no-op at N=100: 40.0 ms") and line.endswith("met") for line in lines)
+    assert any(line.startswith("controller CPU of a no-op at N=100: 25.0 ms") and line.endswith("met")
+               for line in lines)
+    assert any("0.20 MB per added host" in line for line in lines)
+    slow = [noop("kbuild", 100, 7.0, 60.0, 3.5, 60.0), noop("pyinfra", 100, 30.0, 300.0, 60.0, 90.0)]
+    missed = [line for line in targets(summarize(slow)) if "N=100" in line and "first" not in line]
+    assert len(missed) == 4 and all(line.endswith("MISSED") for line in missed), missed
+
+
+def test_the_login_floor_is_printed_per_size_in_host_order():
+    assert login_floor_lines({}) == []
+    (_, line) = login_floor_lines({"200": 31.26, "100": 28.0})
+    assert line.endswith("ms per host: N=100 28.0, N=200 31.3.")
