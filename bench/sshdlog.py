@@ -55,5 +55,7 @@ def count_script(cursor: str, token: str) -> str:
 
 
 def parse_counts(output: str) -> SshCounts:
-    pairs = dict(line.split(None, 1) for line in output.splitlines() if " " in line)
+    """The two count lines of count_script, wherever they are in `output` (other scripts' lines may be there)."""
+    pairs = {key: value.strip() for key, _, value in (line.partition(" ") for line in output.splitlines())
+             if key in ("connections", "sessions")}
     return SshCounts(int(pairs.get("connections", "0")), int(pairs.get("sessions", "0")))

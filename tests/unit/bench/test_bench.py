@@ -89,6 +89,8 @@ def test_blob_is_deterministic(tmp_path):
 def test_sshd_counts_parse_and_script_waits_for_its_marker():
     assert parse_counts("connections 1\nsessions 27\n").sessions == 27
     assert parse_counts("").connections == 0
+    # Among the end-state probe's lines, some of which have no value (a service not enabled):
+    assert parse_counts("dir absent\nenabled \nconnections 2\nactive inactive\nsessions 5\n") == SshCounts(2, 5)
     script = count_script("s=abc;i=1", "tok123")
     assert "--after-cursor='s=abc;i=1'" in script and "logger -t kbbench-mark tok123" in script
 
