@@ -33,16 +33,23 @@ class Tool:
 
     name = "tool"
     package = ""
+    executable = ""  # the program it runs as, when that is not this Python
 
     def available(self) -> str | None:
         """None when the tool can run here, else why not."""
         return None
 
     def version(self) -> str:
-        try:
-            return metadata.version(self.package)
-        except metadata.PackageNotFoundError:
-            return "not installed"
+        """The version installed where the tool runs from: a venv of its own (KBUILD_BENCH_TOOLS) or this one."""
+        if not self.executable:
+            try:
+                return metadata.version(self.package)
+            except metadata.PackageNotFoundError:
+                return "not installed"
+        python = Path(_bin(self.executable)).parent / "python"
+        asked = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({self.package!r}))"],
+                               capture_output=True, text=True, check=False)
+        return asked.stdout.strip() if asked.returncode == 0 and asked.stdout.strip() else "not installed"
 
     def setup(self, run_dir: Path, config: DriverConfig) -> None:
         pass
@@ -91,16 +98,17 @@ class KbuildTool(Tool):
 class PyinfraTool(Tool):
     name = "pyinfra"
     package = "pyinfra"
+    executable = "pyinfra"
 
     def available(self) -> str | None:
-        if not Path(_bin("pyinfra")).exists():
+        if not Path(_bin(self.executable)).exists():
             return "pyinfra is not installed (pip install -e '.[bench]')"
         return None
 
     def invocation(self, run_dir: Path, config_path: Path) -> Invocation:
         config = DriverConfig.load(config_path)
         # -y: apply straight away (no interactive confirmation, as in automation).
-        argv = [_bin("pyinfra"), "-y", "--parallel", str(config.forks),
+        argv = [_bin(self.executable), "-y", "--parallel", str(config.forks),
                 str(DRIVERS / "pyinfra_inventory.py"), str(DRIVERS / "pyinfra_deploy.py")]
         return Invocation(argv, {**_python_env(), ENV_VAR: str(config_path)})
 
@@ -114,9 +122,10 @@ class AnsibleTool(Tool):
 
     name = "ansible"
     package = "ansible-core"
+    executable = "ansible-playbook"
 
     def available(self) -> str | None:
-        if not Path(_bin("ansible-playbook")).exists():
+        if not Path(_bin(self.executable)).exists():
             return "ansible-core is not installed (pip install -e '.[bench]')"
         if shutil.which("ssh") is None:
             return "Ansible's ssh connection needs the OpenSSH client: apt-get install openssh-client"
@@ -162,7 +171,7 @@ class AnsibleTool(Tool):
         env = {"ANSIBLE_CONFIG": str(run_dir / "ansible.cfg"), "ANSIBLE_HOME": str(run_dir / "ansible-home"),
                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_DEPRECATION_WARNINGS": "0"}
         _control_dir(run_dir).mkdir(mode=0o700, exist_ok=True)
-        return Invocation([_bin("ansible-playbook"), "-e", f"@{extra_path}", str(DRIVERS / "playbook.yml")], env)
+        return Invocation([_bin(self.executable), "-e", f"@{extra_path}", str(DRIVERS / "playbook.yml")], env)
 
     def cleanup(self, run_dir: Path) -> None:
         control = _control_dir(run_dir)

@@ -12,6 +12,7 @@ from bench import workload as wl
 from bench.harness import RunRecord, summarize
 from bench.report import engine_tables, login_floor_lines, targets
 from bench.sshdlog import SshCounts, count_script, parse_counts
+from bench.tools import TOOLS
 from bench.verify import HostState, problems
 from bench.workload import Host, Workload, ensure_blob, expected
 
@@ -162,3 +163,14 @@ def test_the_login_floor_is_printed_per_size_in_host_order():
     assert login_floor_lines({}) == []
     (_, line) = login_floor_lines({"200": 31.26, "100": 28.0})
     assert line.endswith("ms per host: N=100 28.0, N=200 31.3.")
+
+
+def test_a_tool_in_a_venv_of_its_own_reports_that_venvs_version(tmp_path, monkeypatch):
+    # pyinfra pins paramiko below 5, so it runs from KBUILD_BENCH_TOOLS: its version is asked of that Python.
+    for name, body in (("pyinfra", "exit 0"), ("python", 'echo "3.99.1"')):
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("KBUILD_BENCH_TOOLS", str(tmp_path))
+    assert TOOLS["pyinfra"]().version() == "3.99.1"
+    (tmp_path / "python").write_text("#!/bin/sh\nexit 1\n")
+    assert TOOLS["pyinfra"]().version() == "not installed"
