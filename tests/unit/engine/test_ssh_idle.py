@@ -61,20 +61,22 @@ def server(tmp_path: Path) -> Iterator[tuple[int, Path, Path]]:
 
 def test_an_idle_connection_wakes_the_controller_about_once_a_second(server, monkeypatch) -> None:
     port, key_file, known_hosts = server
+    watched: dict[str, threading.Thread] = {}  # the client's transport thread, once connected
     wakeups: list[float] = []
     plain = paramiko.packet.Packetizer._check_keepalive
 
-    def counted(packetizer: paramiko.packet.Packetizer) -> None:
-        if threading.current_thread() is client_thread[0]:
+    def counted(packetizer: paramiko.packet.Packetizer) -> None:  # runs on each wake-up with nothing to read
+        if threading.current_thread() is watched.get("client"):
             wakeups.append(time.monotonic())
         plain(packetizer)
 
-    client_thread: list[object] = [None]
     monkeypatch.setattr(paramiko.packet.Packetizer, "_check_keepalive", counted)
     conn = connect(SSHTarget("node-1", "127.0.0.1", port=port, key_file=str(key_file), retries=0),
                    known_hosts, strict=True)
     try:
-        client_thread[0] = conn._client.get_transport()
+        transport = conn._client.get_transport()
+        assert transport is not None
+        watched["client"] = transport
         time.sleep(IDLE_SECONDS)
     finally:
         conn.close()
