@@ -178,29 +178,38 @@ def phase_nodes(ctx: Context) -> None:
     outcomes = ctx.session.apply("nodes-registered", {first.name: Plan(gates=[gate])},
                                 describe=f"every kubelet has registered its Node ({names})")
     require_success("nodes-registered", outcomes)
-    labels = [command for h in hosts if (command := api_labels_command(h)) is not None]
-    if labels:
-        outcomes = ctx.session.apply("node-labels", {first.name: Plan(labels)},
+    labels = api_labels_command(hosts)
+    if labels is not None:
+        outcomes = ctx.session.apply("node-labels", {first.name: Plan([labels])},
                                     describe="labels a kubelet may not set itself, through the API")
         require_success("node-labels", outcomes)
 
 
-# Every label of a Node, one `key=value` a line (a label with an empty value still shows as `key=`).
-_LABEL_LINES = 'go-template={{range $k, $v := .metadata.labels}}{{$k}}={{$v}}{{"\\n"}}{{end}}'
+# Every label of every Node, one `node key=value` a line (a label with an empty value shows as `key=`).
+_LABEL_LINES = ('go-template={{range .items}}{{$node := .metadata.name}}{{range $k, $v := .metadata.labels}}'
+                '{{$node}} {{$k}}={{$v}}{{"\\n"}}{{end}}{{end}}')
 
 
-def api_labels_command(host: Host) -> Command | None:
+def api_labels_command(hosts: list[Host]) -> Command | None:
     """The inventory's labels that NodeRestriction keeps the kubelet from setting (node-role.kubernetes.io/...),
-    set through the API once the Node exists; run again only when one is missing or has another value."""
-    labels = api_labels(host.labels)
-    if not labels:
+    set through the API once the Nodes exist. One listing of those Nodes decides whether any label is missing
+    or has another value, so a re-run costs one kubectl, not one per node."""
+    wanted = {h.name: api_labels(h.labels) for h in hosts}
+    wanted = {name: labels for name, labels in wanted.items() if labels}
+    if not wanted:
         return None
-    pairs = [f"{key}={value}" for key, value in sorted(labels.items())]
-    listing = control_plane.kubectl("get", "node", host.name, "-o", _LABEL_LINES)
-    present = " && ".join(f"printf '%s\\n' \"$kb_labels\" | grep -qxF -e {q(pair)}" for pair in pairs)
-    return Command(f"labels of Node {host.name}",
-                   control_plane.kubectl("label", "node", host.name, "--overwrite", *pairs) + " >/dev/null",
-                   unless=f"kb_labels=$({listing}) && {present}")
+    label = [control_plane.kubectl("label", "node", name, "--overwrite",
+                                   *(f"{key}={value}" for key, value in sorted(labels.items()))) + " >/dev/null"
+             for name, labels in wanted.items()]
+    lines = [f"{name} {key}={value}" for name, labels in wanted.items() for key, value in sorted(labels.items())]
+    # All Nodes: with names, kubectl lists a single one as the object itself, not as a list of items.
+    listing = control_plane.kubectl("get", "nodes", "-o", _LABEL_LINES)
+    # Every wanted line is present when the lines matching one of them, counted once each, are all of them.
+    matching = " ".join(f"-e {q(line)}" for line in lines)
+    return Command(f"labels of Nodes {', '.join(wanted)}", " && ".join(label),
+                   unless=f"kb_labels=$({listing}) && "
+                          f"test \"$(printf '%s\\n' \"$kb_labels\" | grep -xF {matching} | sort -u | wc -l)\" "
+                          f"-eq {len(lines)}")
 
 
 def _first_control_plane(ctx: Context, *, selected_only: bool = True) -> Host | None:

@@ -388,12 +388,21 @@ def inventory_with_mirror(source: Path, target: Path, mirror: Path, *, preload: 
     return target
 
 
+WORKER_ROLE_LABEL = "node-role.kubernetes.io/worker"
+
+
 @pytest.fixture(scope="session")
 def cluster_lab(lab: LabHandle, built_mirror, tmp_path_factory: pytest.TempPathFactory) -> ClusterLab:
     """The shared lab bootstrapped once per session (1 master + 2 workers). Tests that change it put it back."""
     base = tmp_path_factory.mktemp("cluster-lab")
+    # The workers carry a role label the kubelet may not set itself (NodeRestriction): kbuild sets it through
+    # the API, so every re-run on this lab also checks that its guard sees the label in place.
+    hosts = yaml.safe_load(lab.inventory.read_text())["hosts"]
+    labelled = {name: {**host, "labels": {**host.get("labels", {}), WORKER_ROLE_LABEL: ""}}
+                for name, host in hosts.items() if "worker" in host.get("roles", [])}
     handle = ClusterLab(lab, inventory_with_mirror(lab.inventory, base / "inventory.yaml", built_mirror.root,
-                                                   preload=[built_mirror.test_image]), base / "state")
+                                                   preload=[built_mirror.test_image], hosts=labelled),
+                        base / "state")
     code, events, stderr = handle.kbuild("bootstrap")
     if code != 0:
         failed = [e for e in events if e.get("status") in ("failed", "unreachable")]

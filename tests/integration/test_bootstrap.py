@@ -17,7 +17,8 @@ import yaml
 
 from kbuild.inventory.model import Versions
 from kbuild.releases import KUBERNETES, minor_of
-from tests.integration.conftest import ClusterLab, changed, inventory_with_mirror, restarted, run_kbuild, wait_until
+from tests.integration.conftest import (WORKER_ROLE_LABEL, ClusterLab, changed, inventory_with_mirror, restarted,
+                                       run_kbuild, wait_until)
 from tests.integration.kube import Kubectl, busybox_pod
 from tests.mirror.releases import PREVIOUS_ETCD, PREVIOUS_KUBERNETES
 
@@ -116,6 +117,14 @@ def test_status_reports_a_stopped_component(cluster_lab: ClusterLab):
     finally:
         cluster_lab.lab.exec(worker.name, "systemctl start kube-proxy")
     # bootstrap would also have put it back: a stopped service is drift like any other.
+
+
+def test_a_role_label_the_kubelet_may_not_set_is_on_every_worker_node(cluster_lab: ClusterLab, kubectl):
+    kube = Kubectl(kubectl, cluster_lab.state_dir / "admin.conf")
+    workers = {m.name for m in cluster_lab.lab.machines if m.role == "worker"}
+    labelled = {n["metadata"]["name"] for n in kube.json("get", "nodes")["items"]
+                if n["metadata"].get("labels", {}).get(WORKER_ROLE_LABEL) == ""}
+    assert labelled == workers
 
 
 def test_rerun_changes_nothing_and_restarts_nothing(cluster_lab: ClusterLab):

@@ -208,11 +208,10 @@ def every_script(cluster: Cluster, inputs) -> Iterator[tuple[str, str]]:  # noqa
         yield status_probe(cluster, host), f"status probe {host.name}"
         yield versions_probe(host), f"versions probe {host.name}"
     yield from upgrade_commands(cluster)
-    for host in cluster.hosts:
-        labels = api_labels_command(host)
-        if labels is not None:
-            yield labels.command, f"node labels {host.name}"
-            yield str(labels.unless), f"node labels {host.name} guard"
+    labels = api_labels_command(cluster.hosts)
+    if labels is not None:
+        yield labels.command, "node labels"
+        yield str(labels.unless), "node labels guard"
     yield save_script(cluster, status_tool="etcdutl"), "snapshot save"
     yield list_remote_script(cluster), "scheduled snapshots listing"
     probes = {h.name: etcd_probe.HostProbe(h.name, h.is_etcd, tools=frozenset({"etcdctl", "etcdutl"}))

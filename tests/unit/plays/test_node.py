@@ -58,15 +58,19 @@ def test_labels_noderestriction_keeps_from_the_kubelet_are_set_through_the_api(c
     from kbuild.plays.bootstrap import api_labels_command
 
     cluster = cluster_from(LABELLED)
-    assert api_labels_command(cluster.host("m1")) is None
-    command = api_labels_command(cluster.host("w1"))
+    assert api_labels_command([cluster.host("m1")]) is None
+    command = api_labels_command(cluster.hosts)
     assert command is not None
     assert command.command.endswith("label node w1 --overwrite node-role.kubernetes.io/gpu=yes "
                                     "node-role.kubernetes.io/worker= >/dev/null")
     assert "zone=a" not in command.command  # the kubelet registers that one itself (--node-labels)
+    assert "m1" not in command.command
     # Idempotent: nothing to do once both are there with these values; again when one is missing or differs.
-    assert _guard_with(tmp_path, "node-role.kubernetes.io/gpu=yes\\nnode-role.kubernetes.io/worker=\\nzone=a\\n",
-                       command.unless)
-    assert not _guard_with(tmp_path, "node-role.kubernetes.io/gpu=no\\nnode-role.kubernetes.io/worker=\\n",
+    assert _guard_with(tmp_path, "m1 kubernetes.io/hostname=m1\\nw1 node-role.kubernetes.io/gpu=yes\\n"
+                                 "w1 node-role.kubernetes.io/worker=\\nw1 zone=a\\n", command.unless)
+    assert not _guard_with(tmp_path, "w1 node-role.kubernetes.io/gpu=no\\nw1 node-role.kubernetes.io/worker=\\n",
                            command.unless)
-    assert not _guard_with(tmp_path, "node-role.kubernetes.io/gpu=yes\\n", command.unless)
+    assert not _guard_with(tmp_path, "w1 node-role.kubernetes.io/gpu=yes\\n", command.unless)
+    # Another Node's labels do not stand in for this one's.
+    assert not _guard_with(tmp_path, "m1 node-role.kubernetes.io/gpu=yes\\nw1 node-role.kubernetes.io/worker=\\n",
+                           command.unless)
