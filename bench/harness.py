@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import resource
-import secrets
 import statistics
 import subprocess
 import threading
@@ -171,8 +170,7 @@ class EngineBench:
         cpu_after = hostcpu.cpu_seconds(self.lab.name, hosts)
         tool.cleanup(run_dir)
         # One visit per host after the run: sshd's lines since the mark, the end state, the next mark.
-        token = secrets.token_hex(6)
-        after = self.lab.on_all(hosts, lambda h: count_script(marks[h.name], token) + PROBE_SCRIPT + CURSOR_COMMAND)
+        after = self.lab.on_all(hosts, lambda h: count_script(marks[h.name]) + PROBE_SCRIPT + CURSOR_COMMAND)
         check(after, "reading the hosts after the run")
         counts = {name: parse_counts(result.stdout) for name, result in after.items()}
         states = {name: HostState.parse(result.stdout) for name, result in after.items()}

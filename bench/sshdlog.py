@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from bench.hosts import BenchLab, check
 from bench.workload import Host
 
-MARK_TAG = "kbbench-mark"
 # One pass over sshd's lines, kept in no file.
 COUNT_LINES = ('/^Accepted publickey/ {c++} /^Starting session:/ {s++} '
                'END {print "connections", c + 0; print "sessions", s + 0}')
@@ -44,13 +43,11 @@ def cursors(lab: BenchLab, hosts: Sequence[Host]) -> dict[str, str]:
     return {name: parse_cursor(name, result) for name, result in results.items()}
 
 
-def count_script(cursor: str, token: str) -> str:
-    # The marker goes through the same syslog socket as sshd's lines, so once journald has it,
-    # it has every line sshd wrote before it too.
+def count_script(cursor: str) -> str:
+    # `journalctl --sync` returns once journald has stored every message sent to it before the call, so
+    # every line sshd wrote during the run is there to count (no marker to wait for).
     after = f"--after-cursor={shlex.quote(cursor)}"
-    return (f"logger -t {MARK_TAG} {token}\n"
-            f"i=0; until journalctl {after} -t {MARK_TAG} -o cat -q | grep -q {token}; do\n"
-            f"  i=$((i+1)); [ $i -ge 200 ] && break; sleep 0.05; done\n"
+    return (f"journalctl --sync\n"
             f"journalctl {after} -t sshd -o cat -q | awk {shlex.quote(COUNT_LINES)}\n")
 
 
