@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -120,8 +119,7 @@ def engines(args: argparse.Namespace) -> int:
             bench.run_size(hosts[:n], lab.access())
             summaries = summarize(bench.records)
             payload.update(records=to_json(bench.records), summary=summaries,
-                           login_floor_ms={str(size): round(statistics.median(values), 1)
-                                           for size, values in bench.login_floors.items()})
+                           login_floor_ms={str(size): values for size, values in bench.login_floors.items()})
             report.write_json(args.out, payload)  # after every size, so a long run leaves partial results
     finally:
         if args.existing:
@@ -161,10 +159,12 @@ def merge(payloads: list[dict[str, object]]) -> tuple[dict[str, object], list[Su
     merged = dict(payloads[0])
     records = [RunRecord(**r) for p in payloads for r in p.get("records", [])]  # type: ignore[union-attr]
     tools: dict[str, object] = {}
-    floors: dict[str, object] = {}
+    floors: dict[str, list[float]] = {}  # every measurement of every payload, per size
     for p in payloads:
         tools.update(p.get("tools", {}))  # type: ignore[arg-type]
-        floors.update(p.get("login_floor_ms", {}))  # type: ignore[arg-type]
+        for size, values in p.get("login_floor_ms", {}).items():  # type: ignore[union-attr]
+            # (results written before the measurements were kept hold their median alone)
+            floors.setdefault(size, []).extend(values if isinstance(values, list) else [values])
     merged.update(tools=tools, records=to_json(records), login_floor_ms=floors)
     summaries = summarize(records)
     merged["summary"] = summaries

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -95,11 +96,17 @@ def engine_tables(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
-def login_floor_lines(floors: dict[str, float]) -> list[str]:
-    """The host CPU of a bare SSH login (sudo true) per size: the part of every tool's host CPU it cannot cut."""
+def login_floor_lines(floors: dict[str, list[float]]) -> list[str]:
+    """The host CPU of a bare SSH login (sudo true) per size, median [min–max] of its measurements: the part of
+    every tool's host CPU it cannot cut."""
     if not floors:
         return []
-    sizes = ", ".join(f"N={n} {floors[n]:.1f}" for n in sorted(floors, key=int))
+
+    def cell(values: list[float]) -> str:
+        spread = f" [{min(values):.1f}–{max(values):.1f}]" if len(values) > 1 else ""
+        return f"{statistics.median(values):.1f}{spread}"
+
+    sizes = ", ".join(f"N={n} {cell(floors[n])}" for n in sorted(floors, key=int) if floors[n])
     return ["", f"Host CPU of a bare SSH login running `sudo -n true` (what any SSH tool costs a host before its "
                 f"own work), ms per host: {sizes}."]
 

@@ -163,8 +163,8 @@ def test_the_scale_targets_are_judged_at_100_hosts_with_memory_per_added_host():
 
 def test_the_login_floor_is_printed_per_size_in_host_order():
     assert login_floor_lines({}) == []
-    (_, line) = login_floor_lines({"200": 31.26, "100": 28.0})
-    assert line.endswith("ms per host: N=100 28.0, N=200 31.3.")
+    (_, line) = login_floor_lines({"200": [31.26], "100": [28.0, 30.0, 26.5]})
+    assert line.endswith("ms per host: N=100 28.0 [26.5–30.0], N=200 31.3.")
 
 
 def test_a_tool_in_a_venv_of_its_own_reports_that_venvs_version(tmp_path, monkeypatch):
@@ -176,3 +176,12 @@ def test_a_tool_in_a_venv_of_its_own_reports_that_venvs_version(tmp_path, monkey
     assert TOOLS["pyinfra"]().version() == "3.99.1"
     (tmp_path / "python").write_text("#!/bin/sh\nexit 1\n")
     assert TOOLS["pyinfra"]().version() == "not installed"
+
+
+def test_merged_results_keep_every_login_floor_measurement_of_every_file():
+    from bench.__main__ import merge
+
+    older = {"kind": "engines", "records": [], "login_floor_ms": {"100": 40.1}}  # a median alone
+    newer = {"kind": "engines", "records": [], "login_floor_ms": {"100": [38.0, 39.0], "200": [42.6]}}
+    merged, _ = merge([older, newer])
+    assert merged["login_floor_ms"] == {"100": [40.1, 38.0, 39.0], "200": [42.6]}
