@@ -192,7 +192,7 @@ _LABEL_LINES = ('go-template={{range .items}}{{$node := .metadata.name}}{{range 
 
 def api_labels_command(hosts: list[Host]) -> Command | None:
     """The inventory's labels that NodeRestriction keeps the kubelet from setting (node-role.kubernetes.io/...),
-    set through the API once the Nodes exist. One listing of those Nodes decides whether any label is missing
+    set through the API once the Nodes exist. One listing of all Nodes decides whether any label is missing
     or has another value, so a re-run costs one kubectl, not one per node."""
     wanted = {h.name: api_labels(h.labels) for h in hosts}
     wanted = {name: labels for name, labels in wanted.items() if labels}
@@ -206,7 +206,7 @@ def api_labels_command(hosts: list[Host]) -> Command | None:
     listing = control_plane.kubectl("get", "nodes", "-o", _LABEL_LINES)
     # Every wanted line is present when the lines matching one of them, counted once each, are all of them.
     matching = " ".join(f"-e {q(line)}" for line in lines)
-    return Command(f"labels of Nodes {', '.join(wanted)}", " && ".join(label),
+    return Command(f"labels of {len(wanted)} Node{'s' if len(wanted) > 1 else ''}", " && ".join(label),
                    unless=f"kb_labels=$({listing}) && "
                           f"test \"$(printf '%s\\n' \"$kb_labels\" | grep -xF {matching} | sort -u | wc -l)\" "
                           f"-eq {len(lines)}")
