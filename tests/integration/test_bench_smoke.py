@@ -52,7 +52,7 @@ def test_smoke_all_tools_one_host(lab, tmp_path):
     table = out.with_suffix(".md").read_text()
     assert "kbuild/pyinfra" in table and "kbuild/ansible" in table and "| 1 | noop |" in table
     # A bare login's host CPU was measured from the machine's cgroup, and a no-op costs the host more than that.
-    floor = payload["login_floor_ms"]["1"]
+    (floor,) = payload["login_floor_ms"]["1"]  # one measurement per run
     assert 0 < floor < records[("kbuild", "noop")]["host_cpu_ms"] and "bare SSH login" in table
     # The lab is left as found: nothing of the workload, no sshd drop-in.
     leftovers = lab.exec(lab.machines[0].name, "ls /etc/kbbench /etc/ssh/sshd_config.d/kbbench.conf "
