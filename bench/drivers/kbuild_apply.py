@@ -57,17 +57,20 @@ class Timings:
         with self.lock:
             self.connect.append(took)
             self.commands.append(runs)
-        plain = conn.run
-
-        def timed(*args, **kwargs):
-            began = time.perf_counter()
-            try:
-                return plain(*args, **kwargs)
-            finally:
-                runs.append(time.perf_counter() - began)
-
-        conn.run = timed  # type: ignore[method-assign]
+        conn.run = _timed(conn.run, runs)  # type: ignore[method-assign]
+        conn.run_script = _timed(conn.run_script, runs)  # type: ignore[method-assign]
         return conn
+
+
+def _timed(method, runs: list[float]):
+    """`method`, appending the seconds each call took to `runs`."""
+    def timed(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            runs.append(time.perf_counter() - began)
+    return timed
 
 
 def _median(values: list[float]) -> float:

@@ -105,9 +105,7 @@ class HostRun:
     def gather(self, resources: list[Resource]) -> list[Any]:
         self.status(f"gathering facts for {len(resources)} resources")
         queries = [r.fact_query(with_content=self.runner.diff) for r in resources]
-        # exec: the facts shell takes the place of the one that runs the command (dash does not exec the last
-        # command of `sh -c` itself), one process less on the host per run.
-        result = self.conn.run("exec sh -s", stdin=fact_script(queries, self.marker).encode())
+        result = self.conn.run_script(fact_script(queries, self.marker).encode())
         if not result.ok:
             raise KbuildError(f"{self.name}: gathering facts failed (exit {result.rc}): {result.err.strip()}")
         try:

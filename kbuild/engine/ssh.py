@@ -112,9 +112,16 @@ class Connection:
 
         `stdout_sink` receives stdout as it arrives (for large downloads) instead of it being kept.
         """
-        wrapped = f"sh -c {shlex.quote(command)}"
-        if self.target.become and self.target.user != "root":
-            wrapped = f"sudo -n -- {wrapped}"
+        return self._execute(f"sh -c {shlex.quote(command)}", stdin, timeout, stdout_sink, progress)
+
+    def run_script(self, script: bytes, *, timeout: float | None = 600) -> Result:
+        """Run a shell script fed on stdin to `sh -s` itself: no `sh -c` around it, so one program start less
+        on the host than `run("exec sh -s")` (about 0.6 ms of a host's CPU, on every run's facts)."""
+        return self._execute("sh -s", script, timeout, None, None)
+
+    def _execute(self, argv: str, stdin: BinaryIO | bytes | None, timeout: float | None,
+                 stdout_sink: ByteSink | None, progress: Callable[[int], None] | None) -> Result:
+        wrapped = f"sudo -n -- {argv}" if self.target.become and self.target.user != "root" else argv
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise UnreachableError(f"{self.target.name}: the SSH connection was lost")

@@ -45,6 +45,9 @@ class ScriptedHost(Connection):
         got = self._answer(self.target.name, command)
         return got if isinstance(got, Result) else Result(0, got.encode(), b"")
 
+    def run_script(self, script: bytes, *, timeout: float | None = 600) -> Result:
+        return self.run("sh -s", stdin=script, timeout=timeout)
+
     def close(self) -> None:
         pass
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from kbuild.engine.report import Event, Reporter
 from kbuild.engine.runner import Runner
 from kbuild.engine.ssh import ConnectionPool, Result, SSHTarget, Stats
+from tests.unit.engine.sshserver import LoopbackServer, loopback_server
 from tests.unit.fakes import EventLog
 
 SYSTEMCTL = r"""#!/bin/sh
@@ -62,6 +64,9 @@ class LocalConnection:
         self.stats.count(round_trips=1, sent=len(data or b""))
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
+    def run_script(self, script: bytes, *, timeout: float | None = 600) -> Result:
+        return self.run("sh -s", stdin=script, timeout=timeout)
+
     def close(self) -> None:
         pass
 
@@ -108,3 +113,10 @@ class Host:
 @pytest.fixture
 def host(tmp_path: Path) -> Host:
     return Host(tmp_path)
+
+
+@pytest.fixture
+def ssh_server(tmp_path: Path) -> Iterator[LoopbackServer]:
+    """A real SSH server on loopback that records what it is asked to run (tests/unit/engine/sshserver.py)."""
+    with loopback_server(tmp_path) as server:
+        yield server

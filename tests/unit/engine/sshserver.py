@@ -1,0 +1,81 @@
+"""A minimal in-process SSH server on loopback (real paramiko on both ends) that accepts one client key and
+records the command line of every exec request, answering each with exit status 0 and no output."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+
+@dataclass
+class LoopbackServer:
+    port: int
+    key_file: Path
+    known_hosts: Path
+    commands: list[str] = field(default_factory=list)  # what the client asked sshd to run, in order
+
+
+class _AcceptOneKey(paramiko.ServerInterface):
+    def __init__(self, key: paramiko.PKey, commands: list[str]) -> None:
+        self.key = key
+        self.commands = commands
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        return paramiko.AUTH_SUCCESSFUL if key == self.key else paramiko.AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        self.commands.append(command.decode())
+        threading.Thread(target=_finish, args=(channel,), daemon=True).start()
+        return True
+
+
+def _finish(channel: paramiko.Channel) -> None:
+    """Read the client's stdin to its end, then exit 0."""
+    while channel.recv(65536):
+        pass
+    channel.send_exit_status(0)
+    channel.shutdown_write()
+    channel.close()
+
+
+@contextmanager
+def loopback_server(directory: Path) -> Iterator[LoopbackServer]:
+    host_key = paramiko.ECDSAKey.generate()
+    client_key = paramiko.ECDSAKey.generate()
+    key_file = directory / "id_ecdsa"
+    client_key.write_private_key_file(str(key_file))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    known_hosts = directory / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {host_key.get_name()} {host_key.get_base64()}\n")
+    server = LoopbackServer(port, key_file, known_hosts)
+    transports: list[paramiko.Transport] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        transport = paramiko.Transport(conn)
+        transport.add_server_key(host_key)
+        transports.append(transport)
+        transport.start_server(server=_AcceptOneKey(client_key, server.commands))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        thread.join(5)
+        for transport in transports:
+            transport.close()
+        listener.close()
