@@ -2,7 +2,8 @@
 
 A no-op run costs a host the processes its fact script starts, so a kind of query is answered by a
 fixed handful of processes however many resources ask: every path of the host by one `stat` and one
-`sha256sum` (of the files whose upload stamp no longer matches), services by one `systemctl show`,
+`sha256sum` (of the plain files, and of the artifacts whose upload stamp no longer matches: a binary is
+not hashed again on every run), services by one `systemctl show`,
 routes by one `ip route show` per address family, sysctls, kernel modules and `creates` guards by
 shell builtins alone. The output never carries a file name except
 sha256sum's (which escapes newlines), so hostile names (newlines, spaces, quotes) cannot shift a
@@ -38,13 +39,13 @@ kb_stamp_name() {
   while :; do case $kb_s in */*) kb_r="$kb_r${kb_s%%/*}_"; kb_s=${kb_s#*/};; *) kb_r="$kb_r$kb_s"; return;; esac; done
 }
 kb_paths() {
-  kb_n=$#; kb_i=0
+  kb_f=$1; shift; kb_n=$#; kb_i=0; kb_pf=
   echo "$KB_M path.types"
   while [ "$kb_i" -lt "$kb_n" ]; do
-    kb_p=$1; shift; kb_i=$((kb_i + 1))
+    kb_p=$1; shift; kb_i=$((kb_i + 1)); kb_k=${kb_f%"${kb_f#?}"}; kb_f=${kb_f#?}
     if [ -L "$kb_p" ]; then echo link
-    elif [ -f "$kb_p" ]; then echo file; set -- "$@" "$kb_p"
-    elif [ -d "$kb_p" ]; then echo directory; set -- "$@" "$kb_p"
+    elif [ -f "$kb_p" ]; then echo file; set -- "$@" "$kb_p"; kb_pf=$kb_pf$kb_k
+    elif [ -d "$kb_p" ]; then echo directory; set -- "$@" "$kb_p"; kb_pf=$kb_pf$kb_k
     elif [ -e "$kb_p" ]; then echo other
     else echo absent; fi
   done
@@ -53,19 +54,21 @@ kb_paths() {
   kb_stats=$(stat -c '%s %Y %f %U %G' -- "$@") || { echo "$KB_M path.race"; return 0; }
   printf '%s\n' "$kb_stats"
   echo "$KB_M path.stamps"
-  kb_n=$#; kb_i=0
-  while IFS=' ' read -r kb_size kb_mtime kb_raw kb_rest; do
-    kb_p=$1; shift; kb_i=$((kb_i + 1))
+  kb_n=$#; kb_i=0; kb_nl='
+'; kb_rest="$kb_stats$kb_nl"
+  while [ "$kb_i" -lt "$kb_n" ] && [ -n "$kb_rest" ]; do
+    kb_p=$1; shift; kb_i=$((kb_i + 1)); kb_k=${kb_pf%"${kb_pf#?}"}; kb_pf=${kb_pf#?}
+    kb_l=${kb_rest%%"$kb_nl"*}; kb_rest=${kb_rest#*"$kb_nl"}
+    kb_size=${kb_l%% *}; kb_l=${kb_l#* }; kb_mtime=${kb_l%% *}; kb_l=${kb_l#* }; kb_raw=${kb_l%% *}
     [ $((0x$kb_raw & 61440)) -eq 32768 ] || continue
+    if [ "$kb_k" != a ]; then set -- "$@" "$kb_p"; continue; fi
     kb_stamp_name "$kb_p"; kb_st="${KB_STAMPS:-/var/lib/kbuild/sums}/$kb_r"; kb_s1=; kb_s2=; kb_s3=
     if [ -f "$kb_st" ]; then
       { IFS= read -r kb_s1; IFS= read -r kb_s2; IFS= read -r kb_s3; } < "$kb_st"
       if [ "$kb_s2" = "$kb_size $kb_mtime" ]; then echo fresh; else echo stale; set -- "$@" "$kb_p"; fi
     else echo none; set -- "$@" "$kb_p"; fi
     printf '%s\n%s\n' "$kb_s1" "$kb_s3"
-  done <<KB_EOF
-$kb_stats
-KB_EOF
+  done
   [ "$#" -gt 0 ] || return 0
   echo "$KB_M path.sums"
   sha256sum -- "$@" || echo "$KB_M path.race"
@@ -170,7 +173,9 @@ class PathQuery(FactQuery):
 
     @classmethod
     def batch_script(cls, queries: Sequence[PathQuery]) -> str:
-        lines = [command("kb_paths", *(x.path for x in queries))]
+        # The first word flags each path: `a` for an artifact (its upload stamp is read), `f` for any other.
+        flags = "".join("a" if x.artifact else "f" for x in queries)
+        lines = [command("kb_paths", flags, *(x.path for x in queries))]
         wanted = [x.path for x in queries if x.content]
         if wanted:
             lines.append(command("kb_contents", *wanted))
@@ -198,7 +203,8 @@ class PathQuery(FactQuery):
                 kind = {0o100000: "file", 0o040000: "directory", 0o120000: "link"}.get(raw & 0o170000, "other")
                 if kind == "file":
                     try:
-                        state, stamped_line, source_line = next(stamps), next(stamps), next(stamps)
+                        state, stamped_line, source_line = (next(stamps), next(stamps), next(stamps)) \
+                            if query.artifact else ("none", "", "")
                         sha = stamped_line if state == "fresh" else _sum(next(sums))
                     except StopIteration:
                         raise FactError(f"no checksum came back for {query.path}; output was cut short") from None

@@ -28,7 +28,7 @@ def test_recorded_paths_file_directory_absent_link():
     queries = [PathQuery("/etc/a", content=True), PathQuery("/etc/d"), PathQuery("/etc/gone"), PathQuery("/etc/l")]
     out = (f"{M} path.types\nfile\ndirectory\nabsent\nlink\n"
            f"{M} path.stat\n5 1700000000 81a4 root root\n4096 1700000000 41c0 etcd etcd\n"
-           f"{M} path.stamps\nnone\n\n\n"
+           f"{M} path.stamps\n"  # upload stamps are read for artifacts only
            f"{M} path.sums\n{SHA_A}  /etc/a\n"
            f"{M} path.content\n{base64.b64encode(b'hello').decode()}\n")
     a, d, gone, link = answer(queries, out)
@@ -181,6 +181,26 @@ def test_script_trusts_a_fresh_stamp_and_rehashes_a_stale_one(tmp_path, shimmed)
     (f, s), _ = _run([PathQuery(str(fresh), artifact=True), PathQuery(str(stale), artifact=True)], env)
     assert f.path.sha256 == SHA_A and f.stamped_sha256 == SHA_A and f.source == f"src:{fresh.name}"
     assert s.path.sha256 == hashlib.sha256(stale.read_bytes()).hexdigest() and s.stamped_sha256 == SHA_B
+
+
+def test_a_plain_file_is_hashed_even_with_a_fresh_stamp_and_artifacts_among_others_keep_theirs(tmp_path, shimmed):
+    """Stamps stand for an artifact's sha256 only: a plain file's content is what its fact says, stamp or not."""
+    env, log = shimmed
+    plain, fresh, stale = _host_files(tmp_path / "fs", 3)
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    for path, sha, current in ((plain, SHA_A, True), (fresh, SHA_A, True), (stale, SHA_B, False)):
+        st = path.stat()
+        size_mtime = f"{st.st_size} {int(st.st_mtime)}" if current else "0 0"
+        (stamps / str(path).replace("/", "_")).write_text(f"{sha}\n{size_mtime}\nsrc:{path.name}\n")
+    queries = [PathQuery(str(tmp_path / "fs")), PathQuery(str(stale), artifact=True), PathQuery(str(plain)),
+               PathQuery(str(tmp_path / "absent"), artifact=True), PathQuery(str(fresh), artifact=True)]
+    directory, s, p, absent, f = _run(queries, env)[0]
+    assert directory.type == "directory" and absent.path.type == "absent"
+    assert p.sha256 == hashlib.sha256(plain.read_bytes()).hexdigest() != SHA_A
+    assert s.path.sha256 == hashlib.sha256(stale.read_bytes()).hexdigest() and s.stamped_sha256 == SHA_B
+    assert f.path.sha256 == SHA_A and f.stamped_sha256 == SHA_A and f.source == f"src:{fresh.name}"
+    assert sorted(log.read_text().split()) == ["sha256sum", "stat"]
 
 
 @pytest.mark.parametrize("count", [3, 60])
