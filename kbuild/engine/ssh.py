@@ -127,7 +127,10 @@ class Connection:
             raise UnreachableError(f"{self.target.name}: the SSH connection was lost")
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            channel = transport.open_session(timeout=self.target.connect_timeout)
+            # The host is up (the connection is): a slow answer to the channel open is a busy host, so it may
+            # take as long as the command may (a 200-host run on 2 cores saw opens past connect_timeout).
+            channel = transport.open_session(timeout=max(timeout, self.target.connect_timeout)
+                                             if timeout is not None else None)
             channel.exec_command(wrapped)
             out, err = bytearray(), bytearray()
             sent = self._feed(channel, stdin, out, err, stdout_sink, progress) if stdin is not None else 0

@@ -1,10 +1,12 @@
 """A minimal in-process SSH server on loopback (real paramiko on both ends) that accepts one client key and
-records the command line of every exec request, answering each with exit status 0 and no output."""
+records the command line of every exec request, answering each with exit status 0 and no output. It can be
+slow to open a channel, as a host under heavy load is."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,9 +24,10 @@ class LoopbackServer:
 
 
 class _AcceptOneKey(paramiko.ServerInterface):
-    def __init__(self, key: paramiko.PKey, commands: list[str]) -> None:
+    def __init__(self, key: paramiko.PKey, commands: list[str], open_delay: float) -> None:
         self.key = key
         self.commands = commands
+        self.open_delay = open_delay
 
     def get_allowed_auths(self, username: str) -> str:
         return "publickey"
@@ -33,6 +36,7 @@ class _AcceptOneKey(paramiko.ServerInterface):
         return paramiko.AUTH_SUCCESSFUL if key == self.key else paramiko.AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
+        time.sleep(self.open_delay)  # the channel's confirmation waits (this runs on the transport's thread)
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
@@ -51,7 +55,7 @@ def _finish(channel: paramiko.Channel) -> None:
 
 
 @contextmanager
-def loopback_server(directory: Path) -> Iterator[LoopbackServer]:
+def loopback_server(directory: Path, *, open_delay: float = 0.0) -> Iterator[LoopbackServer]:
     host_key = paramiko.ECDSAKey.generate()
     client_key = paramiko.ECDSAKey.generate()
     key_file = directory / "id_ecdsa"
@@ -68,7 +72,7 @@ def loopback_server(directory: Path) -> Iterator[LoopbackServer]:
         transport = paramiko.Transport(conn)
         transport.add_server_key(host_key)
         transports.append(transport)
-        transport.start_server(server=_AcceptOneKey(client_key, server.commands))
+        transport.start_server(server=_AcceptOneKey(client_key, server.commands, open_delay))
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
