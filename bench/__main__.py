@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench import report
@@ -83,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     table.add_argument("files", type=Path, nargs="+")
     table.add_argument("--out", type=Path, help="write the merged engine results here (JSON, Markdown next to it)")
     table.add_argument("--note", help="replace the note about the conditions (say, the load seen across merged runs)")
+    table.add_argument("--newer", type=Path, action="append", default=[], metavar="FILE",
+                       help="engine results whose tool and size cells replace those of FILES (repeatable)")
     return top
 
 
@@ -154,13 +157,19 @@ def engine_markdown(payload: dict[str, object], summaries: list[Summary]) -> str
     return "\n".join(lines)
 
 
-def merge(payloads: list[dict[str, object]]) -> tuple[dict[str, object], list[Summary]]:
-    """One engine result from several runs of the harness (say, N=50 run apart): records pooled, settings of the first."""
+def merge(payloads: list[dict[str, object]], newer: Sequence[dict[str, object]] = ()) -> tuple[dict[str, object],
+                                                                                              list[Summary]]:
+    """One engine result from several runs of the harness (say, N=50 run apart): records pooled, settings of the first.
+
+    A tool's runs at a size in `newer` (say, after a change to the tool) replace all of its pooled runs at that size."""
     merged = dict(payloads[0])
-    records = [RunRecord(**r) for p in payloads for r in p.get("records", [])]  # type: ignore[union-attr]
+    replacing = [RunRecord(**r) for p in newer for r in p.get("records", [])]  # type: ignore[union-attr]
+    superseded = {(r.tool, r.hosts) for r in replacing}
+    records = [record for record in (RunRecord(**r) for p in payloads for r in p.get("records", []))  # type: ignore[union-attr]
+               if (record.tool, record.hosts) not in superseded] + replacing
     tools: dict[str, object] = {}
     floors: dict[str, list[float]] = {}  # every measurement of every payload, per size
-    for p in payloads:
+    for p in [*payloads, *newer]:
         tools.update(p.get("tools", {}))  # type: ignore[arg-type]
         for size, values in p.get("login_floor_ms", {}).items():  # type: ignore[union-attr]
             # (results written before the measurements were kept hold their median alone)
@@ -178,8 +187,9 @@ def _runs(summaries: list[Summary]) -> str:
 
 def table(args: argparse.Namespace) -> int:
     payloads = [json.loads(f.read_text()) for f in args.files]
-    if all(p.get("kind") == "engines" for p in payloads):
-        merged, summaries = merge(payloads)
+    newer = [json.loads(f.read_text()) for f in args.newer]
+    if all(p.get("kind") == "engines" for p in [*payloads, *newer]):
+        merged, summaries = merge(payloads, newer)
         if args.note:
             merged["note"] = args.note
         text = engine_markdown(merged, summaries)

@@ -185,3 +185,21 @@ def test_merged_results_keep_every_login_floor_measurement_of_every_file():
     newer = {"kind": "engines", "records": [], "login_floor_ms": {"100": [38.0, 39.0], "200": [42.6]}}
     merged, _ = merge([older, newer])
     assert merged["login_floor_ms"] == {"100": [40.1, 38.0, 39.0], "200": [42.6]}
+
+
+def test_newer_results_replace_a_tools_runs_at_their_size_and_pool_the_rest():
+    from bench.__main__ import merge
+
+    def record(tool: str, hosts: int, rep: int, wall: float) -> dict:
+        return {"tool": tool, "hosts": hosts, "scenario": "noop", "rep": rep, "wall": wall, "exit_code": 0,
+                "connections": hosts, "sessions": hosts}
+
+    older = {"kind": "engines", "records": [record("kbuild", 100, 1, 9.0), record("kbuild", 50, 1, 2.0),
+                                            record("ansible", 100, 1, 700.0)], "login_floor_ms": {"100": [40.0]}}
+    more = {"kind": "engines", "records": [record("ansible", 100, 2, 710.0)], "login_floor_ms": {}}
+    newer = {"kind": "engines", "records": [record("kbuild", 100, 1, 3.0), record("kbuild", 100, 2, 4.0)],
+             "login_floor_ms": {"100": [39.0]}}
+    merged, summaries = merge([older, more], [newer])
+    walls = {(s.tool, s.hosts): (s.runs, s.median) for s in summaries}
+    assert walls == {("kbuild", 100): (2, 3.5), ("kbuild", 50): (1, 2.0), ("ansible", 100): (2, 705.0)}
+    assert merged["login_floor_ms"] == {"100": [40.0, 39.0]}
