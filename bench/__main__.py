@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from bench import report
 from bench.harness import EngineBench, RunRecord, Summary, summarize, to_json
-from bench.hosts import BenchLab
+from bench.hosts import BenchLab, held_while_running
 from bench.plot import noop_plot
 from bench.tools import TOOLS
 from bench.workload import Workload
@@ -206,20 +207,28 @@ def table(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_command(args: argparse.Namespace) -> int:
+    if args.command == "engines":
+        return engines(args)
+    if args.command == "bootstrap":
+        from bench.bootstrap import run as run_bootstrap
+
+        return run_bootstrap(args)
+    if args.command == "conformance":
+        from bench.conformance import run as run_conformance
+
+        return run_conformance(args)
+    return table(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Commands that bring a lab up hold its subnet while they run (a reused lab's own machines are
+    # kept clear of by their addresses); with --existing the lab is the user's and is left alone.
+    brings_up_a_lab = args.command != "table" and not getattr(args, "existing", False)
     try:
-        if args.command == "engines":
-            return engines(args)
-        if args.command == "bootstrap":
-            from bench.bootstrap import run as run_bootstrap
-
-            return run_bootstrap(args)
-        if args.command == "conformance":
-            from bench.conformance import run as run_conformance
-
-            return run_conformance(args)
-        return table(args)
+        with held_while_running(args.lab, args.subnet) if brings_up_a_lab else contextlib.nullcontext():
+            return run_command(args)
     except KbuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

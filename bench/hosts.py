@@ -3,10 +3,11 @@ resets, end-state checks and reading sshd's log."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import shlex
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from kbuild.errors import KbuildError
 from kbuild.lab.image import LAB_USER
 from kbuild.lab.lab import Lab
 from kbuild.lab.machine import Machine
+from tests.integration.labnet import Registry, ReservationError
 
 T = TypeVar("T")
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
@@ -129,6 +131,26 @@ def check(results: dict[str, subprocess.CompletedProcess[str]], what: str) -> No
 def parallel(fn: Callable[[Host], T], hosts: Sequence[Host], workers: int = 16) -> list[T]:
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts)))) as pool:
         return list(pool.map(fn, hosts))
+
+
+@contextlib.contextmanager
+def held_while_running(lab: str, subnet: str, registry: Registry | None = None) -> Iterator[None]:
+    """Reserve `subnet` for `lab` in the test labs' registry (tests/integration/labnet.py) while the bench runs.
+
+    A bench killed outright (SIGKILL, OOM, a session cut off) cannot take its lab down, and a lab of 200
+    machines fills every subnet the test sessions draw from. Its reservation then names a dead owner, so
+    the next test session takes the lab down instead of failing for want of addresses. A bench that
+    ends normally drops the reservation: a lab it keeps (--keep-lab) is then the user's, like any other.
+    """
+    registry = registry or Registry()
+    try:
+        registry.reserve(lab, 0, (), subnet)  # an explicit subnet: no block is chosen, only clashes refused
+    except ReservationError as exc:
+        raise KbuildError(f"lab {lab}: {exc}") from None
+    try:
+        yield
+    finally:
+        registry.release(lab)
 
 
 class HostLimits:

@@ -7,8 +7,10 @@ up: one JSON file per lab, naming the owning process. A candidate subnet is free
 reservation overlaps it and none of the host's addresses or another lab's machines lie in it.
 
 A session killed outright (SIGKILL, OOM) cannot take its labs down; the next session finds its
-reservations with the owner gone, takes those labs down and drops the reservations. Labs that no
-test session reserved (someone's `kbuild lab up`) are never touched, only kept clear of.
+reservations with the owner gone, takes those labs down and drops the reservations. The bench
+reserves the labs it brings up here too (bench/hosts.py), for the same reason. Labs that nobody
+reserved (someone's `kbuild lab up`, a lab kept with --keep-lab) are never touched, only kept clear of,
+and named when they leave no room.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from kbuild.lab import network
 from kbuild.lab.lab import Lab, lab_states
+from kbuild.lab.state import LabState
 from kbuild.lab.topology import FIRST_MACHINE_OFFSET, bridge_name
 
 REGISTRY = Path(os.environ.get("KBUILD_TEST_LAB_REGISTRY", "/run/kbuild-test-labs"))
@@ -75,15 +78,34 @@ def block_size(machines: int) -> int:
     return 32 - max(4, (needed - 1).bit_length())
 
 
+def other_labs(own_lab: str) -> list[LabState]:
+    """Every lab on the machine but `own_lab`, running or not (a stopped lab's machines come back on `up`)."""
+    return [state for state in lab_states() if state.name != own_lab]
+
+
 def addresses_in_use(own_lab: str) -> list[ipaddress.IPv4Address]:
     """Every address the host holds, and the gateway and machines of every other lab (running or not)."""
     used = [address.ip for iface in network.interfaces().values() if iface.name != bridge_name(own_lab)
             for address in iface.addresses]
-    for state in lab_states():
-        if state.name != own_lab:
-            plan = state.plan
-            used += [plan.gateway, *(m.address for m in plan.machines)]
+    for state in other_labs(own_lab):
+        plan = state.plan
+        used += [plan.gateway, *(m.address for m in plan.machines)]
     return used
+
+
+def holders(pools: Sequence[Network], own_lab: str, reservations: Sequence[Reservation]) -> list[str]:
+    """Who holds addresses in `pools` (a live process's labs, then labs no process holds, with the command that
+    removes them): what the error says when no block is left."""
+    def in_pools(subnet: str) -> bool:
+        return any(ipaddress.IPv4Network(subnet).overlaps(pool) for pool in pools)
+
+    reserved = {r.lab for r in reservations}
+    found = [f"lab {r.lab} ({r.subnet}) of process {r.pid}"
+             for r in reservations if in_pools(r.subnet)]
+    found += [f"lab {state.name} ({state.subnet}, {state.masters + state.workers} machines; "
+              f"`kbuild lab down --name {state.name}` removes it)"
+              for state in other_labs(own_lab) if state.name not in reserved and in_pools(state.subnet)]
+    return found
 
 
 def choose(pools: Sequence[Network], machines: int, reserved: Sequence[Network],
@@ -166,8 +188,9 @@ class Registry:
             else:
                 chosen = choose(pools, machines, reserved, addresses_in_use(lab))
                 if chosen is None:
-                    raise ReservationError(f"no free block for {machines} machines in {', '.join(map(str, pools))} "
-                                           "(other labs or test sessions hold the rest); set KBUILD_TEST_LAB_POOL")
+                    held = "; ".join(holders(pools, lab, others + mine)) or "the host's own addresses"
+                    raise ReservationError(f"no free block for {machines} machines in {', '.join(map(str, pools))}: "
+                                           f"held by {held}; free one or set KBUILD_TEST_LAB_POOL")
                 wanted = chosen
             reservation = Reservation(lab, str(wanted), self.pid, process_start(self.pid) or "")
             path = self._path(reservation)

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from kbuild.lab.state import LabState
 from tests.integration import labnet
 from tests.integration.labnet import Registry, ReservationError, block_size, choose, process_start
 
@@ -19,6 +20,7 @@ POOLS = [ipaddress.IPv4Network("198.18.0.32/27"), ipaddress.IPv4Network("198.18.
 def quiet_host(monkeypatch):
     """No host interfaces or other labs: only the reservations decide."""
     monkeypatch.setattr(labnet, "addresses_in_use", lambda own_lab: [])
+    monkeypatch.setattr(labnet, "other_labs", lambda own_lab: [])
 
 
 def test_block_sizes():
@@ -57,6 +59,20 @@ def test_a_lab_name_held_by_a_live_session_is_refused(tmp_path):
 def test_a_full_pool_says_what_to_set(tmp_path):
     with pytest.raises(ReservationError, match="KBUILD_TEST_LAB_POOL"):
         Registry(tmp_path).reserve("kbbig", 100, POOLS)
+
+
+def test_a_pool_filled_by_a_lab_no_session_holds_names_it_and_how_to_remove_it(tmp_path, monkeypatch):
+    # What CI met: a 200-machine bench lab left on the machine held every block of the pool.
+    bench_lab = LabState("kb9bench", 1, 89, "198.18.0.0/24", "kb-kb9bench", "/image", "2026-12-04")  # .10-.99
+    monkeypatch.setattr(labnet, "other_labs", lambda own_lab: [bench_lab])
+    monkeypatch.setattr(labnet, "addresses_in_use", lambda own_lab: [m.address for m in bench_lab.plan.machines])
+    assert Registry(tmp_path, pid=1).reserve("kbtest", 3, POOLS) == "198.18.0.112/28"  # a live session's, the last
+    with pytest.raises(ReservationError) as caught:
+        Registry(tmp_path).reserve("kbmine", 6, POOLS)
+    assert str(caught.value) == (
+        "no free block for 6 machines in 198.18.0.32/27, 198.18.0.64/26: held by lab kbtest (198.18.0.112/28) of "
+        "process 1; lab kb9bench (198.18.0.0/24, 90 machines; `kbuild lab down --name kb9bench` removes it); "
+        "free one or set KBUILD_TEST_LAB_POOL")
 
 
 def test_a_dead_sessions_reservations_are_reaped(tmp_path):
