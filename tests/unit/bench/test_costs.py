@@ -65,3 +65,24 @@ def test_limits_are_raised_for_a_large_lab_and_given_back(tmp_path: Path, monkey
     assert knob.read_text() == "128\n" and resource.getrlimit(resource.RLIMIT_NOFILE) == (soft, hard)
     assert any("raised fs.inotify.max_user_instances 128" in s for s in said)
     assert any("back to 128" in s for s in said)
+
+
+def test_the_login_floor_ignores_the_first_login_and_one_noisy_round(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    # Each login adds its cost to the machine's CPU counter: the first one pays 180 ms (the user's systemd
+    # manager starting, as CI saw at one host), the third a 90 ms spike of something else; the others 20 ms.
+    costs = iter([0.180, 0.020, 0.090, 0.020])
+    counter = {"host-1": 0.0}
+
+    class Session:
+        def run(self, command: str):
+            counter["host-1"] += next(costs)
+            return type("Result", (), {"ok": True, "err": ""})()
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(hostcpu, "connect", lambda target, known_hosts, strict: Session())
+    monkeypatch.setattr(hostcpu, "cpu_seconds", lambda lab, hosts: dict(counter))
+    access = hosts.Access("bench", tmp_path / "key", tmp_path / "known_hosts")
+    assert hostcpu.login_floor_ms("lab", [hostcpu.Host("host-1", "198.18.0.2")], access) == 20.0
+    assert hostcpu.median_of([None, None]) is None
