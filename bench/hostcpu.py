@@ -50,6 +50,9 @@ def per_host_ms(before: dict[str, float | None], after: dict[str, float | None])
     return round(sum(spent) / len(spent), 1) if spent else None
 
 
+FLOOR_ROUNDS = 3  # measured rounds of the login floor, after one unmeasured warm-up; their median is reported
+
+
 def login_floor_ms(lab: str, hosts: Sequence[Host], access: Access) -> float | None:
     """Host CPU, per host, of the least any SSH tool does: log in (the bench's user, key and pinned host keys)
     and run `true` through sudo. A run's host CPU above this is the tool's own work on the host."""
@@ -63,9 +66,9 @@ def login_floor_ms(lab: str, hosts: Sequence[Host], access: Access) -> float | N
         if not result.ok:
             raise RuntimeError(f"{host.name}: `sudo -n true` failed: {result.err.strip()}")
 
-    # The first login after a quiet spell also pays one-off costs (systemd starts the user's manager, PAM
-    # builds the motd), and a single sample catches whatever else the machine did in that moment: CI saw
-    # 180 ms at one host. So one login warms up unmeasured, and the floor is the median of three rounds.
+    # A single sample is at the mercy of one-off costs (most likely systemd starting the user's manager on
+    # the first login after a quiet spell) and of whatever else the machine did in that moment: CI saw
+    # 180 ms at one host. So one login warms up unmeasured, and the floor is the median of FLOOR_ROUNDS.
     parallel(login, hosts)
     rounds = []
     for _ in range(FLOOR_ROUNDS):
@@ -73,9 +76,6 @@ def login_floor_ms(lab: str, hosts: Sequence[Host], access: Access) -> float | N
         parallel(login, hosts)
         rounds.append(per_host_ms(before, cpu_seconds(lab, hosts)))
     return median_of(rounds)
-
-
-FLOOR_ROUNDS = 3
 
 
 def median_of(rounds: Sequence[float | None]) -> float | None:

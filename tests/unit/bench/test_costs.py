@@ -68,8 +68,8 @@ def test_limits_are_raised_for_a_large_lab_and_given_back(tmp_path: Path, monkey
 
 
 def test_the_login_floor_ignores_the_first_login_and_one_noisy_round(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    # Each login adds its cost to the machine's CPU counter: the first one pays 180 ms (the user's systemd
-    # manager starting, as CI saw at one host), the third a 90 ms spike of something else; the others 20 ms.
+    # Each login adds its cost to the machine's CPU counter: the first one pays 180 ms (the one-off cost CI
+    # saw at one host), the third a 90 ms spike of something else; the others 20 ms.
     costs = iter([0.180, 0.020, 0.090, 0.020])
     counter = {"host-1": 0.0}
 
