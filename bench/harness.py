@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
-import threading
-import time
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.drivers.config import DriverConfig
-from bench import hostcpu
+from bench import hostcpu, starter
 from bench.hosts import Access, BenchLab, check
 from bench.sshdlog import CURSOR_COMMAND, count_script, cursors, parse_counts, parse_cursor
 from bench.tools import Tool
@@ -160,11 +158,8 @@ class EngineBench:
         invocation = tool.invocation(run_dir, config_path)
         log = run_dir / "logs" / f"{scenario}-{rep + 1}.log"
         with log.open("w") as out, (run_dir / "logs" / f"{scenario}-{rep + 1}.stdout").open("w+") as stdout:
-            # The kbuild driver reports how long Python took to start from this moment.
-            env = {**os.environ, **invocation.env, "KBBENCH_SPAWNED": repr(time.time())}
-            started = time.perf_counter()
-            code, usage = run_measured(invocation.argv, env=env, cwd=run_dir, stdout=stdout, stderr=out)
-            wall = time.perf_counter() - started
+            tool_run = run_measured(invocation.argv, env={**os.environ, **invocation.env}, cwd=run_dir,
+                                    stdout=stdout, stderr=out)
             stdout.seek(0)
             output = stdout.read()
         cpu_after = hostcpu.cpu_seconds(self.lab.name, hosts)
@@ -176,31 +171,42 @@ class EngineBench:
         states = {name: HostState.parse(result.stdout) for name, result in after.items()}
         wants = {h.name: expected(self.workload.with_version(version), h, self.blob_sha256) for h in hosts}
         problems = judge(states, hosts, wants, restarted=restarted, before=before)
+        code = tool_run.exit_code
         if code != 0:
             tail = output.strip().splitlines()[-3:] + log.read_text(errors="replace").strip().splitlines()[-3:]
             problems = [f"exit code {code}: {' | '.join(tail)}", *problems]
-        record = RunRecord(tool.name, len(hosts), scenario, rep + 1, round(wall, 3), code,
+        record = RunRecord(tool.name, len(hosts), scenario, rep + 1, round(tool_run.wall, 3), code,
                            sum(c.connections for c in counts.values()), sum(c.sessions for c in counts.values()),
                            tool.stats(output), problems, str(log), hostcpu.per_host_ms(cpu_before, cpu_after),
-                           round(usage.ru_utime + usage.ru_stime, 3), round(usage.ru_maxrss / 1024, 1))
+                           round(tool_run.cpu_seconds, 3), round(tool_run.peak_mb, 1))
         return record, states, {name: parse_cursor(name, result) for name, result in after.items()}
 
 
-def run_measured(argv: list[str], **popen: object) -> tuple[int, resource.struct_rusage]:
-    """Run a tool to its end (killed after RUN_TIMEOUT: exit -1) and return its exit code and resource usage.
+@dataclass(frozen=True)
+class ToolRun:
+    exit_code: int  # -1: killed after RUN_TIMEOUT
+    wall: float  # seconds, from the tool's start to its exit
+    cpu_seconds: float  # user + system CPU of the tool and of the children it waited for (Ansible's forks)
+    peak_mb: float  # peak resident memory of the largest process among them
 
-    wait4 gives the usage of that process and of the children it waited for (Ansible's forks), so the
-    controller's CPU and peak memory are measured the same way for every tool.
+
+def run_measured(argv: list[str], **popen: object) -> ToolRun:
+    """Run a tool to its end through bench/starter.py, which measures it from outside the bench's memory.
+
+    The same measure for every tool: wait4's usage of the tool and of the children it waited for.
     """
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **popen)  # type: ignore[call-overload]
-    timer = threading.Timer(RUN_TIMEOUT, proc.kill)
-    timer.start()
+    read_end, write_end = os.pipe()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen([sys.executable, "-I", "-S", starter.__file__, str(write_end), str(RUN_TIMEOUT), *argv],
+                                stdin=subprocess.DEVNULL, pass_fds=(write_end,), **popen)  # type: ignore[call-overload]
     finally:
-        timer.cancel()
-    proc.returncode = code = os.waitstatus_to_exitcode(status)
-    return (-1 if code == -9 else code), usage
+        os.close(write_end)
+    with os.fdopen(read_end) as report:
+        line = report.read()
+    if proc.wait() != 0 or not line:
+        raise RuntimeError(f"bench/starter.py failed (exit {proc.returncode}) running {argv[0]}; see the run's log")
+    code, wall, cpu, maxrss_kb = line.split()
+    return ToolRun(-1 if int(code) == -9 else int(code), float(wall), float(cpu), int(maxrss_kb) / 1024)
 
 
 def to_json(records: Sequence[RunRecord]) -> list[dict[str, object]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import hostcpu, hosts
+from bench import harness, hostcpu, hosts
 from bench.harness import RunRecord, run_measured, summarize
 from bench.plot import noop_plot
 from bench.report import engine_tables
@@ -29,9 +29,25 @@ def test_cgroup_usage_read_for_v1_and_v2(tmp_path: Path):
 
 
 def test_run_measured_gives_the_tools_cpu_and_memory():
-    code, usage = run_measured([sys.executable, "-c", "sum(range(3_000_000)); b = bytearray(60 << 20)"])
-    assert code == 0 and usage.ru_utime + usage.ru_stime > 0.01 and usage.ru_maxrss / 1024 > 60
-    assert run_measured([sys.executable, "-c", "raise SystemExit(3)"])[0] == 3
+    run = run_measured([sys.executable, "-c", "sum(range(3_000_000)); b = b'x' * (60 << 20)"])
+    assert run.exit_code == 0 and run.cpu_seconds > 0.01 and run.peak_mb > 60 and run.wall > 0
+    assert run_measured([sys.executable, "-c", "raise SystemExit(3)"]).exit_code == 3
+
+
+def test_a_tools_peak_memory_is_its_own_not_the_bench_s():
+    """Linux carries the starter's high-water mark into an exec'd program's ru_maxrss: a tool started
+    straight from a 300 MB bench reported over 300 MB whatever it used itself."""
+    ballast = b"x" * (300 << 20)  # written, so resident: the bench's high-water mark is now over 300 MB
+    run = run_measured(["true"])
+    del ballast
+    assert run.exit_code == 0 and run.peak_mb < 30
+
+
+def test_a_tool_that_cannot_start_or_runs_too_long_is_a_failed_run(monkeypatch: pytest.MonkeyPatch):
+    assert run_measured(["/nonexistent/tool"]).exit_code == 127
+    monkeypatch.setattr(harness, "RUN_TIMEOUT", 0.3)
+    run = run_measured(["sleep", "30"])
+    assert run.exit_code == -1 and 0.3 <= run.wall < 10
 
 
 def test_cost_columns_are_summarized_per_host_and_printed():
