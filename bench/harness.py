@@ -196,12 +196,13 @@ def run_measured(argv: list[str], **popen: object) -> ToolRun:
     The same measure for every tool: wait4's usage of the tool and of the children it waited for.
     """
     read_end, write_end = os.pipe()
-    try:
-        proc = subprocess.Popen([sys.executable, "-I", "-S", starter.__file__, str(write_end), str(RUN_TIMEOUT), *argv],
-                                stdin=subprocess.DEVNULL, pass_fds=(write_end,), **popen)  # type: ignore[call-overload]
-    finally:
-        os.close(write_end)
     with os.fdopen(read_end) as report:
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", starter.__file__, str(write_end), str(RUN_TIMEOUT),
+                                     *argv], stdin=subprocess.DEVNULL, pass_fds=(write_end,),
+                                    **popen)  # type: ignore[call-overload]
+        finally:
+            os.close(write_end)  # the starter holds the only write end: its exit ends the read
         line = report.read()
     if proc.wait() != 0 or not line:
         raise RuntimeError(f"bench/starter.py failed (exit {proc.returncode}) running {argv[0]}; see the run's log")
