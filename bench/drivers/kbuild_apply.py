@@ -19,6 +19,7 @@ STARTED = time.time()  # before the imports below: they are part of what a user 
 
 from bench import workload as wl
 from bench.drivers.config import DriverConfig
+from bench.starter import SPAWNED_VARIABLE
 from kbuild.engine.report import Reporter
 from kbuild.engine.resources import Artifact, Directory, File, Service, Sysctl
 from kbuild.engine.runner import HostStatus, Plan, Runner
@@ -80,7 +81,7 @@ def _median(values: list[float]) -> float:
 
 def main(argv: list[str]) -> int:
     imported = time.time()
-    spawned = float(os.environ.get("KBBENCH_SPAWNED", STARTED))
+    spawned = float(os.environ.get(SPAWNED_VARIABLE, STARTED))
     config = DriverConfig.load(Path(argv[0]))
     targets = {h.name: SSHTarget(h.name, h.address, user=config.user, key_file=config.key_file, become=True)
                for h in config.hosts}
