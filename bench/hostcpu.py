@@ -68,7 +68,8 @@ def login_floor_ms(lab: str, hosts: Sequence[Host], access: Access) -> float | N
 
     # A single sample is at the mercy of one-off costs of a first login after a quiet spell (the cause is
     # unknown: the lab image has no pam_systemd, so no user manager starts) and of whatever else the
-    # machine did in that moment: CI saw 180 ms at one host. So one login warms up unmeasured, and the floor is the median of FLOOR_ROUNDS.
+    # machine did in that moment: CI saw 180 ms at one host. So one login warms up unmeasured, and the
+    # floor is the median of FLOOR_ROUNDS.
     parallel(login, hosts)
     rounds = []
     for _ in range(FLOOR_ROUNDS):
