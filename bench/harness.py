@@ -129,24 +129,28 @@ class EngineBench:
             tool.setup(run_dir, DriverConfig.load(paths["first"]))
             configs[tool.name] = (run_dir, paths)
         made: list[RunRecord] = []
-        # Tools take turns within each repetition, so load from others on the machine hits all alike.
-        for rep in range(self.runs):
-            floor = hostcpu.login_floor_ms(self.lab.name, hosts, access)
-            if floor is not None:
-                self.login_floors.setdefault(n, []).append(floor)
+        try:
+            # Tools take turns within each repetition, so load from others on the machine hits all alike.
+            for rep in range(self.runs):
+                floor = hostcpu.login_floor_ms(self.lab.name, hosts, access)
+                if floor is not None:
+                    self.login_floors.setdefault(n, []).append(floor)
+                for tool in self.tools:
+                    run_dir, paths = configs[tool.name]
+                    self.lab.reset(hosts)
+                    before: dict[str, HostState] | None = None
+                    marks = cursors(self.lab, hosts)
+                    for scenario, (version, restarted) in SCENARIOS.items():
+                        record, before, marks = self.measure(tool, hosts, scenario, rep, run_dir, paths[scenario],
+                                                             version, restarted, before, marks)
+                        made.append(record)
+                        self.records.append(record)
+                        status = "ok" if record.valid else f"INVALID ({record.exit_code}; {'; '.join(record.problems[:3])})"
+                        self.say(f"  n={n:<3} {tool.name:<8} {scenario:<7} run {rep + 1}: {record.wall:7.2f} s  "
+                                 f"{record.connections} conn  {record.sessions} sessions  {status}")
+        finally:
             for tool in self.tools:
-                run_dir, paths = configs[tool.name]
-                self.lab.reset(hosts)
-                before: dict[str, HostState] | None = None
-                marks = cursors(self.lab, hosts)
-                for scenario, (version, restarted) in SCENARIOS.items():
-                    record, before, marks = self.measure(tool, hosts, scenario, rep, run_dir, paths[scenario],
-                                                         version, restarted, before, marks)
-                    made.append(record)
-                    self.records.append(record)
-                    status = "ok" if record.valid else f"INVALID ({record.exit_code}; {'; '.join(record.problems[:3])})"
-                    self.say(f"  n={n:<3} {tool.name:<8} {scenario:<7} run {rep + 1}: {record.wall:7.2f} s  "
-                             f"{record.connections} conn  {record.sessions} sessions  {status}")
+                tool.finish()
         return made
 
     def measure(self, tool: Tool, hosts: Sequence[Host], scenario: str, rep: int, run_dir: Path, config_path: Path,
@@ -155,6 +159,7 @@ class EngineBench:
         """One run of `tool`, counted in sshd's log from the journal positions `marks`; returns its record,
         the hosts' state after it and their journal positions for the next run."""
         cpu_before = hostcpu.cpu_seconds(self.lab.name, hosts)
+        helper_pid, helper_before, _ = tool.helper_usage()
         invocation = tool.invocation(run_dir, config_path)
         log = run_dir / "logs" / f"{scenario}-{rep + 1}.log"
         with log.open("w") as out, (run_dir / "logs" / f"{scenario}-{rep + 1}.stdout").open("w+") as stdout:
@@ -163,6 +168,9 @@ class EngineBench:
             stdout.seek(0)
             output = stdout.read()
         cpu_after = hostcpu.cpu_seconds(self.lab.name, hosts)
+        pid_after, helper_after, helper_mb = tool.helper_usage()
+        # A helper the run started counts from zero; one that was there before counts what it added.
+        helper_cpu = helper_after - (helper_before if pid_after == helper_pid else 0.0)
         tool.cleanup(run_dir)
         # One visit per host after the run: sshd's lines since the mark, the end state, the next mark.
         after = self.lab.on_all(hosts, lambda h: count_script(marks[h.name]) + PROBE_SCRIPT + CURSOR_COMMAND)
@@ -178,7 +186,7 @@ class EngineBench:
         record = RunRecord(tool.name, len(hosts), scenario, rep + 1, round(tool_run.wall, 3), code,
                            sum(c.connections for c in counts.values()), sum(c.sessions for c in counts.values()),
                            tool.stats(output), problems, str(log), hostcpu.per_host_ms(cpu_before, cpu_after),
-                           round(tool_run.cpu_seconds, 3), round(tool_run.peak_mb, 1))
+                           round(tool_run.cpu_seconds + helper_cpu, 3), round(max(tool_run.peak_mb, helper_mb), 1))
         return record, states, {name: parse_cursor(name, result) for name, result in after.items()}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.harness import Summary
 
-TOOL_ORDER = ("kbuild", "pyinfra", "ansible")
+TOOL_ORDER = ("kbuild", "kbuild-kept", "pyinfra", "ansible")  # kbuild-kept: with ssh.persist
 
 
 def noop_plot(summaries: Sequence[Summary], path: Path) -> Path | None:

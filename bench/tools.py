@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,9 @@ from pathlib import Path
 import yaml
 
 from bench import workload as wl
-from bench.drivers.config import ENV_VAR, DriverConfig
+from bench.drivers.config import ENV_VAR, PERSIST_VARIABLE, DriverConfig
+from kbuild.engine.mux import DIRECTORY_VARIABLE
+from kbuild.engine.muxd import PID_NAME
 
 DRIVERS = Path(__file__).parent / "drivers"
 REPO = Path(__file__).parent.parent
@@ -64,6 +67,13 @@ class Tool:
     def cleanup(self, run_dir: Path) -> None:
         pass
 
+    def helper_usage(self) -> tuple[int | None, float, float]:
+        """The pid, CPU seconds so far and peak MB of a process the tool leaves running between runs."""
+        return None, 0.0, 0.0
+
+    def finish(self) -> None:
+        """After the last run at a size: stop whatever the tool left running."""
+
 
 def _python_env() -> dict[str, str]:
     # The drivers import bench.* from the repository; pyinfra and ansible run from the same venv.
@@ -93,6 +103,57 @@ class KbuildTool(Tool):
                 return {"connections": data["connections"], "round_trips": data["round_trips"],
                         "profile": data.get("profile", {})}
         return {}
+
+
+class KbuildKeptTool(KbuildTool):
+    """kbuild with `ssh.persist`: a run reuses the logins the keeper (kbuild.engine.muxd) kept from the last one.
+
+    The keeper is a process of its own, so its CPU and memory are added to each run's (helper_usage)."""
+
+    name = "kbuild-kept"
+    persist = 60.0
+
+    def __init__(self) -> None:
+        self.keeper_dir: Path | None = None
+
+    def setup(self, run_dir: Path, config: DriverConfig) -> None:
+        self.finish()
+        self.keeper_dir = Path(tempfile.mkdtemp(prefix="kbb-keeper-"))  # short: it holds a Unix socket
+
+    def invocation(self, run_dir: Path, config_path: Path) -> Invocation:
+        plain = super().invocation(run_dir, config_path)
+        return Invocation(plain.argv, {**plain.env, PERSIST_VARIABLE: str(self.persist),
+                                       DIRECTORY_VARIABLE: str(self.keeper_dir)})
+
+    def _keeper_pid(self) -> int | None:
+        try:
+            return int((self.keeper_dir / PID_NAME).read_text()) if self.keeper_dir else None
+        except (OSError, ValueError):
+            return None
+
+    def helper_usage(self) -> tuple[int | None, float, float]:
+        pid = self._keeper_pid()
+        if pid is None:
+            return None, 0.0, 0.0
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None, 0.0, 0.0  # it has exited
+        ticks = os.sysconf("SC_CLK_TCK")
+        peak_kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+        return pid, (int(fields[11]) + int(fields[12])) / ticks, peak_kb / 1024
+
+    def finish(self) -> None:
+        pid = self._keeper_pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if self.keeper_dir is not None:
+            shutil.rmtree(self.keeper_dir, ignore_errors=True)
+            self.keeper_dir = None
 
 
 class PyinfraTool(Tool):
@@ -190,4 +251,5 @@ def _control_dir(run_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"kbb-cp-{digest}"
 
 
-TOOLS: dict[str, type[Tool]] = {"kbuild": KbuildTool, "pyinfra": PyinfraTool, "ansible": AnsibleTool}
+TOOLS: dict[str, type[Tool]] = {"kbuild": KbuildTool, "kbuild-kept": KbuildKeptTool, "pyinfra": PyinfraTool,
+                                 "ansible": AnsibleTool}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import paramiko
 
+from kbuild.engine.mux import open_connection
 from kbuild.engine.ssh import ConnectionPool, Jump, SSHTarget
 from kbuild.errors import UsageError
 from kbuild.inventory import Cluster, Host
@@ -22,7 +23,7 @@ def target_for(host: Host) -> SSHTarget:
         jump = Jump(ssh.bastion.host, ssh.bastion.port, ssh.bastion.user, ssh.bastion.key_file)
     return SSHTarget(
         name=host.name, host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key_file, become=ssh.become,
-        bastion=jump, connect_timeout=ssh.connect_timeout, retries=ssh.retries,
+        bastion=jump, connect_timeout=ssh.connect_timeout, retries=ssh.retries, persist=ssh.persist,
     )
 
 
@@ -31,7 +32,10 @@ def open_pool(cluster: Cluster, hosts: list[Host] | None = None, *, strict: bool
     check_key_files(cluster, chosen)
     if strict is None:
         strict = cluster.host_key_policy is HostKeyPolicy.STRICT
-    return ConnectionPool({h.name: target_for(h) for h in chosen}, cluster.known_hosts, strict=strict)
+    known_hosts = cluster.known_hosts
+    return ConnectionPool({h.name: target_for(h) for h in chosen}, known_hosts, strict=strict,
+                          connector=lambda target, stats: open_connection(target, known_hosts, strict=strict,
+                                                                          stats=stats))
 
 
 def select_hosts(cluster: Cluster, limit: str | None) -> list[Host]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from bench.workload import Host, Workload
 
 ENV_VAR = "KBBENCH_CONFIG"  # where pyinfra's inventory and deploy files find it
+PERSIST_VARIABLE = "KBBENCH_PERSIST"  # kbuild's ssh.persist for the run, in seconds (the kbuild-kept tool)
 
 
 @dataclass(frozen=True)

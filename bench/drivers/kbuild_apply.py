@@ -18,12 +18,13 @@ from pathlib import Path
 STARTED = time.time()  # before the imports below: they are part of what a user waits for
 
 from bench import workload as wl
-from bench.drivers.config import DriverConfig
+from bench.drivers.config import PERSIST_VARIABLE, DriverConfig
 from bench.starter import SPAWNED_VARIABLE
 from kbuild.engine.report import Reporter
 from kbuild.engine.resources import Artifact, Directory, File, Service, Sysctl
 from kbuild.engine.runner import HostStatus, Plan, Runner
-from kbuild.engine.ssh import Connection, ConnectionPool, SSHTarget, Stats, connect
+from kbuild.engine.mux import open_connection
+from kbuild.engine.ssh import Connection, ConnectionPool, SSHTarget, Stats
 
 
 def plan(config: DriverConfig, host: wl.Host) -> Plan:
@@ -52,7 +53,7 @@ class Timings:
 
     def connector(self, target: SSHTarget, stats: Stats) -> Connection:
         started = time.perf_counter()
-        conn = connect(target, self.known_hosts, strict=True, stats=stats)
+        conn = open_connection(target, self.known_hosts, strict=True, stats=stats)
         took = time.perf_counter() - started
         runs: list[float] = []
         with self.lock:
@@ -83,8 +84,9 @@ def main(argv: list[str]) -> int:
     imported = time.time()
     spawned = float(os.environ.get(SPAWNED_VARIABLE, STARTED))
     config = DriverConfig.load(Path(argv[0]))
-    targets = {h.name: SSHTarget(h.name, h.address, user=config.user, key_file=config.key_file, become=True)
-               for h in config.hosts}
+    persist = float(os.environ.get(PERSIST_VARIABLE, "0"))
+    targets = {h.name: SSHTarget(h.name, h.address, user=config.user, key_file=config.key_file, become=True,
+                                 persist=persist) for h in config.hosts}
     plans = {h.name: plan(config, h) for h in config.hosts}
     planned = time.time()
     cpu_planned = time.process_time()

@@ -26,11 +26,11 @@ from typing import IO, Any
 
 from kbuild.artifacts.checksums import CHUNK, SHA256, sha256_file
 from kbuild.artifacts.errors import ArtifactError
+from kbuild.userdirs import cache_home
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kbuild" / "artifacts"
+    return cache_home() / "artifacts"
 
 
 class Cache:

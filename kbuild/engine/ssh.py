@@ -55,6 +55,9 @@ class SSHTarget:
     bastion: Jump | None = None
     connect_timeout: float = 10.0
     retries: int = 2
+    # Seconds a connection outlives the run that opened it, kept by kbuild.engine.muxd for the next run (as
+    # OpenSSH's ControlPersist); 0 closes it with the run. See kbuild.engine.mux.open_connection.
+    persist: float = 0.0
 
 
 class ByteSink(Protocol):
@@ -97,14 +100,10 @@ class Stats:
 
 
 class Connection:
-    """An open SSH session to one host. Not shared between threads; the runner uses one thread per host."""
+    """What a connection to one host offers: commands under sh, scripts on stdin. Not shared between threads;
+    the runner uses one thread per host."""
 
-    def __init__(self, target: SSHTarget, client: paramiko.SSHClient, jump: paramiko.SSHClient | None,
-                 stats: Stats) -> None:
-        self.target = target
-        self._client = client
-        self._jump = jump
-        self.stats = stats
+    target: SSHTarget
 
     def run(self, command: str, *, stdin: BinaryIO | bytes | None = None, timeout: float | None = 600,
             stdout_sink: ByteSink | None = None, progress: Callable[[int], None] | None = None) -> Result:
@@ -121,11 +120,38 @@ class Connection:
 
     def _execute(self, argv: str, stdin: BinaryIO | bytes | None, timeout: float | None,
                  stdout_sink: ByteSink | None, progress: Callable[[int], None] | None) -> Result:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The run is done with the host."""
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        """The connection is dead (the host rebooted): close it, and keep nothing of it for a later run."""
+        self.close()
+
+
+class SSHConnection(Connection):
+    """An open SSH connection of this process's own to one host (paramiko)."""
+
+    def __init__(self, target: SSHTarget, client: paramiko.SSHClient, jump: paramiko.SSHClient | None,
+                 stats: Stats) -> None:
+        self.target = target
+        self._client = client
+        self._jump = jump
+        self.stats = stats
+        # Set when whoever asked for the command has gone (a keeper's run was interrupted): the command's
+        # channel is closed, as the run's own connection would have been.
+        self.abandoned: threading.Event | None = None
+
+    def _execute(self, argv: str, stdin: BinaryIO | bytes | None, timeout: float | None,
+                 stdout_sink: ByteSink | None, progress: Callable[[int], None] | None) -> Result:
         wrapped = f"sudo -n -- {argv}" if self.target.become and self.target.user != "root" else argv
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise UnreachableError(f"{self.target.name}: the SSH connection was lost")
         deadline = None if timeout is None else time.monotonic() + timeout
+        channel: paramiko.Channel | None = None
         try:
             # The host is up (the connection is): a slow answer to the channel open is a busy host, so it may
             # take as long as the command may (a 200-host run on 2 cores saw opens past connect_timeout).
@@ -144,6 +170,9 @@ class Connection:
                 if deadline is not None and time.monotonic() > deadline:
                     channel.close()
                     raise TimeoutError
+                if self.abandoned is not None and self.abandoned.is_set():
+                    channel.close()
+                    raise KbuildError(f"{self.target.name}: the run that asked for the command went away")
                 if not got:
                     # The channel's pipe is readable on stdout and stderr data, on EOF and on close, so the
                     # timeout only bounds how late the deadline is seen: a wake-up every 50 ms cost each
@@ -155,6 +184,12 @@ class Connection:
             raise KbuildError(f"{self.target.name}: a command did not finish within {timeout:.0f}s") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise UnreachableError(f"{self.target.name}: the SSH connection failed during a command: {exc}") from None
+        except BaseException:
+            # Whatever else stopped the command (Ctrl-C, its stdin's source failing): the host sees its channel
+            # closed, as when the connection goes, and a kept connection carries no half-fed command on.
+            if channel is not None:
+                channel.close()
+            raise
         self.stats.count(round_trips=1, sent=sent)
         if rc == 1 and self.target.become and b"sudo: a password is required" in err:
             raise KbuildError(f"{self.target.name}: sudo needs a password for {self.target.user}",
@@ -196,14 +231,32 @@ class Connection:
             got = True
         return got
 
+    def for_target(self, target: SSHTarget) -> SSHConnection:
+        """This connection, speaking for `target` (its name in messages, its `become`): the keeper serves runs
+        whose inventories may name and wrap the same host differently."""
+        return SSHConnection(target, self._client, self._jump, self.stats)
+
+    def answers(self, timeout: float) -> bool:
+        """Whether the host still answers on this connection: a channel opened and closed (sshd starts no
+        process for that). A kept connection to a host that went away looks active until TCP gives up."""
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            return False
+        try:
+            transport.open_session(timeout=timeout).close()
+        except (paramiko.SSHException, OSError, EOFError):
+            return False
+        return True
+
     def close(self) -> None:
         self._client.close()
         if self._jump is not None:
             self._jump.close()
 
 
-def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats | None = None) -> Connection:
-    """Open a verified connection, retrying transient failures `target.retries` times."""
+def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats | None = None) -> SSHConnection:
+    """Open a verified connection of this process's own, retrying transient failures `target.retries` times.
+    (`kbuild.engine.mux.open_connection` goes through the keeper instead when `target.persist` asks for it.)"""
     stats = stats or Stats()
     attempts = target.retries + 1
     last: Exception | None = None
@@ -224,7 +277,7 @@ def connect(target: SSHTarget, known_hosts: Path, *, strict: bool, stats: Stats 
             if transport is not None:
                 transport.set_keepalive(30)
             stats.count(connections=1)
-            return Connection(target, client, jump_client, stats)
+            return SSHConnection(target, client, jump_client, stats)
         except paramiko.BadHostKeyException as exc:
             _close(jump_client)
             raise changed_key_error(target.host, target.port, known_hosts, exc) from None
@@ -364,7 +417,7 @@ class ConnectionPool:
             conn = self._connections.pop(name, None)
             self._failures.pop(name, None)
         if conn is not None:
-            conn.close()
+            conn.discard()
 
     def close(self) -> None:
         for conn in self._connections.values():

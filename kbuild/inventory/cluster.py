@@ -35,6 +35,7 @@ class HostSSH:
     bastion: Bastion | None
     connect_timeout: float
     retries: int
+    persist: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def host_document(host: Host) -> dict[str, Any]:
         "ssh": {
             "host": ssh.host, "user": ssh.user, "port": ssh.port, "key_file": ssh.key_file, "become": ssh.become,
             "bastion": ssh.bastion.model_dump(mode="json") if ssh.bastion else None,
-            "connect_timeout": ssh.connect_timeout, "retries": ssh.retries,
+            "connect_timeout": ssh.connect_timeout, "retries": ssh.retries, "persist": ssh.persist,
         },
         "labels": dict(host.labels),
         "taints": list(host.taints),

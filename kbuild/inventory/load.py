@@ -377,6 +377,7 @@ def _resolve(file: Path, parsed: dict[str, Any], hosts: dict[str, HostSpec], sta
                 bastion=bastion,
                 connect_timeout=o.connect_timeout or ssh.connect_timeout,
                 retries=ssh.retries if o.retries is None else o.retries,
+                persist=ssh.persist if o.persist is None else o.persist,
             ),
             labels=dict(spec.labels),
             taints=tuple(spec.taints),

@@ -81,6 +81,8 @@ class SSHSettings(Strict):
     known_hosts: KnownHosts | None = None  # default: <state dir>/known_hosts
     connect_timeout: Seconds = Field(10.0, gt=0, le=600)
     retries: StrictInt = Field(2, ge=0, le=10)
+    # Keep each connection this many seconds after a run for the next one (kbuild.engine.muxd); 0: off.
+    persist: Seconds = Field(0.0, ge=0, le=3600)
 
 
 class SSHOverrides(Strict):
@@ -94,6 +96,7 @@ class SSHOverrides(Strict):
     bastion: Bastion | None = None
     connect_timeout: Seconds | None = Field(None, gt=0, le=600)
     retries: StrictInt | None = Field(None, ge=0, le=10)
+    persist: Seconds | None = Field(None, ge=0, le=3600)
 
 
 class Versions(Strict):

@@ -8,6 +8,7 @@ extra) with the OpenSSH client. Timings are printed by the harness, never assert
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,13 @@ def test_smoke_all_tools_one_host(lab, tmp_path):
         kbuild = records[("kbuild", scenario)]
         assert (kbuild["connections"], kbuild["sessions"]) == (1, trips)
         assert (kbuild["tool_stats"]["connections"], kbuild["tool_stats"]["round_trips"]) == (1, trips)
+    # With ssh.persist, kbuild logs in on its first run only; later runs reuse that login through the keeper
+    # (sshd saw no new connection), and the keeper is gone once the bench is done with it.
+    for scenario, conns, trips in (("first", 1, 2), ("noop", 0, 1), ("change", 0, 2)):
+        kept = records[("kbuild-kept", scenario)]
+        assert (kept["connections"], kept["sessions"]) == (conns, trips), scenario
+        assert (kept["tool_stats"]["connections"], kept["tool_stats"]["round_trips"]) == (conns, trips)
+    assert not list(Path(tempfile.gettempdir()).glob("kbb-keeper-*"))
     # Every tool was counted (a session per remote command), so the table compares like with like.
     assert all(records[(t, "noop")]["sessions"] > 1 for t in ("pyinfra", "ansible"))
     table = out.with_suffix(".md").read_text()

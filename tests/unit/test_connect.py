@@ -57,6 +57,32 @@ def test_target_carries_become_and_bastion(cluster):
     target = target_for(cluster.host("m1"))
     assert (target.user, target.become, target.host, target.port) == ("ops", True, "198.18.0.10", 22)
     assert target.bastion is not None and (target.bastion.host, target.bastion.user) == ("jump.example", "j")
+    assert target.persist == 0  # a connection is closed with its run unless ssh.persist says otherwise
+
+
+def test_ssh_persist_reaches_the_target_and_a_host_may_override_it(cluster_from):
+    cluster = cluster_from("""\
+        cluster: {name: t}
+        ssh: {persist: 60}
+        hosts:
+          m1: {address: 198.18.0.10, roles: [etcd, control-plane]}
+          w1: {address: 198.18.0.11, roles: [worker], ssh: {persist: 0}}
+        """)
+    assert [target_for(h).persist for h in cluster.hosts] == [60, 0]
+
+
+@pytest.mark.parametrize("value", ["-1", "3601", "soon"])
+def test_a_persist_out_of_range_names_the_field(cluster_from, value):
+    from kbuild.errors import InventoryError
+
+    with pytest.raises(InventoryError) as refused:
+        cluster_from(f"""\
+            cluster: {{name: t}}
+            ssh: {{persist: {value}}}
+            hosts:
+              m1: {{address: 198.18.0.10, roles: [etcd, control-plane]}}
+            """)
+    assert "ssh.persist" in str(refused.value)
 
 
 def _only_key_problem(cluster):

@@ -159,6 +159,10 @@ def test_the_scale_targets_are_judged_at_100_hosts_with_memory_per_added_host():
     slow = [noop("kbuild", 100, 7.0, 60.0, 3.5, 60.0), noop("pyinfra", 100, 30.0, 300.0, 60.0, 90.0)]
     missed = [line for line in targets(summarize(slow)) if "N=100" in line and "first" not in line]
     assert len(missed) == 4 and all(line.endswith("MISSED") for line in missed), missed
+    kept = [line for line in targets(summarize(slow + [noop("kbuild-kept", 100, 5.0, 24.5, 2.0, 61.0)]))
+            if "ssh.persist" in line]
+    assert kept == ["host CPU of a no-op at N=100 with ssh.persist (kbuild-kept): 24.5 ms per host "
+                    "(target: under 50) — met"]
 
 
 def test_the_login_floor_is_printed_per_size_in_host_order():

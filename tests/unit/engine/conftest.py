@@ -15,7 +15,7 @@ import pytest
 
 from kbuild.engine.report import Event, Reporter
 from kbuild.engine.runner import Runner
-from kbuild.engine.ssh import ConnectionPool, Result, SSHTarget, Stats
+from kbuild.engine.ssh import Connection, ConnectionPool, Result, SSHTarget, Stats
 from tests.unit.engine.sshserver import LoopbackServer, loopback_server
 from tests.unit.fakes import EventLog
 
@@ -47,7 +47,7 @@ esac
 """
 
 
-class LocalConnection:
+class LocalConnection(Connection):
     """Runs commands with the local /bin/sh, as the SSH Connection would on a host."""
 
     def __init__(self, target: SSHTarget, stats: Stats, env: dict[str, str]) -> None:

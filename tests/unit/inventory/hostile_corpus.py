@@ -32,7 +32,7 @@ BASE: dict[str, Any] = {
                 "node_monitor_period": "5s", "api_endpoint": "lb.example:6443", "extra_sans": ["api.example"],
                 "extra_flags": {"kubelet": {"v": "2"}}, "versions": {"kubernetes": "1.37.2"},
                 "addons": {"coredns": {"forward": ["/etc/resolv.conf"]}}},
-    "ssh": {"user": "root", "port": 22, "connect_timeout": 10, "retries": 2},
+    "ssh": {"user": "root", "port": 22, "connect_timeout": 10, "retries": 2, "persist": 60},
     "etcd": {"data_dir": "/var/lib/etcd", "backup": {"enabled": True, "dir": "/var/backups/etcd",
                                                      "schedule": "daily", "keep": 7}},
     "artifacts": {"checksums": {"etcd-v3.6.16-linux-amd64.tar.gz": "a" * 64}},
@@ -51,7 +51,8 @@ STRING_FIELDS = [
     "artifacts.checksums.etcd-v3.6.16-linux-amd64.tar.gz", "hosts.m1.address", "hosts.w1.labels.disk",
     "hosts.w1.taints.0", "hosts.w1.ssh.host",
 ]
-NUMBER_FIELDS = ["ssh.port", "ssh.connect_timeout", "ssh.retries", "etcd.backup.keep", "hosts.w1.ssh.port"]
+NUMBER_FIELDS = ["ssh.port", "ssh.connect_timeout", "ssh.retries", "ssh.persist", "etcd.backup.keep",
+                 "hosts.w1.ssh.port"]
 SWITCH_FIELDS = ["etcd.backup.enabled"]
 INJECTIONS = ["$(touch /tmp/kbpwn)", "`touch /tmp/kbpwn`", "'; touch /tmp/kbpwn #", '"; touch /tmp/kbpwn #',
               "x\ntouch /tmp/kbpwn", "x\r\ny", "x\x00y", "x\x1b[2Jy", "x\u202ey", "x\u2028y", "../../etc",
