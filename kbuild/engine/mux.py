@@ -76,7 +76,7 @@ def through_keeper(target: SSHTarget, known_hosts: Path, *, strict: bool, stats:
                 raise KbuildError(f"{target.name}: the SSH connection keeper in {directory} stopped answering",
                                   hint="run again, or set ssh.persist to 0") from None
             continue
-        answer = wire.receive_json(sock, payload)
+        answer = wire.decode(payload)
         if kind == wire.ERROR:
             sock.close()
             raise wire.error_from(answer)
@@ -99,7 +99,6 @@ def _absolute_keys(target: SSHTarget) -> SSHTarget:
 
 def _reach_keeper(directory: Path) -> socket.socket:
     path = directory / SOCKET_NAME
-    started: subprocess.Popen[bytes] | None = None
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -110,12 +109,25 @@ def _reach_keeper(directory: Path) -> socket.socket:
             sock.close()
             if exc.errno not in _NOT_LISTENING:
                 raise KbuildError(f"cannot reach the SSH connection keeper at {path}: {exc.strerror}") from None
-        if started is None or started.poll() is not None:  # none yet, or one that lost the race and exited
-            started = _start_keeper(directory)
+        _ensure_starting(directory)
         if time.monotonic() > deadline:
             raise KbuildError(f"the SSH connection keeper did not start listening at {path} "
                               f"within {START_TIMEOUT:.0f}s", hint="set ssh.persist to 0 to connect without it")
         time.sleep(0.02)
+
+
+_starting: dict[Path, subprocess.Popen[bytes]] = {}  # the keeper this process started, per directory
+_starting_lock = threading.Lock()
+
+
+def _ensure_starting(directory: Path) -> None:
+    """Start a keeper unless this process already started one that has not exited. A run's hosts all arrive
+    here at once on its first run: 100 keepers starting together (each loading Python and paramiko) cost
+    the first logins 18 s at 100 hosts."""
+    with _starting_lock:
+        started = _starting.get(directory)
+        if started is None or started.poll() is not None:  # none yet, or one that lost the race and exited
+            _starting[directory] = _start_keeper(directory)
 
 
 def _start_keeper(directory: Path) -> subprocess.Popen[bytes]:
@@ -154,10 +166,10 @@ class KeptConnection(Connection):
                 elif kind == wire.STDERR:
                     err += payload
                 elif kind == wire.DONE:
-                    rc = int(wire.receive_json(self._sock, payload)["rc"])
+                    rc = int(wire.decode(payload)["rc"])
                     break
                 elif kind == wire.ERROR:
-                    raise wire.error_from(wire.receive_json(self._sock, payload))
+                    raise wire.error_from(wire.decode(payload))
                 else:
                     raise wire.WireError(f"unexpected {kind!r} frame")
         except (wire.WireError, OSError):

@@ -184,10 +184,13 @@ class _Handler(socketserver.BaseRequestHandler):
         kind, payload = wire.receive(sock)
         if kind != wire.OPEN:
             return
-        request = wire.receive_json(sock, payload)
+        request = wire.decode(payload)
         try:
             target = wire.target_from(request["target"])
             known_hosts, strict = Path(request["known_hosts"]), bool(request["strict"])
+        except (KeyError, TypeError):
+            raise wire.WireError("an open request without a target") from None
+        try:
             self.held, connection, new = keeper.hold(target, known_hosts, strict)
         except KbuildError as exc:
             wire.send_json(sock, wire.ERROR, wire.error_payload(exc))
@@ -196,7 +199,7 @@ class _Handler(socketserver.BaseRequestHandler):
         while True:
             kind, payload = wire.receive(sock)  # a WireError here: the run closed the host's socket, done
             if kind == wire.RUN:
-                if self._run(sock, connection, wire.receive_json(sock, payload)):
+                if self._run(sock, connection, wire.decode(payload)):
                     continue
             elif kind != wire.DROP:
                 raise wire.WireError(f"unexpected {kind!r} frame")

@@ -49,7 +49,8 @@ def receive(sock: socket.socket) -> tuple[bytes, bytes]:
     return kind, _exactly(sock, length)
 
 
-def receive_json(sock: socket.socket, payload: bytes) -> Any:
+def decode(payload: bytes) -> Any:
+    """A control frame's JSON."""
     if len(payload) > MAX_CONTROL:
         raise WireError("a control message is too long")
     try:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 from dataclasses import replace
 
 import pytest
 
 from bench import workload as wl
+from bench.drivers.config import PERSIST_VARIABLE
 from bench.harness import RunRecord, summarize
 from bench.report import engine_tables, login_floor_lines, targets
 from bench.sshdlog import SshCounts, count_script, parse_counts
 from bench.tools import TOOLS
 from bench.verify import HostState, problems
 from bench.workload import Host, Workload, ensure_blob, expected
+from kbuild.engine.mux import DIRECTORY_VARIABLE
+from kbuild.engine.muxd import PID_NAME
 
 HOST = Host("kb9bench-worker-1", "198.18.0.203")
 
@@ -207,3 +211,27 @@ def test_newer_results_replace_a_tools_runs_at_their_size_and_pool_the_rest():
     walls = {(s.tool, s.hosts): (s.runs, s.median) for s in summaries}
     assert walls == {("kbuild", 100): (2, 3.5), ("kbuild", 50): (1, 2.0), ("ansible", 100): (2, 705.0)}
     assert merged["login_floor_ms"] == {"100": [40.0, 39.0]}
+
+
+def test_kbuild_kept_runs_with_persist_and_counts_its_keepers_cpu_and_memory(tmp_path):
+    """The keeper outlives each run, so the run's own process tree misses its CPU: the tool reads it from /proc."""
+    tool = TOOLS["kbuild-kept"]()
+    tool.setup(tmp_path, None)  # type: ignore[arg-type]
+    keeper_dir = tool.keeper_dir
+    assert keeper_dir is not None and keeper_dir.stat().st_mode & 0o077 == 0
+    env = tool.invocation(tmp_path, tmp_path / "config.json").env
+    assert env[PERSIST_VARIABLE] == "60.0" and env[DIRECTORY_VARIABLE] == str(keeper_dir)
+    assert tool.helper_usage() == (None, 0.0, 0.0)  # no keeper yet
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ntime.sleep(30)"
+    keeper = subprocess.Popen(["python3", "-c", spin])  # stands in for the keeper's process: it burns 0.3 s
+    try:
+        (keeper_dir / PID_NAME).write_text(f"{keeper.pid}\n")
+        deadline = time.monotonic() + 10
+        while tool.helper_usage()[1] < 0.25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid, cpu, mb = tool.helper_usage()
+        assert pid == keeper.pid and cpu >= 0.25 and mb > 1
+        tool.finish()  # stops the keeper and removes its directory
+        assert keeper.wait(10) != 0 and not keeper_dir.exists()
+    finally:
+        keeper.kill()

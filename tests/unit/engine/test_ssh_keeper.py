@@ -237,3 +237,32 @@ def test_a_run_that_goes_away_mid_command_lets_go_of_the_host(host: LoopbackServ
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid), "the keeper still served the run that went away"
+
+
+def test_hosts_arriving_at_once_start_one_keeper(host: LoopbackServer, keeper_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first run reaches all its hosts at once: each starting a keeper of its own (Python and paramiko
+    loading 100 times over) cost a 100-host run 18 s before its first login."""
+    started = []
+    plain = mux._start_keeper
+
+    def counted(directory: Path):
+        started.append(directory)
+        return plain(directory)
+
+    monkeypatch.setattr(mux, "_start_keeper", counted)
+    connections = []
+
+    def reach() -> None:
+        connections.append(open_connection(_target(host), host.known_hosts, strict=True, stats=Stats()))
+
+    threads = [threading.Thread(target=reach) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(connections) == 12 and all(c.run("true").ok for c in connections)
+    for conn in connections:
+        conn.close()
+    assert started == [keeper_dir]
+    assert host.logins == 1  # and the keeper logged in once for all of them
