@@ -1,4 +1,5 @@
-"""SSH transport (paramiko): one connection per host, reused for every command and upload of a run.
+"""SSH transport (paramiko): one connection per host, reused for every command and upload of a run (and by
+later runs, through kbuild.engine.muxd, when `ssh.persist` asks for it).
 
 Everything goes through exec channels: commands, and file transfers as a stream on the command's
 stdin. That works the same for root and for a user with sudo (no SFTP, no second login), and
