@@ -40,8 +40,9 @@ REAP_EVERY = 0.5  # seconds between looks for connections past their time
 LINGER = 2.0  # seconds the keeper waits, holding nothing, for the run that started it to come
 
 
-@dataclass
+@dataclass(eq=False)
 class Kept:
+    key: str  # login_key's
     connection: SSHConnection
     persist: float
     last_used: float
@@ -58,7 +59,7 @@ class Keeper:
         self.handlers = 0
         self.last_activity = time.monotonic()
 
-    def hold(self, target: SSHTarget, known_hosts: Path, strict: bool) -> tuple[str, SSHConnection, bool]:
+    def hold(self, target: SSHTarget, known_hosts: Path, strict: bool) -> tuple[Kept, SSHConnection, bool]:
         """The connection for `target`, reused when one is kept and still answers; and whether it is new."""
         key = login_key(target, known_hosts, strict)
         with self.lock:
@@ -66,47 +67,42 @@ class Keeper:
         with key_lock:  # two runs reaching the same host at once log in once
             with self.lock:
                 kept = self.kept.get(key)
-            new = kept is None or not kept.connection.answers(min(target.connect_timeout, 5.0))
-            if new:
                 if kept is not None:
-                    self._forget(key)
-                connection = connect(target, known_hosts, strict=strict, stats=Stats())
-                kept = Kept(connection, target.persist, time.monotonic())
+                    kept.holders += 1  # held from here on: the reaper leaves it
+            if kept is not None and not kept.connection.answers(min(target.connect_timeout, 5.0)):
+                self.drop(kept)  # dead for every run that holds it
+                kept = None
+            new = kept is None
+            if kept is None:
+                kept = Kept(key, connect(target, known_hosts, strict=strict, stats=Stats()), target.persist,
+                            time.monotonic(), holders=1)
                 with self.lock:
                     self.kept[key] = kept
-            assert kept is not None
             with self.lock:
-                kept.holders += 1
                 kept.persist = max(kept.persist, target.persist)
-        return key, kept.connection.for_target(target), new
+        return kept, kept.connection.for_target(target), new
 
-    def release(self, key: str) -> None:
+    def release(self, kept: Kept) -> None:
         with self.lock:
-            kept = self.kept.get(key)
-            if kept is not None:
-                kept.holders -= 1
-                kept.last_used = time.monotonic()
+            kept.holders -= 1
+            kept.last_used = time.monotonic()
 
-    def drop(self, key: str) -> None:
+    def drop(self, kept: Kept) -> None:
+        """The host rebooted or its connection was lost: no run can use the connection any more. (Runs that
+        still hold it release it later; a connection made since for the same login is another entry.)"""
         with self.lock:
-            kept = self.kept.get(key)
-            if kept is not None:
-                kept.holders -= 1
-        self._forget(key)
-
-    def _forget(self, key: str) -> None:
-        with self.lock:
-            kept = self.kept.pop(key, None)
-        if kept is not None:
-            kept.connection.close()
+            if self.kept.get(kept.key) is kept:
+                del self.kept[kept.key]
+        kept.connection.close()
 
     def reap(self) -> bool:
         """Close what is past its time; whether the keeper should go on (it keeps or serves something)."""
         now = time.monotonic()
-        with self.lock:
-            expired = [k for k, v in self.kept.items() if v.holders <= 0 and now - v.last_used > v.persist]
-        for key in expired:
-            self._forget(key)
+        with self.lock:  # taken out under the lock, so a run that holds it meanwhile keeps it
+            expired = [self.kept.pop(k) for k, v in list(self.kept.items())
+                       if v.holders <= 0 and now - v.last_used > v.persist]
+        for kept in expired:
+            kept.connection.close()
         with self.lock:
             busy = bool(self.kept) or self.handlers > 0
             if busy:
@@ -114,8 +110,10 @@ class Keeper:
             return busy or now - self.last_activity < LINGER
 
     def close_all(self) -> None:
-        for key in list(self.kept):
-            self._forget(key)
+        with self.lock:
+            kept, self.kept = list(self.kept.values()), {}
+        for one in kept:
+            one.connection.close()
 
 
 def login_key(target: SSHTarget, known_hosts: Path, strict: bool) -> str:
@@ -169,7 +167,7 @@ class _Handler(socketserver.BaseRequestHandler):
         keeper = self.server.keeper
         with keeper.lock:
             keeper.handlers += 1
-        self.held: str | None = None  # the host this run holds, released however the run ends
+        self.held: Kept | None = None  # the host this run holds, released however the run ends
         try:
             self._serve(sock, keeper)
         except (wire.WireError, OSError):
@@ -203,6 +201,7 @@ class _Handler(socketserver.BaseRequestHandler):
                     continue
             elif kind != wire.DROP:
                 raise wire.WireError(f"unexpected {kind!r} frame")
+            keeper.release(self.held)
             keeper.drop(self.held)  # the host rebooted (DROP), or its connection was lost
             self.held = None
             return
