@@ -266,3 +266,21 @@ def test_hosts_arriving_at_once_start_one_keeper(host: LoopbackServer, keeper_di
         conn.close()
     assert started == [keeper_dir]
     assert host.logins == 1  # and the keeper logged in once for all of them
+
+
+def test_an_inventorys_ssh_persist_takes_the_cli_through_the_keeper(host: LoopbackServer, keeper_dir: Path,
+                                                                    cluster_from) -> None:
+    """What every command uses (kbuild.connect.open_pool) honours `ssh.persist`: two pools, one login."""
+    from kbuild.connect import open_pool
+
+    cluster = cluster_from(f"""\
+        cluster: {{name: t}}
+        ssh: {{key_file: {host.key_file}, port: {host.port}, known_hosts: {host.known_hosts}, persist: 30,
+               host_key_policy: strict, retries: 0}}
+        hosts:
+          m1: {{address: 198.18.0.10, roles: [etcd, control-plane], ssh: {{host: 127.0.0.1}}}}
+        """)
+    for expected in ("one", "two"):
+        with open_pool(cluster) as pool:
+            assert pool.get("m1").run(f"echo {expected}").out == f"{expected}\n"
+    assert host.logins == 1
