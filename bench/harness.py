@@ -145,7 +145,8 @@ class EngineBench:
                                                              version, restarted, before, marks)
                         made.append(record)
                         self.records.append(record)
-                        status = "ok" if record.valid else f"INVALID ({record.exit_code}; {'; '.join(record.problems[:3])})"
+                        status = ("ok" if record.valid else
+                                  f"INVALID ({record.exit_code}; {'; '.join(record.problems[:3])})")
                         self.say(f"  n={n:<3} {tool.name:<8} {scenario:<7} run {rep + 1}: {record.wall:7.2f} s  "
                                  f"{record.connections} conn  {record.sessions} sessions  {status}")
         finally:
