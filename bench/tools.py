@@ -19,7 +19,7 @@ import yaml
 from bench import workload as wl
 from bench.drivers.config import ENV_VAR, PERSIST_VARIABLE, DriverConfig
 from kbuild.engine.mux import DIRECTORY_VARIABLE
-from kbuild.engine.muxd import PID_NAME
+from kbuild.engine.muxd import keeper_pid
 
 DRIVERS = Path(__file__).parent / "drivers"
 REPO = Path(__file__).parent.parent
@@ -126,10 +126,7 @@ class KbuildKeptTool(KbuildTool):
                                        DIRECTORY_VARIABLE: str(self.keeper_dir)})
 
     def _keeper_pid(self) -> int | None:
-        try:
-            return int((self.keeper_dir / PID_NAME).read_text()) if self.keeper_dir else None
-        except (OSError, ValueError):
-            return None
+        return keeper_pid(self.keeper_dir) if self.keeper_dir else None
 
     def helper_usage(self) -> tuple[int | None, float, float]:
         pid = self._keeper_pid()

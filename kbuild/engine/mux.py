@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable
 
 from kbuild.engine import muxwire as wire
 from kbuild.engine.muxd import SOCKET_NAME
-from kbuild.engine.ssh import CHUNK, ByteSink, Connection, Result, SSHTarget, Stats, connect
+from kbuild.engine.ssh import CHUNK, ByteSink, Connection, Result, SSHTarget, Stats, connect, stdin_source
 from kbuild.errors import KbuildError, UnreachableError, UsageError
 from kbuild.userdirs import runtime_home
 
@@ -182,13 +182,10 @@ class KeptConnection(Connection):
         return Result(rc, bytes(out), bytes(err))
 
     def _feed(self, stdin: BinaryIO | bytes, sent: list[int], progress: Callable[[int], None] | None) -> None:
-        data = memoryview(stdin) if isinstance(stdin, (bytes, bytearray)) else None
+        source = stdin_source(stdin)
         try:
             while True:
-                if data is not None:
-                    chunk = bytes(data[sent[0]:sent[0] + CHUNK])
-                else:
-                    chunk = stdin.read(CHUNK)  # type: ignore[union-attr]
+                chunk = source.read(CHUNK)
                 if not chunk:
                     break
                 wire.send(self._sock, wire.STDIN, chunk)

@@ -40,6 +40,14 @@ REAP_EVERY = 0.5  # seconds between looks for connections past their time
 LINGER = 2.0  # seconds the keeper waits, holding nothing, for the run that started it to come
 
 
+def keeper_pid(directory: Path) -> int | None:
+    """The pid the last keeper of `directory` wrote (it may have exited since), or None."""
+    try:
+        return int((directory / PID_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @dataclass(eq=False)
 class Kept:
     key: str  # login_key's

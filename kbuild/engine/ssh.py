@@ -61,6 +61,11 @@ class SSHTarget:
     persist: float = 0.0
 
 
+def stdin_source(stdin: BinaryIO | bytes) -> BinaryIO:
+    """A command's stdin as something to read chunks from, whether it was given as bytes or as a file."""
+    return io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
+
+
 class ByteSink(Protocol):
     """Where a command's stdout goes as it arrives, instead of into memory: a file, or a hashing wrapper."""
 
@@ -200,9 +205,9 @@ class SSHConnection(Connection):
     def _feed(self, channel: paramiko.Channel, stdin: BinaryIO | bytes, out: bytearray, err: bytearray,
               sink: ByteSink | None, progress: Callable[[int], None] | None) -> int:
         sent = 0
-        source = io.BytesIO(stdin) if isinstance(stdin, (bytes, bytearray)) else stdin
+        source = stdin_source(stdin)
         while True:
-            chunk = source.read(CHUNK)  # type: ignore[union-attr]
+            chunk = source.read(CHUNK)
             if not chunk:
                 return sent
             try:

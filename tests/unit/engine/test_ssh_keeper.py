@@ -22,9 +22,10 @@ import pytest
 
 from kbuild.engine import mux
 from kbuild.engine.mux import open_connection
-from kbuild.engine.muxd import PID_NAME, SOCKET_NAME
+from kbuild.engine.muxd import SOCKET_NAME, keeper_pid
 from kbuild.engine.ssh import SSHConnection, SSHTarget, Stats
 from kbuild.errors import HostKeyError, KbuildError, UnreachableError, UsageError
+from kbuild.lab.machine import alive
 from tests.unit.engine.sshserver import LoopbackServer, executing_server
 
 
@@ -45,30 +46,12 @@ def host(tmp_path: Path) -> Iterator[LoopbackServer]:
 
 
 def _kill_keeper(directory: Path) -> None:
-    pid = _keeper_pid(directory)
+    pid = keeper_pid(directory)
     if pid is not None:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def _keeper_pid(directory: Path) -> int | None:
-    try:
-        return int((directory / PID_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is gone for our purposes
-        return (Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]) != "Z"
-    except OSError:
-        return False
 
 
 def _target(server: LoopbackServer, persist: float = 30.0, **kw) -> SSHTarget:
@@ -170,15 +153,15 @@ def test_an_unreachable_host_is_reported_as_such(keeper_dir: Path, tmp_path: Pat
 def test_the_keeper_goes_once_its_connections_are_past_their_time(host: LoopbackServer, keeper_dir: Path) -> None:
     conn = open_connection(_target(host, persist=0.5), host.known_hosts, strict=True, stats=Stats())
     assert conn.run("true").ok
-    pid = _keeper_pid(keeper_dir)
-    assert pid is not None and _alive(pid)
+    pid = keeper_pid(keeper_dir)
+    assert pid is not None and alive(pid)
     time.sleep(1.5)
-    assert _alive(pid), "a connection a run still holds is kept, however long the run takes"
+    assert alive(pid), "a connection a run still holds is kept, however long the run takes"
     conn.close()
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid)
+    assert not alive(pid)
     assert not (keeper_dir / SOCKET_NAME).exists()
     conn = open_connection(_target(host, persist=0.5), host.known_hosts, strict=True, stats=Stats())  # a new keeper
     assert conn.run("true").ok
@@ -217,7 +200,7 @@ def test_a_run_that_goes_away_mid_command_lets_go_of_the_host(host: LoopbackServ
     """Ctrl-C during a long command: the keeper closes the command's channel, as the run's own connection
     closing would have, instead of serving a run that is gone until the command ends."""
     conn = open_connection(_target(host, persist=0.5), host.known_hosts, strict=True, stats=Stats())
-    pid = _keeper_pid(keeper_dir)
+    pid = keeper_pid(keeper_dir)
     assert pid is not None
     failed: list[BaseException] = []
 
@@ -234,9 +217,9 @@ def test_a_run_that_goes_away_mid_command_lets_go_of_the_host(host: LoopbackServ
     runner.join(10)
     assert failed and not runner.is_alive()
     deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid), "the keeper still served the run that went away"
+    assert not alive(pid), "the keeper still served the run that went away"
 
 
 def test_hosts_arriving_at_once_start_one_keeper(host: LoopbackServer, keeper_dir: Path,
